@@ -1,0 +1,1 @@
+"""The ``provenance`` command line: a thin Click layer over the library."""

@@ -1,0 +1,114 @@
+"""Signer options shared by every command that signs (sign, later attest)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from provenance.errors import InputError, UsageError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+PASSWORD_ENV = "PROVENANCE_KEY_PASSWORD"
+
+
+def signer_options(fn: F) -> F:
+    options = [
+        click.option(
+            "--key",
+            "key_path",
+            type=click.Path(path_type=str),
+            metavar="PRIVATE.pem",
+            help="PEM private key: ECDSA P-256/P-384/P-521 or Ed25519. If it is encrypted, "
+            f"the password comes from ${PASSWORD_ENV} or a prompt.",
+        ),
+        click.option(
+            "--cert",
+            "cert_path",
+            type=click.Path(path_type=str),
+            metavar="LEAF.pem",
+            help="Signing certificate for --key (or --kms); goes into the signature.",
+        ),
+        click.option(
+            "--chain",
+            "chain_paths",
+            multiple=True,
+            type=click.Path(path_type=str),
+            metavar="INT.pem",
+            help="Intermediate certificate(s) to ship with --cert (repeatable; not the root).",
+        ),
+        click.option(
+            "--kms",
+            "kms_uri",
+            metavar="URI",
+            help="Sign with a key held in a KMS or HSM, by securesystemslib signer URI "
+            "(gcpkms:…, awskms:…, azurekms:…, hsm:…, envvar:…); needs the 'kms' extra.",
+        ),
+        click.option(
+            "--kms-public-key",
+            type=click.Path(path_type=str),
+            metavar="PUBLIC.pem",
+            help="Public key of the --kms key, for URIs that cannot look it up.",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _password(key_path: str) -> str | None:
+    password = os.environ.get(PASSWORD_ENV)
+    if password is not None:
+        return password
+    try:
+        with open(key_path, "rb") as f:
+            encrypted = b"ENCRYPTED" in f.read(1 << 20)
+    except OSError:
+        return None  # the loader reports the missing or unreadable file
+    if encrypted and sys.stdin.isatty():
+        return click.prompt(f"Password for {key_path}", hide_input=True, err=True)
+    return None
+
+
+def build_signer(
+    key_path: str | None,
+    cert_path: str | None,
+    chain_paths: tuple[str, ...],
+    kms_uri: str | None,
+    kms_public_key: str | None,
+) -> Any:
+    """Turn the signer options into one signer object, or explain what is missing."""
+    from provenance import signing
+
+    if key_path and kms_uri:
+        raise UsageError("give either --key or --kms, not both")
+    if chain_paths and not cert_path:
+        raise UsageError("--chain needs --cert")
+    if kms_uri:
+        base: Any = signing.kms_signer(kms_uri, public_key=kms_public_key)
+    elif key_path:
+        base = signing.KeySigner.from_file(key_path, _password(key_path))
+    else:
+        raise UsageError("say how to sign: --key PRIVATE.pem (with --cert for a certificate) or --kms URI")
+    if cert_path:
+        return signing.CertificateSigner.from_files(base, cert_path, chain_paths)
+    return base
+
+
+def describe_signer(signer: Any) -> str:
+    cert = getattr(signer, "certificate", None)
+    if cert is not None:
+        from provenance.signing._certs import describe_certificate
+
+        return describe_certificate(cert)
+    try:
+        from provenance.signing._keys import describe_key, key_hint
+
+        key = signer.public_key()
+        return f"{describe_key(key)} key {key_hint(key)[:16]}"
+    except (AttributeError, InputError):
+        return type(signer).__name__

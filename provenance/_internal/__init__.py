@@ -1,0 +1,1 @@
+"""Implementation details of provenance; nothing here is a stable API."""

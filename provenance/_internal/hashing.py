@@ -1,0 +1,347 @@
+"""Walk a model tree and hash it: streaming, parallel, bounded memory.
+
+This module knows files and digests and nothing of signatures or manifests'
+wire format, so the same engine hashes models and datasets.
+
+Why it is shaped like this:
+
+* ``hashlib`` and ``blake3`` release the GIL for large updates and
+  ``readinto`` releases it for the read, so plain threads keep every core busy
+  on big files; on small files the per-task overhead dominates, so many small
+  files go into one task.
+* Each worker owns one reusable buffer; memory is workers x buffer size,
+  whatever the model's size.
+* Special files are never opened for reading a byte: a FIFO would block
+  forever. Files are opened with ``O_NONBLOCK`` and checked with ``fstat``
+  after opening, so a file swapped for a FIFO between the walk and the open
+  is still refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+
+from provenance.errors import InputError
+
+__all__ = [
+    "ALGORITHMS",
+    "FileEntry",
+    "Task",
+    "hash_tasks",
+    "new_hasher",
+    "walk",
+]
+
+#: Hash algorithms allowed anywhere in provenance (security invariant 6).
+ALGORITHMS: tuple[str, ...] = ("sha256", "sha384", "sha512", "blake2b", "blake3")
+
+_BUFFER_SIZE = 8 << 20  # per worker; large reads keep the GIL released longer
+_SMALL_FILE = 1 << 20  # files below this are batched
+_BATCH_BYTES = 16 << 20  # target bytes in one batch of small files
+_BATCH_FILES = 512  # and at most this many files in one batch
+_O_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def new_hasher(algorithm: str) -> hashlib._Hash:
+    """Return a fresh streaming hasher; ``blake3`` comes from the blake3 package."""
+    if algorithm in ("sha256", "sha384", "sha512"):
+        return hashlib.new(algorithm)
+    if algorithm == "blake2b":
+        return hashlib.blake2b()
+    if algorithm == "blake3":
+        import blake3  # imported lazily: a compiled extension most runs never need
+
+        return blake3.blake3()  # type: ignore[return-value]
+    raise InputError(f"unsupported hash algorithm {algorithm!r}; use one of {', '.join(ALGORITHMS)}")
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One regular file of the model: its manifest name and where to read it."""
+
+    name: str  # relative POSIX path; "." for a single-file model
+    path: str  # path to open
+    size: int
+
+
+def _describe(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def _is_within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def walk(
+    root: str | os.PathLike[str],
+    *,
+    ignore_paths: Iterable[str] = (),
+    allow_symlinks: bool = False,
+    only: Iterable[str] | None = None,
+) -> list[FileEntry]:
+    """List the regular files of a model in manifest order.
+
+    ``ignore_paths`` are POSIX paths relative to the root; each hides that file
+    or that folder and everything in it. ``only`` restricts the walk to the
+    named files (those that exist), for ``--ignore-unsigned-files``.
+
+    Order is by path component (``a/b`` before ``a-c``), as ``model-signing``
+    writes it, so both tools produce the same root digest for the same tree.
+    """
+    root = os.fspath(root)
+    try:
+        st = os.lstat(root)
+    except FileNotFoundError:
+        raise InputError(f"model path '{root}' does not exist") from None
+    except OSError as e:
+        raise InputError(f"cannot read model path '{root}': {e.strerror}") from None
+
+    if stat.S_ISLNK(st.st_mode):
+        if not allow_symlinks:
+            raise InputError(
+                f"model path '{root}' is a symbolic link; pass --allow-symlinks to follow it"
+            )
+        st = os.stat(root)
+    if stat.S_ISREG(st.st_mode):
+        return [FileEntry(".", root, st.st_size)]
+    if not stat.S_ISDIR(st.st_mode):
+        raise InputError(f"model path '{root}' is {_describe(st.st_mode)}; refusing to read it")
+
+    ignored = {_normalize_ignore(p) for p in ignore_paths}
+    ignored.discard("")
+    real_root = os.path.realpath(root)
+    if only is not None:
+        return _walk_only(root, real_root, only, ignored, allow_symlinks)
+
+    entries: list[FileEntry] = []
+    # Iterative depth-first walk; each stack item is (relative prefix, os path).
+    stack: list[tuple[str, str]] = [("", root)]
+    seen_dirs = {real_root}
+    while stack:
+        prefix, folder = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                children = sorted(it, key=lambda e: e.name)
+        except OSError as e:
+            raise InputError(f"cannot list folder '{folder}': {e.strerror}") from None
+        subdirs: list[tuple[str, str]] = []
+        for child in children:
+            name = prefix + child.name
+            if name in ignored:
+                continue
+            if child.is_symlink():
+                if not allow_symlinks:
+                    raise InputError(
+                        f"'{name}' is a symbolic link; pass --allow-symlinks to follow "
+                        "links that stay inside the model"
+                    )
+                target = os.path.realpath(child.path)
+                if not _is_within(target, real_root):
+                    raise InputError(f"symbolic link '{name}' points outside the model")
+                try:
+                    tst = os.stat(child.path)
+                except OSError:
+                    raise InputError(f"symbolic link '{name}' is broken") from None
+                if stat.S_ISDIR(tst.st_mode):
+                    if target in seen_dirs:
+                        raise InputError(f"symbolic link '{name}' makes a loop")
+                    seen_dirs.add(target)
+                    subdirs.append((name + "/", child.path))
+                elif stat.S_ISREG(tst.st_mode):
+                    entries.append(FileEntry(name, child.path, tst.st_size))
+                else:
+                    raise InputError(
+                        f"'{name}' links to {_describe(tst.st_mode)}; refusing to read it"
+                    )
+                continue
+            if child.is_dir(follow_symlinks=False):
+                subdirs.append((name + "/", child.path))
+            elif child.is_file(follow_symlinks=False):
+                entries.append(FileEntry(name, child.path, child.stat(follow_symlinks=False).st_size))
+            else:
+                mode = child.stat(follow_symlinks=False).st_mode
+                raise InputError(f"'{name}' is {_describe(mode)}; refusing to read it")
+        # Push in reverse so folders are visited in name order; the final sort
+        # below fixes the interleaving of files and folders.
+        stack.extend(reversed(subdirs))
+    entries.sort(key=lambda e: e.name.split("/"))
+    return entries
+
+
+def _normalize_ignore(path: str) -> str:
+    path = path.replace(os.sep, "/").strip("/")
+    while path.startswith("./"):
+        path = path[2:]
+    return path
+
+
+def _walk_only(
+    root: str, real_root: str, names: Iterable[str], ignored: set[str], allow_symlinks: bool
+) -> list[FileEntry]:
+    entries = []
+    for name in dict.fromkeys(names):
+        parts = name.split("/")
+        if any("/".join(parts[: i + 1]) in ignored for i in range(len(parts))):
+            continue
+        path = os.path.join(root, *parts)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            raise InputError(f"cannot read '{name}': {e.strerror}") from None
+        if stat.S_ISLNK(st.st_mode) or os.path.realpath(path) != os.path.join(real_root, *parts):
+            if not allow_symlinks:
+                raise InputError(f"'{name}' is or passes through a symbolic link; refusing it")
+            if not _is_within(os.path.realpath(path), real_root):
+                raise InputError(f"symbolic link '{name}' points outside the model")
+            try:
+                st = os.stat(path)
+            except OSError:
+                raise InputError(f"symbolic link '{name}' is broken") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(f"'{name}' is {_describe(st.st_mode)}; refusing to read it")
+        entries.append(FileEntry(name, path, st.st_size))
+    entries.sort(key=lambda e: e.name.split("/"))
+    return entries
+
+
+@dataclass(frozen=True)
+class Task:
+    """A byte range of one file to hash into one digest."""
+
+    entry: FileEntry
+    start: int
+    end: int
+
+
+_local = threading.local()
+
+
+def _buffer() -> memoryview:
+    buf = getattr(_local, "buf", None)
+    if buf is None:
+        buf = _local.buf = memoryview(bytearray(_BUFFER_SIZE))
+    return buf
+
+
+def _hash_range(task: Task, algorithm: str) -> bytes:
+    entry = task.entry
+    try:
+        fd = os.open(entry.path, _O_FLAGS)
+    except OSError as e:
+        raise InputError(f"cannot open '{entry.name}': {e.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(f"'{entry.name}' is {_describe(st.st_mode)}; refusing to read it")
+        hasher = new_hasher(algorithm)
+        remaining = task.end - task.start
+        if remaining and hasattr(os, "posix_fadvise"):
+            os.posix_fadvise(fd, task.start, remaining, os.POSIX_FADV_SEQUENTIAL)
+        buf = _buffer()
+        offset = task.start
+        while remaining:
+            want = min(remaining, len(buf))
+            n = os.preadv(fd, [buf[:want]], offset)
+            if n == 0:
+                raise InputError(f"'{entry.name}' changed while it was being hashed (shrank)")
+            hasher.update(buf[:n])
+            remaining -= n
+            offset += n
+        if task.end == entry.size and task.start == 0 and os.fstat(fd).st_size != entry.size:
+            raise InputError(f"'{entry.name}' changed while it was being hashed (grew)")
+        return hasher.digest()
+    except OSError as e:
+        raise InputError(f"cannot read '{entry.name}': {e.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def _batches(tasks: Sequence[Task]) -> Iterator[list[int]]:
+    """Group task indices so small ranges share one pool submission."""
+    batch: list[int] = []
+    size = 0
+    for i, t in enumerate(tasks):
+        length = t.end - t.start
+        if length >= _SMALL_FILE:
+            yield [i]
+            continue
+        batch.append(i)
+        size += length
+        if size >= _BATCH_BYTES or len(batch) >= _BATCH_FILES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def hash_tasks(
+    tasks: Sequence[Task],
+    algorithm: str,
+    *,
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[bytes]:
+    """Hash every task in parallel; digests come back in task order.
+
+    ``progress`` is called from the calling thread with the number of bytes
+    just finished, so a progress bar needs no locking.
+    """
+    new_hasher(algorithm)  # fail early on a bad name, before any thread starts
+    digests: list[bytes] = [b""] * len(tasks)
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    workers = max(1, workers or 1)
+
+    def run(batch: list[int]) -> int:
+        done = 0
+        for i in batch:
+            digests[i] = _hash_range(tasks[i], algorithm)
+            done += tasks[i].end - tasks[i].start
+        return done
+
+    batches = list(_batches(tasks))
+    if workers == 1 or len(batches) <= 1:
+        for batch in batches:
+            done = run(batch)
+            if progress:
+                progress(done)
+        return digests
+
+    # Bounded submission: a million-file dataset must not become a million
+    # queued futures; keep a few batches per worker in flight.
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="provenance-hash") as pool:
+        pending: set[Future[int]] = set()
+        it = iter(batches)
+        limit = workers * 4
+        try:
+            for batch in it:
+                pending.add(pool.submit(run, batch))
+                if len(pending) >= limit:
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for f in finished:
+                        n = f.result()
+                        if progress:
+                            progress(n)
+            for f in pending:
+                n = f.result()
+                if progress:
+                    progress(n)
+        except BaseException:
+            for f in pending:
+                f.cancel()
+            raise
+    return digests

@@ -1,0 +1,145 @@
+"""Sigstore bundles (v0.1-v0.3) holding one DSSE envelope.
+
+Three kinds of verification material are recognised: a plain public key
+(``publicKey``), an organisation's certificate chain
+(``x509CertificateChain``) and a Sigstore keyless certificate with
+transparency-log entries (``certificate``). This module only parses and
+writes; trust decisions belong to the verifiers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from provenance.dsse import Envelope, b64decode
+from provenance.errors import InputError
+
+__all__ = ["BUNDLE_MEDIA_TYPE", "Bundle", "MaterialKind"]
+
+BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+_MEDIA_TYPES = {
+    "application/vnd.dev.sigstore.bundle+json;version=0.1",
+    "application/vnd.dev.sigstore.bundle+json;version=0.2",
+    "application/vnd.dev.sigstore.bundle+json;version=0.3",
+    BUNDLE_MEDIA_TYPE,
+}
+
+MaterialKind = Literal["public_key", "x509_chain", "sigstore"]
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A parsed bundle; ``raw`` keeps the JSON for Sigstore's own verifier."""
+
+    envelope: Envelope
+    kind: MaterialKind
+    key_hint: str | None = None
+    key_raw: bytes | None = None  # pre-1.1 model-signing put the key PEM here
+    certificates: tuple[bytes, ...] = ()  # DER, leaf first
+    media_type: str = BUNDLE_MEDIA_TYPE
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def for_key(cls, envelope: Envelope, hint: str) -> Bundle:
+        return cls(envelope=envelope, kind="public_key", key_hint=hint)
+
+    @classmethod
+    def for_chain(cls, envelope: Envelope, certificates: list[bytes]) -> Bundle:
+        return cls(envelope=envelope, kind="x509_chain", certificates=tuple(certificates))
+
+    def to_json(self) -> dict[str, Any]:
+        if self.kind == "sigstore":
+            return dict(self.raw)
+        material: dict[str, Any]
+        if self.kind == "public_key":
+            material = {"publicKey": {"hint": self.key_hint or ""}}
+        else:
+            import base64
+
+            material = {
+                "x509CertificateChain": {
+                    "certificates": [
+                        {"rawBytes": base64.b64encode(c).decode("ascii")} for c in self.certificates
+                    ]
+                }
+            }
+        material["tlogEntries"] = []
+        return {
+            "mediaType": self.media_type,
+            "verificationMaterial": material,
+            "dsseEnvelope": self.envelope.to_json(),
+        }
+
+    def to_bytes(self) -> bytes:
+        """Compact JSON, one object, as ``model-signing`` writes ``model.sig``."""
+        return json.dumps(self.to_json(), separators=(",", ":")).encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls, data: bytes, source: str = "signature") -> Bundle:
+        try:
+            doc = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise InputError(f"{source} is not valid JSON ({e})") from None
+        if not isinstance(doc, dict):
+            raise InputError(f"{source} is not a JSON object")
+        media_type = doc.get("mediaType")
+        if media_type not in _MEDIA_TYPES:
+            raise InputError(f"{source} is not a Sigstore bundle (mediaType {media_type!r})")
+        if "dsseEnvelope" not in doc:
+            raise InputError(
+                f"{source} signs a message, not an in-toto statement; it is not a model signature"
+            )
+        envelope = Envelope.from_json(doc["dsseEnvelope"])
+        material = doc.get("verificationMaterial")
+        if not isinstance(material, Mapping):
+            raise InputError(f"{source} has no verificationMaterial")
+
+        if "publicKey" in material:
+            pk = material["publicKey"]
+            if not isinstance(pk, Mapping):
+                raise InputError(f"{source}: verificationMaterial.publicKey is not an object")
+            hint = pk.get("hint")
+            raw_key = pk.get("rawBytes")
+            if hint is not None and not isinstance(hint, str):
+                raise InputError(f"{source}: publicKey.hint is not a string")
+            return cls(
+                envelope=envelope,
+                kind="public_key",
+                key_hint=hint or None,
+                key_raw=b64decode(raw_key, "publicKey.rawBytes") if raw_key else None,
+                media_type=media_type,
+                raw=doc,
+            )
+        tlog = material.get("tlogEntries") or []
+        if "x509CertificateChain" in material:
+            chain = material["x509CertificateChain"]
+            certs = chain.get("certificates") if isinstance(chain, Mapping) else None
+            if not isinstance(certs, list) or not certs:
+                raise InputError(f"{source}: x509CertificateChain has no certificates")
+            ders = []
+            for c in certs:
+                if not isinstance(c, Mapping):
+                    raise InputError(f"{source}: a chain certificate is not an object")
+                ders.append(b64decode(c.get("rawBytes"), "certificate rawBytes"))
+            return cls(
+                envelope=envelope,
+                # Bundles before v0.3 carried Fulcio certificates as a chain.
+                kind="sigstore" if tlog else "x509_chain",
+                certificates=tuple(ders),
+                media_type=media_type,
+                raw=doc,
+            )
+        if "certificate" in material:
+            cert = material["certificate"]
+            der = b64decode(cert.get("rawBytes") if isinstance(cert, Mapping) else None, "certificate")
+            return cls(
+                envelope=envelope,
+                kind="sigstore",
+                certificates=(der,),
+                media_type=media_type,
+                raw=doc,
+            )
+        raise InputError(f"{source} has no verification material this tool understands")

@@ -1,0 +1,87 @@
+"""DSSE v1 envelopes: the pre-authentication encoding and one signature.
+
+Signatures are computed over ``PAE(type, body)``, never over the JSON of the
+envelope, so the payload is kept as the exact bytes that were signed and is
+parsed only after the signature has been checked (security invariant 2).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from provenance.errors import InputError
+
+__all__ = ["INTOTO_PAYLOAD_TYPE", "Envelope", "pae"]
+
+INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
+
+
+def pae(payload_type: str, payload: bytes) -> bytes:
+    """``DSSEv1 <len(type)> <type> <len(body)> <body>``, lengths in bytes."""
+    t = payload_type.encode("utf-8")
+    return b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
+
+
+def legacy_pae(payload: bytes) -> bytes:
+    """The malformed PAE that ``model-signing`` 0.2 signed (verification only).
+
+    It formatted the payload's Python ``repr`` into a string and spelled the
+    prefix ``DSSEV1``; the capital V means it can never collide with a real PAE.
+    """
+    return f"DSSEV1 {len(INTOTO_PAYLOAD_TYPE)} {INTOTO_PAYLOAD_TYPE} {len(payload)} {payload!r}".encode()
+
+
+def b64decode(value: Any, what: str) -> bytes:
+    """Strict base64 (standard or URL-safe alphabet), as DSSE allows either."""
+    if not isinstance(value, str):
+        raise InputError(f"{what} is not a base64 string")
+    try:
+        if "-" in value or "_" in value:
+            return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        return base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise InputError(f"{what} is not valid base64") from None
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A DSSE envelope with exactly one signature."""
+
+    payload: bytes
+    payload_type: str
+    signature: bytes
+    keyid: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "payload": base64.b64encode(self.payload).decode("ascii"),
+            "payloadType": self.payload_type,
+            "signatures": [
+                {"sig": base64.b64encode(self.signature).decode("ascii"), "keyid": self.keyid}
+            ],
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Envelope:
+        if not isinstance(data, Mapping):
+            raise InputError("dsseEnvelope is not an object")
+        payload_type = data.get("payloadType")
+        if not isinstance(payload_type, str):
+            raise InputError("dsseEnvelope has no payloadType")
+        sigs = data.get("signatures")
+        if not isinstance(sigs, list) or len(sigs) != 1 or not isinstance(sigs[0], Mapping):
+            count = len(sigs) if isinstance(sigs, list) else 0
+            raise InputError(f"dsseEnvelope must carry exactly one signature, not {count}")
+        keyid = sigs[0].get("keyid") or ""
+        if not isinstance(keyid, str):
+            raise InputError("dsseEnvelope signature keyid is not a string")
+        return cls(
+            payload=b64decode(data.get("payload"), "dsseEnvelope.payload"),
+            payload_type=payload_type,
+            signature=b64decode(sigs[0].get("sig"), "dsseEnvelope signature"),
+            keyid=keyid,
+        )

@@ -1,0 +1,339 @@
+"""Manifests: what was hashed, how, and the root digest that names a model.
+
+A manifest converts to and from the OpenSSF Model Signing (OMS) predicate,
+``https://model_signing/signature/v1.0``, byte-compatible with the
+``model-signing`` package; the legacy ``https://model_signing/Digests/v0.1``
+statements of its 0.2 releases are read too.
+
+Names in a manifest come from signed but untrusted input and are later joined
+to a folder on disk, so they are checked strictly (security invariant 4): no
+``..``, no absolute paths, no backslashes, no control characters, no
+duplicates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from provenance.errors import InputError
+
+__all__ = [
+    "DEFAULT_IGNORE_PATHS",
+    "DEFAULT_SHARD_SIZE",
+    "LEGACY_PREDICATE_TYPE",
+    "OMS_PREDICATE_TYPE",
+    "STATEMENT_TYPE",
+    "Manifest",
+    "Resource",
+    "Serialization",
+]
+
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+OMS_PREDICATE_TYPE = "https://model_signing/signature/v1.0"
+LEGACY_PREDICATE_TYPE = "https://model_signing/Digests/v0.1"
+
+#: 1 GB, as ``model-signing`` counts it, so default shard names match its own.
+DEFAULT_SHARD_SIZE = 1_000_000_000
+
+#: Always left out of a model's manifest: version-control metadata and the
+#: files this tool writes beside the model.
+DEFAULT_IGNORE_PATHS: tuple[str, ...] = (
+    ".git",
+    ".gitattributes",
+    ".github",
+    ".gitignore",
+    "model.sig",
+    "model.intoto.jsonl",
+)
+
+_ALGORITHMS = ("sha256", "sha384", "sha512", "blake2b", "blake3")
+# The names model-signing writes in ``serialization.hash_type``.
+_WIRE_HASH_TYPE = {"blake2b": "blake2"}
+_FROM_WIRE_HASH_TYPE = {"blake2": "blake2b", "blake2b": "blake2b"}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_DIGEST_SIZE = {"sha256": 32, "sha384": 48, "sha512": 64, "blake2b": 64, "blake3": 32}
+
+
+def check_name(name: str) -> None:
+    """Refuse a resource path that could escape or confuse the model root."""
+    if not name:
+        raise InputError("manifest names an empty path")
+    if name == ".":
+        return
+    shown = name.encode("unicode_escape").decode("ascii")
+    if _CONTROL.search(name):
+        raise InputError(f"manifest path '{shown}' contains a control character")
+    if "\\" in name:
+        raise InputError(f"manifest path '{shown}' contains a backslash")
+    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        raise InputError(f"manifest path '{shown}' is absolute")
+    for part in name.split("/"):
+        if part in ("", ".", ".."):
+            raise InputError(f"manifest path '{shown}' is not a plain relative path")
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One hashed resource: a file, or a byte range ``path:start:end`` of one."""
+
+    name: str
+    algorithm: str
+    digest: bytes
+
+    @property
+    def path(self) -> str:
+        """The file this resource belongs to (without a shard's range)."""
+        return _split_shard(self.name)[0] if "-sharded-" in self.algorithm else self.name
+
+
+def _split_shard(name: str) -> tuple[str, int, int]:
+    # rsplit: a file name may itself contain ':'.
+    parts = name.rsplit(":", 2)
+    if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
+        raise InputError(f"shard name {name!r} is not of the form path:start:end")
+    start, end = int(parts[1]), int(parts[2])
+    if start >= end:
+        raise InputError(f"shard name {name!r} has an empty or inverted range")
+    return parts[0], start, end
+
+
+@dataclass(frozen=True)
+class Serialization:
+    """How the model was turned into resources; verification repeats it exactly."""
+
+    method: str = "files"
+    hash_type: str = "sha256"
+    allow_symlinks: bool = False
+    shard_size: int | None = None
+    ignore_paths: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.method not in ("files", "shards"):
+            raise InputError(f"unknown serialization method {self.method!r}")
+        if self.hash_type not in _ALGORITHMS:
+            raise InputError(
+                f"hash algorithm {self.hash_type!r} is not allowed; "
+                f"use one of {', '.join(_ALGORITHMS)}"
+            )
+        if self.method == "shards":
+            if self.shard_size is None:
+                object.__setattr__(self, "shard_size", DEFAULT_SHARD_SIZE)
+            elif self.shard_size <= 0:
+                raise InputError(f"shard size must be positive, not {self.shard_size}")
+        elif self.shard_size is not None:
+            object.__setattr__(self, "shard_size", None)
+
+    @property
+    def resource_algorithm(self) -> str:
+        """The per-resource algorithm string, as ``model-signing`` names it."""
+        if self.method == "shards":
+            return f"{self.hash_type}-sharded-{self.shard_size}"
+        return self.hash_type
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "method": self.method,
+            "hash_type": _WIRE_HASH_TYPE.get(self.hash_type, self.hash_type),
+            "allow_symlinks": self.allow_symlinks,
+        }
+        if self.method == "shards":
+            out["shard_size"] = self.shard_size
+        if self.ignore_paths:
+            out["ignore_paths"] = list(self.ignore_paths)
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any) -> Serialization:
+        if not isinstance(data, Mapping):
+            raise InputError("predicate.serialization is not an object")
+        method = data.get("method")
+        hash_type = _FROM_WIRE_HASH_TYPE.get(data.get("hash_type"), data.get("hash_type"))
+        allow = data.get("allow_symlinks", False)
+        if isinstance(allow, str):  # model-signing 0.2 wrote "false"
+            allow = allow.lower() == "true"
+        if not isinstance(allow, bool):
+            raise InputError("serialization.allow_symlinks is not a boolean")
+        shard_size = data.get("shard_size")
+        if method == "shards":
+            shard_size = _integer(shard_size, "serialization.shard_size")
+        ignore = data.get("ignore_paths", [])
+        if not isinstance(ignore, list) or not all(isinstance(p, str) for p in ignore):
+            raise InputError("serialization.ignore_paths is not a list of strings")
+        if not isinstance(method, str) or not isinstance(hash_type, str):
+            raise InputError("serialization.method and hash_type must be strings")
+        return cls(
+            method=method,
+            hash_type=hash_type,
+            allow_symlinks=allow,
+            shard_size=shard_size if method == "shards" else None,
+            ignore_paths=tuple(ignore),
+        )
+
+
+def _integer(value: Any, what: str) -> int:
+    # Protobuf JSON writes integers as floats ("1024.0"); accept exact ones.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(f"{what} is not a number")
+    if isinstance(value, float) and (not math.isfinite(value) or not value.is_integer()):
+        raise InputError(f"{what} is not an integer")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """An ordered list of resources and the parameters that produced them.
+
+    The root digest, SHA-256 over the raw resource digests in listed order,
+    names the model in signatures, attestations and lineage.
+    """
+
+    model_name: str
+    resources: tuple[Resource, ...]
+    serialization: Serialization = field(default_factory=Serialization)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "resources", tuple(self.resources))
+        seen: set[str] = set()
+        for r in self.resources:
+            if "-sharded-" in r.algorithm:
+                check_name(_split_shard(r.name)[0])
+            else:
+                check_name(r.name)
+            if r.name in seen:
+                raise InputError(f"manifest lists '{r.name}' twice")
+            seen.add(r.name)
+            if r.name == "." and len(self.resources) != 1:
+                raise InputError("manifest mixes a single-file entry '.' with other files")
+
+    @property
+    def root_digest(self) -> str:
+        """Hex SHA-256 over the concatenated raw resource digests."""
+        h = hashlib.sha256()
+        for r in self.resources:
+            h.update(r.digest)
+        return h.hexdigest()
+
+    @property
+    def files(self) -> list[str]:
+        """The distinct files covered, in manifest order."""
+        return list(dict.fromkeys(r.path for r in self.resources))
+
+    def to_statement(self) -> dict[str, Any]:
+        """The in-toto Statement v1 with the OMS predicate."""
+        return {
+            "_type": STATEMENT_TYPE,
+            "subject": [{"name": self.model_name, "digest": {"sha256": self.root_digest}}],
+            "predicateType": OMS_PREDICATE_TYPE,
+            "predicate": {
+                "serialization": self.serialization.to_json(),
+                "resources": [
+                    {"name": r.name, "algorithm": r.algorithm, "digest": r.digest.hex()}
+                    for r in self.resources
+                ],
+            },
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """A plain summary for ``--json`` output and tooling."""
+        return {
+            "model_name": self.model_name,
+            "root_digest": self.root_digest,
+            "serialization": self.serialization.to_json(),
+            "resources": [
+                {"name": r.name, "algorithm": r.algorithm, "digest": r.digest.hex()}
+                for r in self.resources
+            ],
+        }
+
+    @classmethod
+    def from_statement(cls, statement: Any) -> Manifest:
+        """Read a manifest from a parsed in-toto statement (OMS v1.0 or legacy v0.1).
+
+        The subject digest must equal the root recomputed from the listed
+        resources, so a statement cannot claim one model and list another.
+        """
+        if not isinstance(statement, Mapping):
+            raise InputError("signed payload is not a JSON object")
+        if statement.get("_type") != STATEMENT_TYPE:
+            raise InputError(f"signed payload is not an in-toto Statement v1 ({STATEMENT_TYPE})")
+        subjects = statement.get("subject")
+        if not isinstance(subjects, list) or not subjects:
+            raise InputError("statement has no subject")
+        predicate_type = statement.get("predicateType")
+        if predicate_type == LEGACY_PREDICATE_TYPE:
+            return cls._from_legacy(subjects)
+        if predicate_type != OMS_PREDICATE_TYPE:
+            raise InputError(
+                f"statement predicate is {predicate_type!r}, not a model signature "
+                f"({OMS_PREDICATE_TYPE})"
+            )
+        if len(subjects) != 1:
+            raise InputError(f"a model signature has one subject, this one has {len(subjects)}")
+        subject = subjects[0]
+        name = subject.get("name") if isinstance(subject, Mapping) else None
+        digest = subject.get("digest") if isinstance(subject, Mapping) else None
+        if not isinstance(name, str) or not isinstance(digest, Mapping):
+            raise InputError("statement subject lacks a name or digest")
+        expected_root = digest.get("sha256")
+        if not isinstance(expected_root, str):
+            raise InputError("statement subject has no sha256 digest")
+
+        predicate = statement.get("predicate")
+        if not isinstance(predicate, Mapping):
+            raise InputError("statement predicate is not an object")
+        serialization = Serialization.from_json(predicate.get("serialization"))
+        raw_resources = predicate.get("resources")
+        if not isinstance(raw_resources, list):
+            raise InputError("predicate.resources is not a list")
+        resources = [_resource_from_json(r, serialization) for r in raw_resources]
+        manifest = cls(name, tuple(resources), serialization)
+        if manifest.root_digest != expected_root.lower():
+            raise InputError(
+                "statement is inconsistent: its subject digest does not match its resources"
+            )
+        return manifest
+
+    @classmethod
+    def _from_legacy(cls, subjects: Sequence[Any]) -> Manifest:
+        resources = []
+        for s in subjects:
+            if not isinstance(s, Mapping) or not isinstance(s.get("name"), str):
+                raise InputError("legacy statement subject lacks a name")
+            value = (s.get("digest") or {}).get("sha256")
+            resources.append(Resource(s["name"], "sha256", _hex(value, "sha256", s["name"])))
+        return cls("", tuple(resources), Serialization(method="files", hash_type="sha256"))
+
+
+def _hex(value: Any, algorithm: str, name: str) -> bytes:
+    if not isinstance(value, str):
+        raise InputError(f"resource '{name}' has no digest")
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        raise InputError(f"resource '{name}' digest is not hexadecimal") from None
+    size = _DIGEST_SIZE.get(algorithm)
+    if size is not None and len(raw) != size:
+        raise InputError(f"resource '{name}' digest has the wrong length for {algorithm}")
+    return raw
+
+
+def _resource_from_json(data: Any, serialization: Serialization) -> Resource:
+    if not isinstance(data, Mapping):
+        raise InputError("a predicate resource is not an object")
+    name, algorithm = data.get("name"), data.get("algorithm")
+    if not isinstance(name, str) or not isinstance(algorithm, str):
+        raise InputError("a predicate resource lacks a name or algorithm")
+    if algorithm != serialization.resource_algorithm:
+        base = algorithm.split("-sharded-")[0]
+        if base not in _ALGORITHMS:
+            raise InputError(f"resource '{name}' uses a disallowed algorithm {algorithm!r}")
+        raise InputError(
+            f"resource '{name}' algorithm {algorithm!r} does not match the serialization "
+            f"({serialization.resource_algorithm!r})"
+        )
+    return Resource(name, algorithm, _hex(data.get("digest"), serialization.hash_type, name))

@@ -1,0 +1,46 @@
+"""Signers and verifiers: plain keys, certificate chains, and keys in a KMS or HSM.
+
+A signer turns a payload into a Sigstore bundle (``sign(payload, type)``); a
+verifier checks a bundle and says who signed it (``verify(bundle)``), raising
+:class:`provenance.errors.VerificationError` otherwise. Both are small objects
+with one method each, so new kinds compose without a class hierarchy.
+
+The classes load lazily: importing this package does not import
+``cryptography``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from provenance.signing._certs import CertificateSigner, CertificateVerifier
+    from provenance.signing._keys import KeySigner, KeyVerifier, Verified
+    from provenance.signing._kms import kms_signer
+
+__all__ = [
+    "CertificateSigner",
+    "CertificateVerifier",
+    "KeySigner",
+    "KeyVerifier",
+    "Verified",
+    "kms_signer",
+]
+
+_WHERE = {
+    "KeySigner": "_keys",
+    "KeyVerifier": "_keys",
+    "Verified": "_keys",
+    "CertificateSigner": "_certs",
+    "CertificateVerifier": "_certs",
+    "kms_signer": "_kms",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        import importlib
+
+        module = importlib.import_module(f"provenance.signing.{_WHERE[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module 'provenance.signing' has no attribute {name!r}")

@@ -1,0 +1,192 @@
+"""Signing with an organisation's certificates, and verifying to its roots.
+
+The bundle carries the leaf first, then the intermediates
+(``x509CertificateChain``), as ``model-signing`` writes it. Roots never
+come from the bundle: the verifier is given them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from provenance._internal.fsutil import read_limited
+from provenance._internal.x509chain import verify_chain
+from provenance.bundle import Bundle
+from provenance.dsse import INTOTO_PAYLOAD_TYPE, Envelope, pae
+from provenance.errors import InputError, VerificationError
+from provenance.signing._keys import (
+    _KIND_HINT,
+    _KIND_WORDS,
+    PublicKey,
+    Verified,
+    check_supported,
+    verify_envelope,
+)
+
+
+class _PaeSigner(Protocol):
+    def public_key(self) -> PublicKey: ...
+
+    def sign_pae(self, data: bytes) -> bytes: ...
+
+
+def load_certificates(path: str | os.PathLike[str], what: str = "certificate") -> list[x509.Certificate]:
+    """All certificates in a PEM file (or one DER certificate)."""
+    data = read_limited(path, what, 16 << 20)
+    try:
+        if b"-----BEGIN" in data:
+            certs = x509.load_pem_x509_certificates(data)
+        else:
+            certs = [x509.load_der_x509_certificate(data)]
+    except ValueError:
+        raise InputError(f"{what} '{path}' holds no readable X.509 certificate") from None
+    return certs
+
+
+def subject_of(cert: x509.Certificate) -> str:
+    return cert.subject.rfc4514_string() or "(empty subject)"
+
+
+def _identities(cert: x509.Certificate) -> list[str]:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return [str(v) for v in san.get_values_for_type(x509.RFC822Name)] + [
+        str(v) for v in san.get_values_for_type(x509.UniformResourceIdentifier)
+    ]
+
+
+def describe_certificate(cert: x509.Certificate) -> str:
+    """The leaf in words: its common name or subject, and any e-mail/URI identity."""
+    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    name = str(cns[0].value) if cns else subject_of(cert)
+    ids = _identities(cert)
+    issuer = cert.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)
+    by = f", issued by '{issuer[0].value}'" if issuer else ""
+    return f"certificate '{name}'" + (f" <{', '.join(ids)}>" if ids else "") + by
+
+
+def _check_leaf_for_signing(cert: x509.Certificate, path: str, now: datetime.datetime) -> None:
+    if now < cert.not_valid_before_utc:
+        raise InputError(
+            f"signing certificate '{path}' is not valid until {cert.not_valid_before_utc:%Y-%m-%dT%H:%M:%SZ}"
+        )
+    if now > cert.not_valid_after_utc:
+        raise InputError(
+            f"signing certificate '{path}' expired on {cert.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}"
+        )
+    ext = cert.extensions
+    ku = eku = None
+    try:
+        ku = ext.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        eku = ext.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        pass
+    if ku is not None and not ku.digital_signature:
+        raise InputError(f"signing certificate '{path}' does not allow digital signatures")
+    if eku is not None and not (
+        ExtendedKeyUsageOID.CODE_SIGNING in eku or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in eku
+    ):
+        raise InputError(f"signing certificate '{path}' is not for code signing (extended key usage)")
+    if ku is None and eku is None:
+        raise InputError(f"signing certificate '{path}' states neither key usage nor extended key usage")
+
+
+@dataclass(frozen=True)
+class CertificateSigner:
+    """Signs with a key whose certificate (and intermediates) go in the bundle."""
+
+    key: _PaeSigner
+    certificate: x509.Certificate
+    chain: tuple[x509.Certificate, ...] = ()
+
+    @classmethod
+    def from_files(
+        cls,
+        key: _PaeSigner,
+        certificate: str | os.PathLike[str],
+        chain: Iterable[str | os.PathLike[str]] = (),
+    ) -> CertificateSigner:
+        certs = load_certificates(certificate, "signing certificate")
+        leaf = certs[0]
+        intermediates = [c for p in chain for c in load_certificates(p, "chain certificate")]
+        # A leaf file may carry its own chain after the leaf.
+        intermediates = certs[1:] + intermediates
+        if leaf.public_key() != key.public_key():
+            raise InputError(
+                f"signing certificate '{certificate}' is for a different key than the private key"
+            )
+        check_supported(leaf.public_key(), f"signing certificate '{certificate}'")
+        _check_leaf_for_signing(leaf, str(certificate), datetime.datetime.now(datetime.timezone.utc))
+        return cls(key, leaf, tuple(intermediates))
+
+    def sign(self, payload: bytes, payload_type: str = INTOTO_PAYLOAD_TYPE) -> Bundle:
+        envelope = Envelope(payload, payload_type, self.key.sign_pae(pae(payload_type, payload)), "")
+        ders = [c.public_bytes(serialization.Encoding.DER) for c in (self.certificate, *self.chain)]
+        return Bundle.for_chain(envelope, ders)
+
+
+class CertificateVerifier:
+    """Accepts bundles whose leaf chains to one of the given roots.
+
+    Certificates are checked at the time of verification: a bundle of this
+    kind has no trusted timestamp, so an expired certificate cannot be told
+    apart from a stolen key used after its certificate ran out.
+    """
+
+    def __init__(
+        self,
+        roots: Sequence[x509.Certificate],
+        intermediates: Sequence[x509.Certificate] = (),
+        *,
+        at: datetime.datetime | None = None,
+    ) -> None:
+        if not roots:
+            raise InputError("no root certificate given to verify with")
+        self.roots = list(roots)
+        self.intermediates = list(intermediates)
+        self.at = at
+
+    @classmethod
+    def from_files(
+        cls,
+        roots: Iterable[str | os.PathLike[str]],
+        intermediates: Iterable[str | os.PathLike[str]] = (),
+    ) -> CertificateVerifier:
+        return cls(
+            [c for p in roots for c in load_certificates(p, "root certificate")],
+            [c for p in intermediates for c in load_certificates(p, "chain certificate")],
+        )
+
+    def verify(self, bundle: Bundle) -> Verified:
+        if bundle.kind != "x509_chain":
+            raise VerificationError(
+                f"signature was made with {_KIND_WORDS[bundle.kind]}, not a certificate chain; "
+                "verify it with " + _KIND_HINT[bundle.kind]
+            )
+        try:
+            certs = [x509.load_der_x509_certificate(d) for d in bundle.certificates]
+        except ValueError:
+            raise VerificationError("signature's certificate chain is malformed") from None
+        leaf = certs[0]
+        at = self.at or datetime.datetime.now(datetime.timezone.utc)
+        verify_chain(leaf, [*certs[1:], *self.intermediates], self.roots, at)
+        key = leaf.public_key()
+        try:
+            check_supported(key, "signing certificate")
+        except InputError as e:
+            raise VerificationError(str(e)) from None
+        legacy = verify_envelope(key, bundle.envelope)  # type: ignore[arg-type]
+        return Verified(describe_certificate(leaf), "certificate", legacy)

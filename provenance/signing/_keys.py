@@ -1,0 +1,230 @@
+"""Plain-key signing: ECDSA P-256/P-384/P-521 and Ed25519 over the DSSE PAE.
+
+ECDSA hashes by curve (P-256 with SHA-256, P-384 with SHA-384, P-521 with
+SHA-512) and signatures are DER, as ``model-signing`` and Sigstore do, so
+either tool verifies the other's signatures.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Union
+
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+from provenance._internal.fsutil import read_limited
+from provenance.bundle import Bundle
+from provenance.dsse import INTOTO_PAYLOAD_TYPE, Envelope, legacy_pae, pae
+from provenance.errors import InputError, VerificationError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+PrivateKey = Union[ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey]
+PublicKey = Union[ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey]
+
+_CURVE_HASH = {"secp256r1": hashes.SHA256, "secp384r1": hashes.SHA384, "secp521r1": hashes.SHA512}
+_CURVE_LABEL = {"secp256r1": "ECDSA P-256", "secp384r1": "ECDSA P-384", "secp521r1": "ECDSA P-521"}
+
+
+def describe_key(key: PublicKey) -> str:
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return "Ed25519"
+    return _CURVE_LABEL.get(key.curve.name, key.curve.name)
+
+
+def check_supported(key: object, source: str) -> None:
+    """Refuse key types and curves other implementations could not verify."""
+    if isinstance(key, (ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey)):
+        return
+    if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
+        if key.curve.name in _CURVE_HASH:
+            return
+        raise InputError(
+            f"{source} uses curve {key.curve.name}; use P-256, P-384, P-521 or Ed25519"
+        )
+    kind = type(key).__name__.lstrip("_").replace("PrivateKey", "").replace("PublicKey", "")
+    raise InputError(f"{source} is a {kind} key; use ECDSA P-256, P-384, P-521 or Ed25519")
+
+
+def sign_raw(key: PrivateKey, data: bytes) -> bytes:
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return key.sign(data)
+    return key.sign(data, ec.ECDSA(_CURVE_HASH[key.curve.name]()))
+
+
+def verify_raw(key: PublicKey, signature: bytes, data: bytes, *, prehash: str | None = None) -> bool:
+    try:
+        if isinstance(key, ed25519.Ed25519PublicKey):
+            key.verify(signature, data)
+        else:
+            algo = hashes.SHA256() if prehash == "sha256" else _CURVE_HASH[key.curve.name]()
+            key.verify(signature, data, ec.ECDSA(algo))
+    except InvalidSignature:
+        return False
+    return True
+
+
+def key_hint(key: PublicKey) -> str:
+    """Lower-case hex SHA-256 of the SubjectPublicKeyInfo PEM (model-signing's hint)."""
+    pem = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(pem).hexdigest()
+
+
+def _hint_forms(key: PublicKey) -> set[str]:
+    """Every spelling of a key hint seen in the wild, for reading."""
+    pem = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    forms = set()
+    for blob in (pem, der):
+        digest = hashlib.sha256(blob).digest()
+        forms.add(digest.hex())
+        forms.add(base64.b64encode(digest).decode("ascii"))
+        forms.add(base64.urlsafe_b64encode(digest).decode("ascii").rstrip("="))
+        forms.add(base64.b64encode(digest).decode("ascii").rstrip("="))
+    return forms
+
+
+def load_private_key(path: str | os.PathLike[str], password: str | bytes | None = None) -> PrivateKey:
+    data = read_limited(path, "private key", 1 << 20)
+    if isinstance(password, str):
+        password = password.encode("utf-8")
+    try:
+        key = serialization.load_pem_private_key(data, password=password or None)
+    except TypeError as e:
+        if "encrypted" in str(e) and not password:
+            raise InputError(f"private key '{path}' is encrypted; give its password") from None
+        raise InputError(f"private key '{path}' is not encrypted; do not give a password") from None
+    except ValueError as e:
+        if password and ("decrypt" in str(e).lower() or "password" in str(e).lower()):
+            raise InputError(f"wrong password for private key '{path}'") from None
+        raise InputError(f"'{path}' is not a PEM private key") from None
+    except UnsupportedAlgorithm:
+        raise InputError(f"private key '{path}' uses an unsupported algorithm") from None
+    check_supported(key, f"private key '{path}'")
+    return key  # type: ignore[return-value]
+
+
+def load_public_key(path: str | os.PathLike[str]) -> PublicKey:
+    data = read_limited(path, "public key", 1 << 20)
+    try:
+        key = serialization.load_pem_public_key(data)
+    except (ValueError, UnsupportedAlgorithm):
+        if b"PRIVATE KEY" in data:
+            raise InputError(f"'{path}' is a private key; verify with the public key") from None
+        raise InputError(f"'{path}' is not a PEM public key") from None
+    check_supported(key, f"public key '{path}'")
+    return key  # type: ignore[return-value]
+
+
+def sign_envelope(key: PrivateKey, payload: bytes, payload_type: str = INTOTO_PAYLOAD_TYPE) -> Envelope:
+    return Envelope(payload, payload_type, sign_raw(key, pae(payload_type, payload)), "")
+
+
+def verify_envelope(key: PublicKey, envelope: Envelope) -> bool:
+    """Check the DSSE signature; returns True when only the legacy 0.2 PAE matched.
+
+    ``model-signing`` 0.2 signed a malformed PAE, with SHA-256 on every curve;
+    accepting it changes nothing for a standard PAE since the two encodings
+    cannot collide (see :func:`provenance.dsse.legacy_pae`).
+    """
+    if verify_raw(key, envelope.signature, pae(envelope.payload_type, envelope.payload)):
+        return False
+    if envelope.payload_type == INTOTO_PAYLOAD_TYPE and isinstance(key, ec.EllipticCurvePublicKey):
+        old = legacy_pae(envelope.payload)
+        if verify_raw(key, envelope.signature, old) or verify_raw(
+            key, envelope.signature, old, prehash="sha256"
+        ):
+            return True
+    raise VerificationError("the signature does not match the signed statement (bad signature)")
+
+
+@dataclass(frozen=True)
+class KeySigner:
+    """Signs with a private key held in memory; the bundle carries a key hint."""
+
+    private_key: PrivateKey
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str], password: str | bytes | None = None) -> KeySigner:
+        return cls(load_private_key(path, password))
+
+    def public_key(self) -> PublicKey:
+        return self.private_key.public_key()
+
+    def sign_pae(self, data: bytes) -> bytes:
+        return sign_raw(self.private_key, data)
+
+    def sign(self, payload: bytes, payload_type: str = INTOTO_PAYLOAD_TYPE) -> Bundle:
+        return Bundle.for_key(sign_envelope(self.private_key, payload, payload_type), key_hint(self.public_key()))
+
+
+@dataclass(frozen=True)
+class Verified:
+    """Who signed, in words, and whether a legacy encoding was accepted."""
+
+    signer: str
+    method: str
+    legacy: bool = False
+
+
+class KeyVerifier:
+    """Accepts bundles signed by one of the given public keys."""
+
+    def __init__(self, keys: Iterable[PublicKey]) -> None:
+        self.keys = list(keys)
+        if not self.keys:
+            raise InputError("no public key given to verify with")
+
+    @classmethod
+    def from_files(cls, *paths: str | os.PathLike[str]) -> KeyVerifier:
+        return cls(load_public_key(p) for p in paths)
+
+    def verify(self, bundle: Bundle) -> Verified:
+        if bundle.kind != "public_key":
+            raise VerificationError(
+                f"signature was made with {_KIND_WORDS[bundle.kind]}, not a plain key; "
+                "verify it with " + _KIND_HINT[bundle.kind]
+            )
+        candidates = self.keys
+        if bundle.key_hint:
+            candidates = [k for k in self.keys if bundle.key_hint in _hint_forms(k)]
+            if not candidates:
+                raise VerificationError(
+                    "signature was made with a different key (the key hint does not match)"
+                )
+        elif bundle.key_raw:
+            try:
+                embedded = serialization.load_pem_public_key(bundle.key_raw)
+            except (ValueError, UnsupportedAlgorithm):
+                raise InputError("signature's embedded public key is malformed") from None
+            candidates = [k for k in self.keys if k == embedded]
+            if not candidates:
+                raise VerificationError("signature was made with a different key")
+        last: VerificationError | None = None
+        for key in candidates:
+            try:
+                legacy = verify_envelope(key, bundle.envelope)
+            except VerificationError as e:
+                last = e
+                continue
+            return Verified(f"{describe_key(key)} key {key_hint(key)[:16]}", "key", legacy)
+        assert last is not None
+        raise last
+
+
+_KIND_WORDS = {
+    "public_key": "a plain key",
+    "x509_chain": "a certificate chain",
+    "sigstore": "a Sigstore keyless identity",
+}
+_KIND_HINT = {
+    "public_key": "--key PUBLIC.pem",
+    "x509_chain": "--root CA.pem",
+    "sigstore": "a Sigstore identity and issuer",
+}
