@@ -152,9 +152,7 @@ def hashing_options(fn: F) -> F:
     return fn
 
 
-def hashing_kwargs(
-    algorithm: str, method: str | None, shard_size: int | None
-) -> dict[str, Any]:
+def hashing_kwargs(algorithm: str, method: str | None, shard_size: int | None) -> dict[str, Any]:
     if method == "files" and shard_size is not None:
         raise UsageError("--shard-size only applies to --method shards")
     return {

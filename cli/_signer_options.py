@@ -13,7 +13,7 @@ from provenance.errors import InputError, UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-PASSWORD_ENV = "PROVENANCE_KEY_PASSWORD"
+PASSWORD_ENV = "PROVENANCE_KEY_PASSWORD"  # noqa: S105 (a variable name, not a secret)
 
 
 def signer_options(fn: F) -> F:
@@ -46,7 +46,7 @@ def signer_options(fn: F) -> F:
             "kms_uri",
             metavar="URI",
             help="Sign with a key held in a KMS or HSM, by securesystemslib signer URI "
-            "(gcpkms:…, awskms:…, azurekms:…, hsm:…, envvar:…); needs the 'kms' extra.",
+            "(gcpkms:…, awskms:…, azurekms:…, hv:…, hsm:…, file2:…); needs the kms extra.",
         ),
         click.option(
             "--kms-public-key",
@@ -93,7 +93,9 @@ def build_signer(
     elif key_path:
         base = signing.KeySigner.from_file(key_path, _password(key_path))
     else:
-        raise UsageError("say how to sign: --key PRIVATE.pem (with --cert for a certificate) or --kms URI")
+        raise UsageError(
+            "say how to sign: --key PRIVATE.pem (with --cert for a certificate) or --kms URI"
+        )
     if cert_path:
         return signing.CertificateSigner.from_files(base, cert_path, chain_paths)
     return base

@@ -61,7 +61,9 @@ def inspect_command(signature: str, as_json: bool) -> None:
     try:
         manifest = Manifest.from_statement(json.loads(bundle.envelope.payload))
     except (ValueError, InputError) as e:
-        raise InputError(f"signature '{path}' does not hold a readable model manifest: {e}") from None
+        raise InputError(
+            f"signature '{path}' does not hold a readable model manifest: {e}"
+        ) from None
     s = manifest.serialization
     method = s.method + (f" ({s.shard_size:,}-byte shards)" if s.method == "shards" else "")
     if as_json:
@@ -83,9 +85,10 @@ def inspect_command(signature: str, as_json: bool) -> None:
     click.echo(f"Model        {manifest.model_name or '(unnamed, legacy format)'}")
     click.echo(f"Method       {method}")
     click.echo(f"Algorithm    {s.hash_type}")
-    click.echo(f"Files        {len(manifest.files)}" + (
-        f" in {len(manifest.resources)} shards" if s.method == "shards" else ""
-    ))
+    click.echo(
+        f"Files        {len(manifest.files)}"
+        + (f" in {len(manifest.resources)} shards" if s.method == "shards" else "")
+    )
     click.echo(f"Root digest  sha256:{manifest.root_digest}")
     if s.ignore_paths:
         click.echo(f"Ignored      {', '.join(sorted(s.ignore_paths))}")

@@ -8,7 +8,9 @@ from provenance.errors import UsageError
 from provenance_cli._common import EXIT_FAILED, emit_json, handle_errors, json_option, progress_bar
 
 
-def _build_verifier(keys: tuple[str, ...], roots: tuple[str, ...], chain: tuple[str, ...]) -> object:
+def _build_verifier(
+    keys: tuple[str, ...], roots: tuple[str, ...], chain: tuple[str, ...]
+) -> object:
     from provenance import signing
 
     if keys and roots:

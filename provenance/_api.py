@@ -127,7 +127,7 @@ def _hash(
     algorithm = serialization.resource_algorithm
     resources = tuple(
         Resource(_resource_name(t, serialization), algorithm, d)
-        for t, d in zip(tasks, digests)
+        for t, d in zip(tasks, digests, strict=True)
     )
     return Manifest(_model_name(model_path), resources, serialization)
 
@@ -265,7 +265,9 @@ def _signed_manifest(bundle: Bundle, verified: Verified) -> Manifest:
         raise VerificationError(f"signed statement is unusable: {e}") from None
 
 
-def _compare(expected: Manifest, actual: Manifest, ignore_unsigned: bool) -> tuple[list[str], list[str]]:
+def _compare(
+    expected: Manifest, actual: Manifest, ignore_unsigned: bool
+) -> tuple[list[str], list[str]]:
     """Per-file differences in words, and the unsigned files that were let through."""
     want = {r.name: r for r in expected.resources}
     have = {r.name: r for r in actual.resources}

@@ -134,7 +134,9 @@ class Bundle:
             )
         if "certificate" in material:
             cert = material["certificate"]
-            der = b64decode(cert.get("rawBytes") if isinstance(cert, Mapping) else None, "certificate")
+            der = b64decode(
+                cert.get("rawBytes") if isinstance(cert, Mapping) else None, "certificate"
+            )
             return cls(
                 envelope=envelope,
                 kind="sigstore",

@@ -32,7 +32,8 @@ def legacy_pae(payload: bytes) -> bytes:
     It formatted the payload's Python ``repr`` into a string and spelled the
     prefix ``DSSEV1``; the capital V means it can never collide with a real PAE.
     """
-    return f"DSSEV1 {len(INTOTO_PAYLOAD_TYPE)} {INTOTO_PAYLOAD_TYPE} {len(payload)} {payload!r}".encode()
+    t = INTOTO_PAYLOAD_TYPE
+    return f"DSSEV1 {len(t)} {t} {len(payload)} {payload!r}".encode()
 
 
 def b64decode(value: Any, what: str) -> bytes:

@@ -11,7 +11,7 @@ import datetime
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -38,7 +38,9 @@ class _PaeSigner(Protocol):
     def sign_pae(self, data: bytes) -> bytes: ...
 
 
-def load_certificates(path: str | os.PathLike[str], what: str = "certificate") -> list[x509.Certificate]:
+def load_certificates(
+    path: str | os.PathLike[str], what: str = "certificate"
+) -> list[x509.Certificate]:
     """All certificates in a PEM file (or one DER certificate)."""
     data = read_limited(path, what, 16 << 20)
     try:
@@ -75,33 +77,35 @@ def describe_certificate(cert: x509.Certificate) -> str:
     return f"certificate '{name}'" + (f" <{', '.join(ids)}>" if ids else "") + by
 
 
+def _extension(cert: x509.Certificate, kind: type[x509.ExtensionType]) -> Any:
+    try:
+        return cert.extensions.get_extension_for_class(kind).value
+    except x509.ExtensionNotFound:
+        return None
+
+
 def _check_leaf_for_signing(cert: x509.Certificate, path: str, now: datetime.datetime) -> None:
+    """Refuse at signing what a verifier would refuse, with a reason naming the file."""
     if now < cert.not_valid_before_utc:
-        raise InputError(
-            f"signing certificate '{path}' is not valid until {cert.not_valid_before_utc:%Y-%m-%dT%H:%M:%SZ}"
-        )
+        start = f"{cert.not_valid_before_utc:%Y-%m-%dT%H:%M:%SZ}"
+        raise InputError(f"signing certificate '{path}' is not valid until {start}")
     if now > cert.not_valid_after_utc:
-        raise InputError(
-            f"signing certificate '{path}' expired on {cert.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}"
-        )
-    ext = cert.extensions
-    ku = eku = None
-    try:
-        ku = ext.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
-        pass
-    try:
-        eku = ext.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound:
-        pass
+        end = f"{cert.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}"
+        raise InputError(f"signing certificate '{path}' expired on {end}")
+    ku = _extension(cert, x509.KeyUsage)
+    eku = _extension(cert, x509.ExtendedKeyUsage)
     if ku is not None and not ku.digital_signature:
         raise InputError(f"signing certificate '{path}' does not allow digital signatures")
     if eku is not None and not (
         ExtendedKeyUsageOID.CODE_SIGNING in eku or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in eku
     ):
-        raise InputError(f"signing certificate '{path}' is not for code signing (extended key usage)")
+        raise InputError(
+            f"signing certificate '{path}' is not for code signing (extended key usage)"
+        )
     if ku is None and eku is None:
-        raise InputError(f"signing certificate '{path}' states neither key usage nor extended key usage")
+        raise InputError(
+            f"signing certificate '{path}' states neither key usage nor extended key usage"
+        )
 
 
 @dataclass(frozen=True)
@@ -129,11 +133,15 @@ class CertificateSigner:
                 f"signing certificate '{certificate}' is for a different key than the private key"
             )
         check_supported(leaf.public_key(), f"signing certificate '{certificate}'")
-        _check_leaf_for_signing(leaf, str(certificate), datetime.datetime.now(datetime.timezone.utc))
+        _check_leaf_for_signing(
+            leaf, str(certificate), datetime.datetime.now(datetime.timezone.utc)
+        )
         return cls(key, leaf, tuple(intermediates))
 
     def sign(self, payload: bytes, payload_type: str = INTOTO_PAYLOAD_TYPE) -> Bundle:
-        envelope = Envelope(payload, payload_type, self.key.sign_pae(pae(payload_type, payload)), "")
+        envelope = Envelope(
+            payload, payload_type, self.key.sign_pae(pae(payload_type, payload)), ""
+        )
         ders = [c.public_bytes(serialization.Encoding.DER) for c in (self.certificate, *self.chain)]
         return Bundle.for_chain(envelope, ders)
 

@@ -11,7 +11,7 @@ import base64
 import hashlib
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
@@ -25,8 +25,8 @@ from provenance.errors import InputError, VerificationError
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-PrivateKey = Union[ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey]
-PublicKey = Union[ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey]
+PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
 
 _CURVE_HASH = {"secp256r1": hashes.SHA256, "secp384r1": hashes.SHA384, "secp521r1": hashes.SHA512}
 _CURVE_LABEL = {"secp256r1": "ECDSA P-256", "secp384r1": "ECDSA P-384", "secp521r1": "ECDSA P-521"}
@@ -58,7 +58,9 @@ def sign_raw(key: PrivateKey, data: bytes) -> bytes:
     return key.sign(data, ec.ECDSA(_CURVE_HASH[key.curve.name]()))
 
 
-def verify_raw(key: PublicKey, signature: bytes, data: bytes, *, prehash: str | None = None) -> bool:
+def verify_raw(
+    key: PublicKey, signature: bytes, data: bytes, *, prehash: str | None = None
+) -> bool:
     try:
         if isinstance(key, ed25519.Ed25519PublicKey):
             key.verify(signature, data)
@@ -72,14 +74,20 @@ def verify_raw(key: PublicKey, signature: bytes, data: bytes, *, prehash: str | 
 
 def key_hint(key: PublicKey) -> str:
     """Lower-case hex SHA-256 of the SubjectPublicKeyInfo PEM (model-signing's hint)."""
-    pem = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    pem = key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return hashlib.sha256(pem).hexdigest()
 
 
 def _hint_forms(key: PublicKey) -> set[str]:
     """Every spelling of a key hint seen in the wild, for reading."""
-    pem = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    pem = key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    der = key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     forms = set()
     for blob in (pem, der):
         digest = hashlib.sha256(blob).digest()
@@ -90,7 +98,9 @@ def _hint_forms(key: PublicKey) -> set[str]:
     return forms
 
 
-def load_private_key(path: str | os.PathLike[str], password: str | bytes | None = None) -> PrivateKey:
+def load_private_key(
+    path: str | os.PathLike[str], password: str | bytes | None = None
+) -> PrivateKey:
     data = read_limited(path, "private key", 1 << 20)
     if isinstance(password, str):
         password = password.encode("utf-8")
@@ -122,7 +132,9 @@ def load_public_key(path: str | os.PathLike[str]) -> PublicKey:
     return key  # type: ignore[return-value]
 
 
-def sign_envelope(key: PrivateKey, payload: bytes, payload_type: str = INTOTO_PAYLOAD_TYPE) -> Envelope:
+def sign_envelope(
+    key: PrivateKey, payload: bytes, payload_type: str = INTOTO_PAYLOAD_TYPE
+) -> Envelope:
     return Envelope(payload, payload_type, sign_raw(key, pae(payload_type, payload)), "")
 
 
@@ -151,7 +163,9 @@ class KeySigner:
     private_key: PrivateKey
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str], password: str | bytes | None = None) -> KeySigner:
+    def from_file(
+        cls, path: str | os.PathLike[str], password: str | bytes | None = None
+    ) -> KeySigner:
         return cls(load_private_key(path, password))
 
     def public_key(self) -> PublicKey:
@@ -161,7 +175,9 @@ class KeySigner:
         return sign_raw(self.private_key, data)
 
     def sign(self, payload: bytes, payload_type: str = INTOTO_PAYLOAD_TYPE) -> Bundle:
-        return Bundle.for_key(sign_envelope(self.private_key, payload, payload_type), key_hint(self.public_key()))
+        return Bundle.for_key(
+            sign_envelope(self.private_key, payload, payload_type), key_hint(self.public_key())
+        )
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,98 @@
+"""Keys held in a KMS or an HSM, through securesystemslib's signers.
+
+securesystemslib already speaks to Google Cloud KMS, AWS KMS, Azure Key
+Vault, HashiCorp Vault, PKCS#11 tokens and more, each behind a private-key
+URI. This module adapts any of them to the DSSE/bundle signer used here, so
+the bundle is the same as for a key on disk: a key hint and a DSSE
+signature, verifiable with the public key alone.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+
+from provenance.bundle import Bundle
+from provenance.dsse import INTOTO_PAYLOAD_TYPE, Envelope, pae
+from provenance.errors import InputError, UsageError
+from provenance.signing._keys import PublicKey, check_supported, key_hint, load_public_key
+
+# The securesystemslib scheme that hashes as DSSE-over-ECDSA needs for each curve.
+_SCHEME_FOR_CURVE = {
+    "secp256r1": "ecdsa-sha2-nistp256",
+    "secp384r1": "ecdsa-sha2-nistp384",
+    "secp521r1": "ecdsa-sha2-nistp521",
+}
+
+
+def _require_sslib() -> Any:
+    try:
+        import securesystemslib.signer as sslib
+    except ImportError:
+        raise UsageError(
+            "signing with --kms needs securesystemslib: pip install 'ml-provenance[kms]'"
+        ) from None
+    return sslib
+
+
+@dataclass(frozen=True)
+class KmsSigner:
+    """Adapts a securesystemslib ``Signer`` to provenance's signer shape."""
+
+    signer: Any
+    key: PublicKey
+    uri: str
+
+    def public_key(self) -> PublicKey:
+        return self.key
+
+    def sign_pae(self, data: bytes) -> bytes:
+        try:
+            signature = self.signer.sign(data)
+        except Exception as e:  # each backend raises its own types
+            raise InputError(f"signing with '{self.uri}' failed: {e}") from None
+        return bytes.fromhex(signature.signature)
+
+    def sign(self, payload: bytes, payload_type: str = INTOTO_PAYLOAD_TYPE) -> Bundle:
+        envelope = Envelope(payload, payload_type, self.sign_pae(pae(payload_type, payload)), "")
+        return Bundle.for_key(envelope, key_hint(self.key))
+
+
+def kms_signer(uri: str, public_key: str | os.PathLike[str] | None = None) -> KmsSigner:
+    """A signer for a securesystemslib private-key URI.
+
+    Cloud KMS URIs need the public key (``public_key``, a PEM file) because
+    looking it up would need credentials at a different moment than signing;
+    an ``hsm:`` URI reads it from the token.
+    """
+    sslib = _require_sslib()
+    scheme = uri.split(":", 1)[0]
+    if scheme not in sslib.SIGNER_FOR_URI_SCHEME:
+        known = ", ".join(sorted(sslib.SIGNER_FOR_URI_SCHEME))
+        raise UsageError(f"unknown key URI scheme {scheme!r}; securesystemslib knows {known}")
+    if public_key is not None:
+        key = load_public_key(public_key)
+        uri_for_signer = uri
+    elif scheme == "hsm":
+        try:
+            uri_for_signer, sslib_key = sslib.HSMSigner.import_()
+        except Exception as e:
+            raise InputError(f"cannot read the public key from the HSM: {e}") from None
+        key = serialization.load_pem_public_key(sslib_key.keyval["public"].encode())  # type: ignore[assignment]
+        if uri != "hsm:":
+            uri_for_signer = uri
+    else:
+        raise UsageError(f"--kms {uri} needs --kms-public-key PUBLIC.pem")
+    check_supported(key, f"key '{uri}'")
+    sslib_key = sslib.SSlibKey.from_crypto(key)  # type: ignore[arg-type]
+    curve = getattr(getattr(key, "curve", None), "name", None)
+    if curve is not None:
+        sslib_key.scheme = _SCHEME_FOR_CURVE[curve]
+    try:
+        signer = sslib.Signer.from_priv_key_uri(uri_for_signer, sslib_key)
+    except Exception as e:
+        raise InputError(f"cannot open key '{uri}': {e}") from None
+    return KmsSigner(signer, key, uri)
