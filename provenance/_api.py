@@ -201,7 +201,7 @@ def sign(
     sig_path = Path(signature_path) if signature_path else default_signature_path(path)
     if sig_path.is_dir():
         raise UsageError(f"signature path '{sig_path}' is a folder; give a file name")
-    if not path.is_dir() and os.path.exists(path) and os.path.samefile(path, sig_path):
+    if path.is_file() and sig_path.exists() and os.path.samefile(path, sig_path):
         raise UsageError("the signature path is the model file itself")
     ignores = [*ignore_paths, *_signature_ignore(path, sig_path)]
     manifest = hash_model(
@@ -291,6 +291,11 @@ def _compare(
             problems.append(f"'{f}' was modified (its size changed)")
         else:
             problems.append(f"'{f}' is missing")
+    # A signed file that grew by whole shards has every signed shard intact
+    # and extra ones besides.
+    grown = {r.path for r in extra_res if r.path in signed_files} - set(modified)
+    grown -= {r.path for r in missing_res}
+    problems.extend(f"'{f}' was modified (its size changed)" for f in sorted(grown))
     unsigned = [f for f in dict.fromkeys(r.path for r in extra_res) if f not in signed_files]
     if not ignore_unsigned:
         problems.extend(f"'{f}' is not covered by the signature" for f in unsigned)
@@ -366,6 +371,10 @@ def verify(
         # The signed serialization forbids what is on disk (e.g. a symlink).
         raise VerificationError(f"model cannot be checked: {e}") from None
     problems, unsigned = _compare(expected, actual, ignore_unsigned_files)
+    if ignore_unsigned_files and path.is_dir():
+        unsigned = [
+            n for n in hashing.list_names(path, ignore_paths=ignores) if n not in signed_files
+        ]
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise VerificationError(

@@ -56,6 +56,8 @@ _ALGORITHMS = ("sha256", "sha384", "sha512", "blake2b", "blake3")
 _WIRE_HASH_TYPE = {"blake2b": "blake2"}
 _FROM_WIRE_HASH_TYPE = {"blake2": "blake2b", "blake2b": "blake2b"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Anything check_name would object to; a name that does not match is fine.
+_SUSPECT = re.compile(r"[\x00-\x1f\x7f\\]|^/|^[A-Za-z]:|//|/$|(?:^|/)\.\.?(?:/|$)")
 _DIGEST_SIZE = {"sha256": 32, "sha384": 48, "sha512": 64, "blake2b": 64, "blake3": 32}
 
 
@@ -63,7 +65,7 @@ def check_name(name: str) -> None:
     """Refuse a resource path that could escape or confuse the model root."""
     if not name:
         raise InputError("manifest names an empty path")
-    if name == ".":
+    if name == "." or not _SUSPECT.search(name):
         return
     shown = name.encode("unicode_escape").decode("ascii")
     if _CONTROL.search(name):

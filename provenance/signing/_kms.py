@@ -38,6 +38,17 @@ def _require_sslib() -> Any:
     return sslib
 
 
+PIN_ENV = "PROVENANCE_HSM_PIN"
+
+
+def _secret(what: str) -> str:
+    """securesystemslib asks for a PIN (HSMs) this way; take it from the environment."""
+    value = os.environ.get(PIN_ENV)
+    if value is None:
+        raise InputError(f"the key needs a {what}: set ${PIN_ENV}")
+    return value
+
+
 @dataclass(frozen=True)
 class KmsSigner:
     """Adapts a securesystemslib ``Signer`` to provenance's signer shape."""
@@ -77,13 +88,23 @@ def kms_signer(uri: str, public_key: str | os.PathLike[str] | None = None) -> Km
         key = load_public_key(public_key)
         uri_for_signer = uri
     elif scheme == "hsm":
+        from urllib.parse import parse_qs, urlparse
+
+        parsed = urlparse(uri)
         try:
-            uri_for_signer, sslib_key = sslib.HSMSigner.import_()
+            keyid = int(parsed.path) if parsed.path else None
+        except ValueError:
+            raise UsageError(f"HSM key id in '{uri}' is not a number") from None
+        label = parse_qs(parsed.query).get("label", [None])[0]
+        try:
+            uri_for_signer, sslib_key = sslib.HSMSigner.import_(
+                hsm_keyid=keyid, token_label=label, secrets_handler=_secret
+            )
+        except InputError:
+            raise
         except Exception as e:
             raise InputError(f"cannot read the public key from the HSM: {e}") from None
         key = serialization.load_pem_public_key(sslib_key.keyval["public"].encode())  # type: ignore[assignment]
-        if uri != "hsm:":
-            uri_for_signer = uri
     else:
         raise UsageError(f"--kms {uri} needs --kms-public-key PUBLIC.pem")
     check_supported(key, f"key '{uri}'")
@@ -92,7 +113,7 @@ def kms_signer(uri: str, public_key: str | os.PathLike[str] | None = None) -> Km
     if curve is not None:
         sslib_key.scheme = _SCHEME_FOR_CURVE[curve]
     try:
-        signer = sslib.Signer.from_priv_key_uri(uri_for_signer, sslib_key)
+        signer = sslib.Signer.from_priv_key_uri(uri_for_signer, sslib_key, _secret)
     except Exception as e:
         raise InputError(f"cannot open key '{uri}': {e}") from None
     return KmsSigner(signer, key, uri)
