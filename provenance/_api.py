@@ -331,7 +331,7 @@ def verify(
     if verified.legacy:
         warnings.append("signature uses the pre-0.3 model-signing encoding; re-sign the model")
 
-    single = [r.name for r in expected.resources] == ["."]
+    single = expected.files == ["."]
     if single and path.is_dir():
         raise VerificationError(f"signature is for a single file, but '{path}' is a folder")
     if not single and not path.is_dir():
@@ -371,6 +371,8 @@ def verify(
         # The signed serialization forbids what is on disk (e.g. a symlink).
         raise VerificationError(f"model cannot be checked: {e}") from None
     problems, unsigned = _compare(expected, actual, ignore_unsigned_files)
+    if single:  # name the file, not the manifest's "."
+        problems = [p.replace("'.'", f"'{path.name}'", 1) for p in problems]
     if ignore_unsigned_files and path.is_dir():
         unsigned = [
             n for n in hashing.list_names(path, ignore_paths=ignores) if n not in signed_files

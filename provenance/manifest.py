@@ -209,8 +209,9 @@ class Manifest:
             if r.name in seen:
                 raise InputError(f"manifest lists '{r.name}' twice")
             seen.add(r.name)
-            if r.name == "." and len(self.resources) != 1:
-                raise InputError("manifest mixes a single-file entry '.' with other files")
+        paths = {r.path for r in self.resources}
+        if "." in paths and len(paths) > 1:
+            raise InputError("manifest mixes a single-file entry '.' with other files")
 
     @property
     def root_digest(self) -> str:

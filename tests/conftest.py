@@ -30,7 +30,8 @@ def run_cli(*args: str | os.PathLike[str], env: dict[str, str] | None = None) ->
     runner = CliRunner()
     result = runner.invoke(cli, [str(a) for a in args], env=env, catch_exceptions=True)
     if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise AssertionError(f"CLI raised {result.exception!r}\n{result.output}") from result.exception
+        message = f"CLI raised {result.exception!r}\n{result.output}"
+        raise AssertionError(message) from result.exception
     return result
 
 
@@ -190,7 +191,7 @@ def make_model(folder: Path) -> Path:
         "a-c": b"sorts after a/ by component\n",
         "a.txt": b"and before by code point\n",
         "empty": b"",
-        "tokenizer/\u00e9l\u00e8ve-\u6a21\u578b.txt": "non-ASCII name".encode(),
+        "tokenizer/\u00e9l\u00e8ve-\u6a21\u578b.txt": b"non-ASCII name",
     }
     for name, data in files.items():
         p = folder / name
