@@ -316,7 +316,24 @@ def _hash_small(entry: FileEntry, ctor: Callable[..., hashlib._Hash]) -> bytes:
     return ctor(data).digest()
 
 
-def _hash_range(task: Task, ctor: Callable[..., hashlib._Hash]) -> bytes:
+class _Counter:
+    """Bytes hashed so far, added to by workers and drained by the caller's thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._bytes = 0
+
+    def add(self, n: int) -> None:
+        with self._lock:
+            self._bytes += n
+
+    def take(self) -> int:
+        with self._lock:
+            n, self._bytes = self._bytes, 0
+        return n
+
+
+def _hash_range(task: Task, ctor: Callable[..., hashlib._Hash], counter: _Counter) -> bytes:
     """A byte range streamed through this thread's reusable buffer."""
     entry = task.entry
     fd = _open_regular(entry)
@@ -333,6 +350,7 @@ def _hash_range(task: Task, ctor: Callable[..., hashlib._Hash]) -> bytes:
             if n == 0:
                 raise _changed(entry)
             hasher.update(buf[:n])
+            counter.add(n)
             remaining -= n
             offset += n
         if task.end == entry.size and os.fstat(fd).st_size != entry.size:
@@ -373,7 +391,8 @@ def hash_tasks(
     threads only adds contention (measured: slower than one thread).
 
     ``progress`` is called from the calling thread with the number of bytes
-    just finished, so a progress bar needs no locking.
+    hashed since its last call (several times a second within large files),
+    so a progress bar needs no locking.
     """
     ctor = _constructor(algorithm)  # fails early on a bad name, before any thread starts
     digests: list[bytes] = [b""] * len(tasks)
@@ -383,26 +402,28 @@ def hash_tasks(
         )
     workers = max(1, workers or 1)
 
-    def run(batch: list[int]) -> int:
-        done = 0
+    counter = _Counter()
+
+    def run(batch: list[int]) -> None:
         for i in batch:
             t = tasks[i]
             if t.start == 0 and t.end == t.entry.size and t.end < _SMALL_FILE:
                 digests[i] = _hash_small(t.entry, ctor)
+                counter.add(t.end)
             else:
-                digests[i] = _hash_range(t, ctor)
-            done += t.end - t.start
-        return done
+                digests[i] = _hash_range(t, ctor, counter)
 
-    def report(n: int) -> None:
-        if progress:
+    def report() -> None:
+        n = counter.take()
+        if progress and n:
             progress(n)
 
     large = [i for i, t in enumerate(tasks) if t.end - t.start >= _SMALL_FILE]
     small = [i for i, t in enumerate(tasks) if t.end - t.start < _SMALL_FILE]
     if workers == 1 or len(large) <= 1:
         for batch in [*([i] for i in large), *_small_batches(tasks, small)]:
-            report(run(batch))
+            run(batch)
+            report()
         return digests
 
     # A bounded window of submissions: a million shards must not become a
@@ -410,7 +431,7 @@ def hash_tasks(
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="provenance-hash") as pool:
-        pending: set[Future[int]] = set()
+        pending: set[Future[None]] = set()
         queue = iter(large)
         limit = workers * 2
 
@@ -420,19 +441,20 @@ def hash_tasks(
                 if len(pending) >= limit:
                     return
 
-        def harvest(finished: set[Future[int]]) -> None:
+        def harvest(finished: set[Future[None]]) -> None:
             pending.difference_update(finished)
             for f in finished:
-                report(f.result())
+                f.result()  # re-raises a worker's error here
             refill()
+            report()
 
         try:
             refill()
             for batch in _small_batches(tasks, small):
-                report(run(batch))
+                run(batch)
                 harvest({f for f in pending if f.done()})
             while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                finished, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
                 harvest(finished)
         except BaseException:
             for f in pending:
