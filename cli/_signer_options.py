@@ -54,6 +54,31 @@ def signer_options(fn: F) -> F:
             metavar="PUBLIC.pem",
             help="Public key of the --kms key, for URIs that cannot look it up.",
         ),
+        click.option(
+            "--sigstore",
+            "use_sigstore",
+            is_flag=True,
+            help="Sign keyless with Sigstore: an OIDC identity, a short-lived certificate "
+            "and a transparency-log entry.",
+        ),
+        click.option(
+            "--identity-token",
+            metavar="TOKEN",
+            envvar="SIGSTORE_ID_TOKEN",
+            help="OIDC token for --sigstore (also $SIGSTORE_ID_TOKEN). Without it, ambient CI "
+            "credentials are used (GitHub Actions, GitLab, Buildkite, Google Cloud), "
+            "else a browser sign-in on a terminal.",
+        ),
+        click.option(
+            "--trust-config",
+            "trust_config",
+            type=click.Path(path_type=str),
+            metavar="FILE",
+            help="Sigstore client trust config for a private deployment (with --sigstore).",
+        ),
+        click.option(
+            "--staging", is_flag=True, help="Use Sigstore's staging instance (with --sigstore)."
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -80,10 +105,24 @@ def build_signer(
     chain_paths: tuple[str, ...],
     kms_uri: str | None,
     kms_public_key: str | None,
+    use_sigstore: bool = False,
+    identity_token: str | None = None,
+    trust_config: str | None = None,
+    staging: bool = False,
 ) -> Any:
     """Turn the signer options into one signer object, or explain what is missing."""
     from provenance import signing
 
+    if use_sigstore:
+        if key_path or kms_uri or cert_path or chain_paths:
+            raise UsageError("--sigstore signs without a key: drop --key/--kms/--cert/--chain")
+        config = signing.load_trust_config(trust_config, staging=staging)
+        token = signing.get_identity_token(
+            identity_token, trust_config=config, interactive=sys.stdin.isatty()
+        )
+        return signing.SigstoreSigner(token, config)
+    if identity_token or trust_config or staging:
+        raise UsageError("--identity-token, --trust-config and --staging go with --sigstore")
     if key_path and kms_uri:
         raise UsageError("give either --key or --kms, not both")
     if chain_paths and not cert_path:
@@ -94,7 +133,8 @@ def build_signer(
         base = signing.KeySigner.from_file(key_path, _password(key_path))
     else:
         raise UsageError(
-            "say how to sign: --key PRIVATE.pem (with --cert for a certificate) or --kms URI"
+            "say how to sign: --key PRIVATE.pem (with --cert for a certificate), "
+            "--kms URI, or --sigstore"
         )
     if cert_path:
         return signing.CertificateSigner.from_files(base, cert_path, chain_paths)
@@ -102,6 +142,9 @@ def build_signer(
 
 
 def describe_signer(signer: Any) -> str:
+    token = getattr(signer, "identity_token", None)
+    if token is not None:
+        return f"Sigstore identity {token.identity} (issuer {token.issuer})"
     cert = getattr(signer, "certificate", None)
     if cert is not None:
         from provenance.signing._certs import describe_certificate

@@ -27,14 +27,15 @@ def _signer_words(bundle: Any) -> tuple[str, dict[str, Any]]:
             f"{describe_certificate(leaf)} ({len(bundle.certificates)} certificate(s) in chain)",
             {"kind": "certificate", "subject": leaf.subject.rfc4514_string()},
         )
-    from provenance.signing._certs import _identities
+    from provenance.signing._sigstore import describe_keyless
 
-    ids = _identities(leaf)
-    identity = ids[0] if ids else leaf.subject.rfc4514_string()
-    return (
-        f"Sigstore keyless identity {identity} (verify with a Sigstore identity and issuer)",
-        {"kind": "sigstore", "identity": identity},
-    )
+    info = describe_keyless(bundle)
+    words = f"Sigstore keyless identity {info.get('identity')} (issuer {info.get('issuer')})"
+    if info.get("log_index") is not None:
+        words += f", log index {info['log_index']}"
+    if info.get("signed_at"):
+        words += f", logged at {info['signed_at']}"
+    return words + "; verify with --identity and --issuer", info
 
 
 @click.command("inspect")

@@ -35,6 +35,10 @@ def sign_command(
     chain_paths: tuple[str, ...],
     kms_uri: str | None,
     kms_public_key: str | None,
+    use_sigstore: bool,
+    identity_token: str | None,
+    trust_config: str | None,
+    staging: bool,
     signature_path: str | None,
     algorithm: str,
     method: str | None,
@@ -49,6 +53,7 @@ def sign_command(
     With a plain key:          provenance sign my-model --key key.pem
     With a certificate chain:  provenance sign my-model --key key.pem \\
                                    --cert leaf.pem --chain intermediate.pem
+    Keyless, with Sigstore:    provenance sign my-model --sigstore
 
     The signature is an OpenSSF Model Signing bundle that model-signing can
     verify too. The model's own files are never modified.
@@ -56,7 +61,17 @@ def sign_command(
     import provenance
 
     kwargs = hashing_kwargs(algorithm, method, shard_size)
-    signer = build_signer(key_path, cert_path, chain_paths, kms_uri, kms_public_key)
+    signer = build_signer(
+        key_path,
+        cert_path,
+        chain_paths,
+        kms_uri,
+        kms_public_key,
+        use_sigstore,
+        identity_token,
+        trust_config,
+        staging,
+    )
     with progress_bar("hashing", not as_json) as progress:
         result = provenance.sign(
             model,

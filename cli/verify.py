@@ -2,26 +2,103 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import click
 
 from provenance.errors import UsageError
 from provenance_cli._common import EXIT_FAILED, emit_json, handle_errors, json_option, progress_bar
 
+_TRUST_KEYS = ("trust_root", "trust_config", "staging", "offline")
+
 
 def _build_verifier(
-    keys: tuple[str, ...], roots: tuple[str, ...], chain: tuple[str, ...]
+    keys: tuple[str, ...], roots: tuple[str, ...], chain: tuple[str, ...], keyless: dict[str, Any]
 ) -> object:
+    """Exactly one kind of trust: plain keys, certificate roots, or a keyless identity."""
     from provenance import signing
 
-    if keys and roots:
-        raise UsageError("give either --key or --root, not both")
+    trust = {k: keyless.pop(k) for k in _TRUST_KEYS}
+    wants_keyless = any(keyless.values())
+    if sum(map(bool, (keys, roots, wants_keyless))) > 1:
+        raise UsageError("give one kind of trust: --key, --root, or --identity/--issuer")
     if chain and not roots:
         raise UsageError("--chain needs --root")
+    if any(trust.values()) and not wants_keyless:
+        raise UsageError("--trust-root/--trust-config/--staging/--offline go with --identity")
     if keys:
         return signing.KeyVerifier.from_files(*keys)
     if roots:
         return signing.CertificateVerifier.from_files(roots, chain)
-    raise UsageError("say whom to trust: --key PUBLIC.pem or --root CA.pem")
+    if wants_keyless:
+        policy = signing.identity_policy(**keyless)
+        return signing.SigstoreVerifier(policy, signing.load_trusted_root(**trust))
+    raise UsageError(
+        "say whom to trust: --key PUBLIC.pem, --root CA.pem, or --identity ID --issuer URL"
+    )
+
+
+def _keyless_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    path = click.Path(path_type=str)
+    options = [
+        click.option(
+            "--identity",
+            metavar="ID",
+            help="Keyless: the signer's exact identity (e-mail, or workflow URI for CI).",
+        ),
+        click.option(
+            "--identity-regexp",
+            metavar="PATTERN",
+            help="Keyless: a regular expression the whole identity must match.",
+        ),
+        click.option(
+            "--issuer",
+            metavar="URL",
+            help="Keyless: the OIDC issuer that vouched for the identity, "
+            "e.g. https://token.actions.githubusercontent.com.",
+        ),
+        click.option(
+            "--github-repository",
+            metavar="OWNER/REPO",
+            help="Keyless: the GitHub repository whose workflow signed.",
+        ),
+        click.option(
+            "--github-ref",
+            metavar="REF",
+            help="Keyless: the git ref the workflow ran on, e.g. refs/heads/main.",
+        ),
+        click.option("--github-workflow-name", metavar="NAME", help="Keyless: the workflow name."),
+        click.option(
+            "--github-trigger",
+            metavar="EVENT",
+            help="Keyless: the event that started the workflow, e.g. push.",
+        ),
+        click.option(
+            "--github-sha", metavar="SHA", help="Keyless: the commit the workflow ran at."
+        ),
+        click.option(
+            "--trust-root",
+            type=path,
+            metavar="FILE",
+            help="Keyless: a trusted_root.json, for private deployments and air-gapped machines.",
+        ),
+        click.option(
+            "--trust-config",
+            type=path,
+            metavar="FILE",
+            help="Keyless: a Sigstore client trust config (its trusted root is used).",
+        ),
+        click.option("--staging", is_flag=True, help="Keyless: trust Sigstore's staging instance."),
+        click.option(
+            "--offline",
+            is_flag=True,
+            help="Keyless: use the pinned or cached trust root; no network.",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
 
 
 @click.command("verify")
@@ -50,6 +127,7 @@ def _build_verifier(
     metavar="INT.pem",
     help="Extra intermediate certificate(s), if the signature does not carry them.",
 )
+@_keyless_options
 @click.option(
     "--signature",
     "signature_path",
@@ -81,12 +159,19 @@ def verify_command(
     ignore_paths: tuple[str, ...],
     ignore_unsigned_files: bool,
     as_json: bool,
+    **keyless: Any,
 ) -> None:
     """Verify that MODEL matches its signature and that a trusted signer made it.
 
     \b
     Plain key:    provenance verify my-model --key key.pub
     Certificate:  provenance verify my-model --root ca.pem
+    Keyless:      provenance verify my-model --identity alice@example.com \\
+                      --issuer https://accounts.google.com
+    GitHub CI:    provenance verify my-model \\
+                      --issuer https://token.actions.githubusercontent.com \\
+                      --identity-regexp 'https://github.com/org/repo/.*' \\
+                      --github-ref refs/heads/main
 
     The hashing settings (method, algorithm, shard size, ignored paths) are
     read from the signature. Every signed file must match and, unless
@@ -95,7 +180,7 @@ def verify_command(
     """
     import provenance
 
-    verifier = _build_verifier(keys, roots, chain)
+    verifier = _build_verifier(keys, roots, chain, keyless)
     with progress_bar("verifying", not as_json) as progress:
         result = provenance.verify(
             model,

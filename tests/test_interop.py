@@ -277,7 +277,11 @@ def test_golden_sigstore_inspect(name):
     assert as_json.exit_code == 0, as_json.output
     doc = json.loads(as_json.output)
     assert doc["verified"] is False
-    assert doc["signer"] == {"kind": "sigstore", "identity": SIGSTORE_IDENTITY}
+    assert doc["signer"]["kind"] == "sigstore"
+    assert doc["signer"]["identity"] == SIGSTORE_IDENTITY
+    assert doc["signer"]["issuer"] == "https://sigstore.verify.ibm.com/oauth2"
+    assert doc["signer"]["log_index"] > 0
+    assert doc["signer"]["signed_at"].startswith("20")
     assert doc["root_digest"] == subject_digest(sig)
 
 

@@ -1,4 +1,4 @@
-"""Signers and verifiers: plain keys, certificate chains, and keys in a KMS or HSM.
+"""Signers and verifiers: plain keys, certificate chains, KMS/HSM keys, Sigstore keyless.
 
 A signer turns a payload into a Sigstore bundle (``sign(payload, type)``); a
 verifier checks a bundle and says who signed it (``verify(bundle)``), raising
@@ -17,14 +17,30 @@ if TYPE_CHECKING:
     from provenance.signing._certs import CertificateSigner, CertificateVerifier
     from provenance.signing._keys import KeySigner, KeyVerifier, Verified
     from provenance.signing._kms import kms_signer
+    from provenance.signing._sigstore import (
+        IdentityRegexp,
+        SigstoreSigner,
+        SigstoreVerifier,
+        get_identity_token,
+        identity_policy,
+        load_trust_config,
+        load_trusted_root,
+    )
 
 __all__ = [
     "CertificateSigner",
     "CertificateVerifier",
+    "IdentityRegexp",
     "KeySigner",
     "KeyVerifier",
+    "SigstoreSigner",
+    "SigstoreVerifier",
     "Verified",
+    "get_identity_token",
+    "identity_policy",
     "kms_signer",
+    "load_trust_config",
+    "load_trusted_root",
 ]
 
 _WHERE = {
@@ -34,6 +50,13 @@ _WHERE = {
     "CertificateSigner": "_certs",
     "CertificateVerifier": "_certs",
     "kms_signer": "_kms",
+    "IdentityRegexp": "_sigstore",
+    "SigstoreSigner": "_sigstore",
+    "SigstoreVerifier": "_sigstore",
+    "get_identity_token": "_sigstore",
+    "identity_policy": "_sigstore",
+    "load_trust_config": "_sigstore",
+    "load_trusted_root": "_sigstore",
 }
 
 

@@ -1,0 +1,411 @@
+"""Sigstore keyless signing and verification, on the ``sigstore`` package.
+
+The OMS statement goes into a DSSE envelope that Sigstore's own client signs
+with a short-lived Fulcio certificate and records in a transparency log, so
+the bundle is exactly what ``sigstore`` (and ``model-signing``) produce and
+verify. Nothing here re-implements Sigstore's checks: verification is
+``sigstore.verify.Verifier.verify_dsse`` with an identity policy.
+
+Identity policies are tiny objects with one ``verify(certificate)`` method,
+composed with :class:`AllOf` / :class:`AnyOf` (the ``sigstore`` ones).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from provenance.bundle import Bundle
+from provenance.dsse import INTOTO_PAYLOAD_TYPE
+from provenance.errors import InputError, UsageError, VerificationError
+from provenance.signing._keys import _KIND_HINT, _KIND_WORDS, Verified
+
+if TYPE_CHECKING:
+    from cryptography.x509 import Certificate
+    from sigstore.models import ClientTrustConfig, TrustedRoot
+    from sigstore.oidc import IdentityToken
+
+#: Fulcio's certificate extensions (https://github.com/sigstore/fulcio/blob/main/docs/oid-info.md).
+_OID_ISSUER_V1 = "1.3.6.1.4.1.57264.1.1"
+_OID_ISSUER_V2 = "1.3.6.1.4.1.57264.1.8"
+
+
+def _errors() -> tuple[type[Exception], ...]:
+    from sigstore.errors import Error as SigstoreError
+    from sigstore.errors import VerificationError as SigstoreVerificationError
+
+    return SigstoreVerificationError, SigstoreError
+
+
+# ---------------------------------------------------------------- trust material
+
+
+def load_trust_config(
+    trust_config: str | os.PathLike[str] | None = None,
+    *,
+    staging: bool = False,
+    offline: bool = False,
+) -> ClientTrustConfig:
+    """The client trust config: a file, or Sigstore's staging / production instance.
+
+    ``offline`` uses the root cached by an earlier TUF refresh, or the one
+    pinned inside the ``sigstore`` package, and makes no network request.
+    """
+    from sigstore.models import ClientTrustConfig
+
+    if trust_config is not None and staging:
+        raise UsageError("give either --trust-config or --staging, not both")
+    if trust_config is not None:
+        from provenance._internal.fsutil import read_limited
+
+        raw = read_limited(trust_config, "trust config", 16 << 20)
+        try:
+            return ClientTrustConfig.from_json(raw.decode("utf-8"))
+        except Exception as e:
+            raise InputError(
+                f"trust config '{trust_config}' is not usable: {_first_line(e)}"
+            ) from None
+    try:
+        if staging:
+            return ClientTrustConfig.staging(offline=offline)
+        return ClientTrustConfig.production(offline=offline)
+    except Exception as e:
+        which = "staging" if staging else "production"
+        hint = "" if offline else "; pass --offline to use the pinned root without network"
+        raise InputError(
+            f"cannot load Sigstore's {which} trust root: {_first_line(e)}{hint}"
+        ) from None
+
+
+def load_trusted_root(
+    trust_root: str | os.PathLike[str] | None = None,
+    trust_config: str | os.PathLike[str] | None = None,
+    *,
+    staging: bool = False,
+    offline: bool = False,
+) -> TrustedRoot:
+    """The trusted root to verify against (a ``trusted_root.json`` or a trust config)."""
+    if trust_root is not None:
+        if trust_config is not None or staging:
+            raise UsageError("give only one of --trust-root, --trust-config, --staging")
+        from sigstore.models import TrustedRoot
+
+        from provenance._internal.fsutil import read_limited
+
+        read_limited(trust_root, "trusted root", 16 << 20)  # clear errors for missing files
+        try:
+            return TrustedRoot.from_file(os.fspath(trust_root))
+        except Exception as e:
+            raise InputError(
+                f"trusted root '{trust_root}' is not usable: {_first_line(e)}"
+            ) from None
+    return load_trust_config(trust_config, staging=staging, offline=offline).trusted_root
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+# ---------------------------------------------------------------- identity tokens
+
+
+def get_identity_token(
+    token: str | None = None,
+    *,
+    trust_config: ClientTrustConfig | None = None,
+    interactive: bool = True,
+) -> IdentityToken:
+    """An OIDC identity token: given, ambient (CI), or from the browser flow.
+
+    Ambient detection is ``sigstore``'s own (GitHub Actions, GitLab CI,
+    Buildkite, Google Cloud); the browser flow runs only on a terminal.
+    """
+    from sigstore.oidc import IdentityError, IdentityToken, detect_credential
+
+    raw = token or os.environ.get("SIGSTORE_ID_TOKEN")
+    if not raw:
+        try:
+            raw = detect_credential()
+        except IdentityError as e:
+            raise InputError(f"ambient CI credentials failed: {_first_line(e)}") from None
+    if not raw and interactive:
+        from sigstore.oidc import Issuer
+
+        if trust_config is None:
+            trust_config = load_trust_config()
+        urls = trust_config.signing_config.get_oidc_url()
+        try:
+            return Issuer(urls).identity_token()
+        except Exception as e:
+            raise InputError(f"interactive sign-in failed: {_first_line(e)}") from None
+    if not raw:
+        raise InputError(
+            "no identity token: pass --identity-token, run in CI with OIDC enabled, "
+            "or run on a terminal to sign in"
+        )
+    try:
+        return IdentityToken(raw)
+    except IdentityError as e:
+        raise InputError(f"identity token rejected: {_first_line(e)}") from None
+
+
+# ---------------------------------------------------------------- signing
+
+
+@dataclass
+class SigstoreSigner:
+    """Signs keyless: Fulcio certificate for the token's identity, log entry, bundle."""
+
+    identity_token: IdentityToken
+    trust_config: ClientTrustConfig
+
+    def sign(self, payload: bytes, payload_type: str = INTOTO_PAYLOAD_TYPE) -> Bundle:
+        if payload_type != INTOTO_PAYLOAD_TYPE:
+            raise UsageError("Sigstore signs in-toto statements only")
+        from sigstore.dsse import Statement
+        from sigstore.sign import SigningContext
+
+        try:
+            context = SigningContext.from_trust_config(self.trust_config)
+            with context.signer(self.identity_token, cache=True) as signer:
+                signed = signer.sign_dsse(Statement(payload))
+        except Exception as e:
+            raise InputError(f"Sigstore signing failed: {_describe_failure(e)}") from None
+        return Bundle.from_bytes(signed.to_json().encode("utf-8"), source="Sigstore's bundle")
+
+
+def _describe_failure(e: BaseException) -> str:
+    """Name the service that could not be reached, rather than a stack of wrappers."""
+    import requests
+
+    seen: set[int] = set()
+    current: BaseException | None = e
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, requests.RequestException):
+            url = getattr(getattr(current, "request", None), "url", None)
+            if isinstance(current, requests.ConnectionError):
+                return f"cannot reach {url or 'the signing service'}"
+            return f"{url or 'the signing service'}: {_first_line(current)}"
+        current = current.__cause__ or current.__context__
+    text = _first_line(e)
+    match = re.search(r"https?://[^\s'\")]+", str(e))
+    if "Connection" in text and match:
+        return f"cannot reach {match.group(0)}"
+    return text
+
+
+# ---------------------------------------------------------------- identity policies
+
+
+@dataclass(frozen=True)
+class IdentityRegexp:
+    """The certificate's identity (e-mail or URI SAN) fully matches a pattern."""
+
+    pattern: str
+    issuer: str | None = None
+
+    def verify(self, cert: Certificate) -> None:
+        from sigstore.errors import VerificationError as SigstoreVerificationError
+
+        ids = identities(cert)
+        if not any(re.fullmatch(self.pattern, i) for i in ids):
+            raise SigstoreVerificationError(
+                f"identity {', '.join(ids) or '(none)'} does not match {self.pattern!r}"
+            )
+        if self.issuer is not None:
+            issuer = issuer_of(cert)
+            if issuer != self.issuer:
+                raise SigstoreVerificationError(f"issuer {issuer or '(none)'} is not {self.issuer}")
+
+
+def identities(cert: Certificate) -> list[str]:
+    from cryptography import x509
+
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    out = [str(v) for v in san.get_values_for_type(x509.RFC822Name)]
+    out += [str(v) for v in san.get_values_for_type(x509.UniformResourceIdentifier)]
+    for other in san.get_values_for_type(x509.OtherName):
+        try:
+            out.append(other.value.decode("utf-8", "replace").lstrip("\x0c\x13\x16").strip())
+        except AttributeError:
+            continue
+    return out
+
+
+def issuer_of(cert: Certificate) -> str | None:
+    """The OIDC issuer Fulcio recorded (the v2 DER-string extension, else v1 raw)."""
+    from cryptography import x509
+
+    for oid, der in ((_OID_ISSUER_V2, True), (_OID_ISSUER_V1, False)):
+        try:
+            ext = cert.extensions.get_extension_for_oid(x509.ObjectIdentifier(oid)).value
+        except x509.ExtensionNotFound:
+            continue
+        raw = ext.value  # type: ignore[attr-defined]
+        if der and len(raw) > 2:
+            # DER UTF8String: tag, length (short or long form), bytes.
+            length_byte = raw[1]
+            raw = raw[2 + (length_byte & 0x7F) :] if length_byte & 0x80 else raw[2:]
+        return bytes(raw).decode("utf-8", "replace")
+    return None
+
+
+def identity_policy(
+    *,
+    identity: str | None = None,
+    identity_regexp: str | None = None,
+    issuer: str | None = None,
+    github_repository: str | None = None,
+    github_ref: str | None = None,
+    github_workflow_name: str | None = None,
+    github_trigger: str | None = None,
+    github_sha: str | None = None,
+) -> Any:
+    """Compose the policy for ``verify``: an identity (exact or pattern), an
+    issuer, and any GitHub workflow claims; all must hold."""
+    from sigstore.verify import policy
+
+    if identity and identity_regexp:
+        raise UsageError("give either --identity or --identity-regexp, not both")
+    if not identity and not identity_regexp:
+        raise UsageError("keyless verification needs --identity (or --identity-regexp)")
+    if not issuer:
+        raise UsageError("keyless verification needs --issuer (the OIDC issuer URL)")
+    parts: list[Any] = []
+    if identity:
+        parts.append(policy.Identity(identity=identity, issuer=issuer))
+    else:
+        try:
+            re.compile(identity_regexp or "")
+        except re.error as e:
+            raise UsageError(f"--identity-regexp is not a valid pattern: {e}") from None
+        parts.append(IdentityRegexp(identity_regexp or "", issuer))
+    for value, kind in (
+        (github_repository, policy.GitHubWorkflowRepository),
+        (github_ref, policy.GitHubWorkflowRef),
+        (github_workflow_name, policy.GitHubWorkflowName),
+        (github_trigger, policy.GitHubWorkflowTrigger),
+        (github_sha, policy.GitHubWorkflowSHA),
+    ):
+        if value:
+            parts.append(kind(value))
+    return parts[0] if len(parts) == 1 else policy.AllOf(parts)
+
+
+# ---------------------------------------------------------------- verification
+
+
+class SigstoreVerifier:
+    """Accepts keyless bundles from the trusted instance whose identity fits the policy."""
+
+    def __init__(self, policy: Any, trusted_root: TrustedRoot) -> None:
+        self.policy = policy
+        self.trusted_root = trusted_root
+
+    def verify(self, bundle: Bundle) -> Verified:
+        if bundle.kind != "sigstore":
+            raise VerificationError(
+                f"signature was made with {_KIND_WORDS[bundle.kind]}, not a Sigstore identity; "
+                "verify it with " + _KIND_HINT[bundle.kind]
+            )
+        payload_type, payload = self.verify_dsse(bundle.raw)
+        if payload != bundle.envelope.payload or payload_type != bundle.envelope.payload_type:
+            raise VerificationError("the verified payload differs from the bundle's envelope")
+        from cryptography import x509
+
+        leaf = x509.load_der_x509_certificate(bundle.certificates[0])
+        ids = identities(leaf)
+        who = ids[0] if ids else leaf.subject.rfc4514_string()
+        return Verified(f"{who} (issuer {issuer_of(leaf) or 'unknown'})", "sigstore")
+
+    def verify_dsse(self, raw_bundle: Any) -> tuple[str, bytes]:
+        """Sigstore's full check of a DSSE bundle; returns the signed type and bytes."""
+        sigstore_bundle = parse_sigstore_bundle(raw_bundle)
+        from sigstore.verify import Verifier
+
+        sigstore_error, _ = _errors()
+        try:
+            return Verifier(trusted_root=self.trusted_root).verify_dsse(
+                sigstore_bundle, self.policy
+            )
+        except sigstore_error as e:
+            raise VerificationError(f"Sigstore verification failed: {_first_line(e)}") from None
+        except (ValueError, TypeError, KeyError) as e:
+            raise VerificationError(f"Sigstore verification failed: {_first_line(e)}") from None
+
+    def verify_artifact(self, artifact: bytes, raw_bundle: Any) -> None:
+        """Sigstore's full check of a bundle over an arbitrary artifact."""
+        sigstore_bundle = parse_sigstore_bundle(raw_bundle)
+        from sigstore.verify import Verifier
+
+        sigstore_error, _ = _errors()
+        try:
+            Verifier(trusted_root=self.trusted_root).verify_artifact(
+                artifact, sigstore_bundle, self.policy
+            )
+        except sigstore_error as e:
+            raise VerificationError(f"Sigstore verification failed: {_first_line(e)}") from None
+        except (ValueError, TypeError, KeyError) as e:
+            raise VerificationError(f"Sigstore verification failed: {_first_line(e)}") from None
+
+
+def parse_sigstore_bundle(raw_bundle: Any) -> Any:
+    """``sigstore.models.Bundle`` from the parsed JSON (or its text)."""
+    from sigstore.models import Bundle as SigstoreBundle
+
+    text = raw_bundle if isinstance(raw_bundle, (str, bytes)) else json.dumps(raw_bundle)
+    try:
+        return SigstoreBundle.from_json(text)
+    except Exception as e:
+        raise VerificationError(f"not a valid Sigstore bundle: {_first_line(e)}") from None
+
+
+# ---------------------------------------------------------------- description
+
+
+def describe_keyless(bundle: Bundle) -> dict[str, Any]:
+    """Identity, issuer, log index and signing time, read (not verified) from a bundle."""
+    import datetime
+
+    from cryptography import x509
+
+    out: dict[str, Any] = {"kind": "sigstore"}
+    try:
+        leaf = x509.load_der_x509_certificate(bundle.certificates[0])
+    except ValueError:
+        return out
+    ids = identities(leaf)
+    out["identity"] = ids[0] if ids else leaf.subject.rfc4514_string()
+    out["issuer"] = issuer_of(leaf)
+    material = bundle.raw.get("verificationMaterial", {})
+    entries: Sequence[Any] = material.get("tlogEntries") or []
+    if entries and isinstance(entries[0], dict):
+        entry = entries[0]
+        out["log_index"] = _int_or_none(entry.get("logIndex"))
+        integrated = _int_or_none(entry.get("integratedTime"))
+        if integrated:
+            out["signed_at"] = datetime.datetime.fromtimestamp(
+                integrated, datetime.timezone.utc
+            ).strftime("%Y-%m-%dT%H:%M:%SZ")
+        kind = entry.get("kindVersion", {})
+        out["log_entry"] = f"{kind.get('kind')}/{kind.get('version')}"
+    timestamps = (material.get("timestampVerificationData") or {}).get("rfc3161Timestamps") or []
+    if timestamps:
+        out["timestamps"] = len(timestamps)
+    return out
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
