@@ -8,10 +8,13 @@ either tool verifies the other's signatures.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
+import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
@@ -19,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from provenance._internal.fsutil import read_limited
 from provenance.bundle import Bundle
-from provenance.dsse import INTOTO_PAYLOAD_TYPE, Envelope, legacy_pae, pae
+from provenance.dsse import INTOTO_PAYLOAD_TYPE, Envelope, b64decode, legacy_pae, pae
 from provenance.errors import InputError, VerificationError
 
 if TYPE_CHECKING:
@@ -201,6 +204,15 @@ class KeyVerifier:
     def from_files(cls, *paths: str | os.PathLike[str]) -> KeyVerifier:
         return cls(load_public_key(p) for p in paths)
 
+    def verify_artifact(
+        self,
+        artifact: bytes,
+        raw_bundle: Mapping[str, Any],
+        trusted_root: Mapping[str, Any] | str | os.PathLike[str] | None = None,
+    ) -> Verified:
+        """A key-signed Sigstore bundle over any artifact; see :func:`verify_artifact`."""
+        return verify_artifact(self, artifact, raw_bundle, trusted_root)
+
     def verify(self, bundle: Bundle) -> Verified:
         if bundle.kind != "public_key":
             raise VerificationError(
@@ -244,3 +256,103 @@ _KIND_HINT = {
     "x509_chain": "--root CA.pem",
     "sigstore": "a Sigstore identity and issuer",
 }
+
+
+def _message_signature(raw_bundle: Mapping[str, Any]) -> tuple[bytes, bytes | None]:
+    message = raw_bundle.get("messageSignature")
+    if not isinstance(message, Mapping):
+        raise InputError("bundle has no messageSignature")
+    signature = b64decode(message.get("signature"), "messageSignature.signature")
+    digest_info = message.get("messageDigest")
+    digest = None
+    if isinstance(digest_info, Mapping):
+        if digest_info.get("algorithm") not in ("SHA2_256", None):
+            raise VerificationError(f"unsupported message digest {digest_info.get('algorithm')}")
+        digest = b64decode(digest_info.get("digest"), "messageDigest.digest")
+    return signature, digest
+
+
+def verify_artifact(
+    verifier: KeyVerifier,
+    artifact: bytes,
+    raw_bundle: Mapping[str, Any],
+    trusted_root: Mapping[str, Any] | str | os.PathLike[str] | None = None,
+) -> Verified:
+    """Check a key-signed bundle over an arbitrary artifact (not a model).
+
+    Both a ``messageSignature`` over the artifact and a DSSE in-toto statement
+    whose subject is the artifact's SHA-256 are accepted. Log entries, if the
+    bundle has them, are checked against ``trusted_root`` (required then).
+    """
+    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+    if isinstance(trusted_root, (str, os.PathLike)):
+        try:
+            trusted_root = json.loads(read_limited(trusted_root, "trusted root", 16 << 20))
+        except ValueError:
+            raise InputError(f"trusted root '{trusted_root}' is not valid JSON") from None
+    digest = hashlib.sha256(artifact).digest()
+    hint = (raw_bundle.get("verificationMaterial") or {}).get("publicKey", {}).get("hint")
+    candidates = [k for k in verifier.keys if not hint or hint in _hint_forms(k)]
+    if not candidates:
+        raise VerificationError("bundle was signed with a different key (the key hint differs)")
+    if "dsseEnvelope" in raw_bundle:
+        envelope = Envelope.from_json(raw_bundle["dsseEnvelope"])
+        signature = envelope.signature
+        for key in candidates:
+            with contextlib.suppress(VerificationError):
+                verify_envelope(key, envelope)
+                break
+        else:
+            raise VerificationError("the signature does not match the signed statement")
+        _check_subject(envelope.payload, digest)
+        signed_key = key
+        logged_digest = hashlib.sha256(pae(envelope.payload_type, envelope.payload)).digest()
+    else:
+        signature, claimed = _message_signature(raw_bundle)
+        if claimed is not None and claimed != digest:
+            raise VerificationError("bundle signs a different artifact (message digest differs)")
+        for key in candidates:
+            if isinstance(key, ed25519.Ed25519PublicKey):
+                ok = verify_raw(key, signature, artifact)
+            else:
+                try:
+                    key.verify(signature, digest, ec.ECDSA(Prehashed(hashes.SHA256())))
+                    ok = True
+                except InvalidSignature:
+                    ok = False
+            if ok:
+                signed_key = key
+                break
+        else:
+            raise VerificationError("the signature does not match the artifact and key")
+        logged_digest = digest
+    entries = (raw_bundle.get("verificationMaterial") or {}).get("tlogEntries") or []
+    if entries:
+        if trusted_root is None:
+            raise VerificationError("bundle has log entries but no trusted root was given")
+        from provenance.signing._rekor import verify_log_entry
+
+        pem = signed_key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        for entry in entries:
+            verify_log_entry(
+                entry,
+                trusted_root=trusted_root,
+                signature=signature,
+                public_key_pem=pem,
+                artifact_digest=logged_digest,
+            )
+    return Verified(f"{describe_key(signed_key)} key {key_hint(signed_key)[:16]}", "key")
+
+
+def _check_subject(payload: bytes, digest: bytes) -> None:
+    try:
+        statement = json.loads(payload)
+        subjects = statement["subject"]
+        if any(s.get("digest", {}).get("sha256") == digest.hex() for s in subjects):
+            return
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise VerificationError("signed statement is malformed") from None
+    raise VerificationError("signed statement is about a different artifact")

@@ -1,0 +1,185 @@
+"""Rekor v1 log-entry checks for bundles signed with a managed (plain) key.
+
+Sigstore's client verifies log entries only for keyless bundles; a bundle
+signed with a key in a KMS can carry entries too (cosign writes them). Here
+an entry is accepted only if its body records this very signature, key and
+artifact digest, its signed entry timestamp verifies with a log key from the
+trusted root, and its inclusion proof leads to a checkpoint that log signed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+from provenance.errors import VerificationError
+
+
+def _b64(value: Any, what: str) -> bytes:
+    try:
+        return base64.b64decode(value, validate=True)
+    except (TypeError, ValueError):
+        raise VerificationError(f"log entry {what} is not valid base64") from None
+
+
+def log_keys(trusted_root: Mapping[str, Any]) -> dict[bytes, Any]:
+    """Transparency-log public keys of a trusted root, by log id."""
+    keys = {}
+    for tlog in trusted_root.get("tlogs") or []:
+        try:
+            log_id = base64.b64decode(tlog["logId"]["keyId"])
+            der = base64.b64decode(tlog["publicKey"]["rawBytes"])
+            keys[log_id] = serialization.load_der_public_key(der)
+        except (KeyError, TypeError, ValueError):
+            continue
+    return keys
+
+
+def _verify_with(key: Any, signature: bytes, data: bytes) -> bool:
+    try:
+        if isinstance(key, ed25519.Ed25519PublicKey):
+            key.verify(signature, data)
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+        else:
+            return False
+    except InvalidSignature:
+        return False
+    return True
+
+
+def _leaf_hash(data: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
+def _node_hash(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def _root_from_inclusion_proof(index: int, size: int, leaf: bytes, proof: Sequence[bytes]) -> bytes:
+    """RFC 9162 section 2.1.3.2: recompute the tree root from an audit path."""
+    if not 0 <= index < size:
+        raise VerificationError("log entry inclusion proof has an index outside the tree")
+    fn, sn, r = index, size - 1, leaf
+    for p in proof:
+        if sn == 0:
+            raise VerificationError("log entry inclusion proof is too long")
+        if fn % 2 == 1 or fn == sn:
+            r = _node_hash(p, r)
+            while fn % 2 == 0 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            r = _node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise VerificationError("log entry inclusion proof is too short")
+    return r
+
+
+def _check_checkpoint(note: str, key: Any, log_id: bytes, size: int, root: bytes) -> None:
+    """A signed note: origin, size, base64 root; then signature lines from the log."""
+    body, sep, signatures = note.partition("\n\n")
+    lines = body.split("\n")
+    if not sep or len(lines) < 3:
+        raise VerificationError("log entry checkpoint is malformed")
+    if lines[1] != str(size) or lines[2] != base64.b64encode(root).decode():
+        raise VerificationError("log entry checkpoint does not match its inclusion proof")
+    for line in signatures.splitlines():
+        parts = line.split(" ")
+        if len(parts) != 3 or parts[0] != "\u2014":
+            continue
+        try:
+            raw = base64.b64decode(parts[2])
+        except ValueError:
+            continue
+        if raw[:4] == log_id[:4] and _verify_with(key, raw[4:], (body + "\n").encode()):
+            return
+    raise VerificationError("log entry checkpoint is not signed by the log")
+
+
+def verify_log_entry(
+    entry: Mapping[str, Any],
+    *,
+    trusted_root: Mapping[str, Any],
+    signature: bytes,
+    public_key_pem: bytes,
+    artifact_digest: bytes,
+) -> None:
+    """Check one hashedrekord/0.0.1 entry against the bundle and the trusted root."""
+    import rfc8785
+
+    kind = entry.get("kindVersion") or {}
+    if (kind.get("kind"), kind.get("version")) != ("hashedrekord", "0.0.1"):
+        raise VerificationError(
+            f"unsupported log entry kind {kind.get('kind')}/{kind.get('version')}"
+        )
+    body_b64 = entry.get("canonicalizedBody")
+    body_raw = _b64(body_b64, "body")
+    try:
+        body = json.loads(body_raw)
+        spec = body["spec"]
+        logged_sig = base64.b64decode(spec["signature"]["content"])
+        logged_key = base64.b64decode(spec["signature"]["publicKey"]["content"])
+        logged_hash = spec["data"]["hash"]
+    except (KeyError, TypeError, ValueError):
+        raise VerificationError("log entry body is not a hashedrekord record") from None
+    if logged_sig != signature:
+        raise VerificationError("log entry records a different signature")
+    if (
+        logged_hash.get("algorithm") != "sha256"
+        or logged_hash.get("value") != artifact_digest.hex()
+    ):
+        raise VerificationError("log entry records a different artifact")
+    if serialization.load_pem_public_key(logged_key) != serialization.load_pem_public_key(
+        public_key_pem
+    ):
+        raise VerificationError("log entry records a different key")
+
+    log_id = _b64((entry.get("logId") or {}).get("keyId"), "log id")
+    key = log_keys(trusted_root).get(log_id)
+    if key is None:
+        raise VerificationError("log entry comes from a log the trusted root does not know")
+    try:
+        log_index = int(entry["logIndex"])
+        integrated = int(entry["integratedTime"])
+    except (KeyError, TypeError, ValueError):
+        raise VerificationError("log entry lacks its index or time") from None
+    if log_index < 0 or integrated < 0:
+        raise VerificationError("log entry has a negative index or time")
+
+    promise = entry.get("inclusionPromise")
+    proof = entry.get("inclusionProof")
+    if not promise and not proof:
+        raise VerificationError("log entry has neither an inclusion promise nor a proof")
+    if promise:
+        payload = rfc8785.dumps(
+            {
+                "body": body_b64,
+                "integratedTime": integrated,
+                "logID": log_id.hex(),
+                "logIndex": log_index,
+            }
+        )
+        set_sig = _b64(promise.get("signedEntryTimestamp"), "signed entry timestamp")
+        if not _verify_with(key, set_sig, payload):
+            raise VerificationError("log entry's signed entry timestamp does not verify")
+    if proof:
+        try:
+            index, size = int(proof["logIndex"]), int(proof["treeSize"])
+            hashes_ = [_b64(h, "proof hash") for h in proof.get("hashes", [])]
+            root = _b64(proof["rootHash"], "root hash")
+            note = proof["checkpoint"]["envelope"]
+        except (KeyError, TypeError, ValueError):
+            raise VerificationError("log entry inclusion proof is incomplete") from None
+        if _root_from_inclusion_proof(index, size, _leaf_hash(body_raw), hashes_) != root:
+            raise VerificationError("log entry inclusion proof does not lead to its root hash")
+        _check_checkpoint(note, key, log_id, size, root)
