@@ -275,7 +275,7 @@ def _message_signature(raw_bundle: Mapping[str, Any]) -> tuple[bytes, bytes | No
 def verify_artifact(
     verifier: KeyVerifier,
     artifact: bytes,
-    raw_bundle: Mapping[str, Any],
+    raw_bundle: Mapping[str, Any] | str | bytes,
     trusted_root: Mapping[str, Any] | str | os.PathLike[str] | None = None,
 ) -> Verified:
     """Check a key-signed bundle over an arbitrary artifact (not a model).
@@ -283,7 +283,28 @@ def verify_artifact(
     Both a ``messageSignature`` over the artifact and a DSSE in-toto statement
     whose subject is the artifact's SHA-256 are accepted. Log entries, if the
     bundle has them, are checked against ``trusted_root`` (required then).
+    The bundle is untrusted input of any shape: whatever is malformed in it
+    is a verification failure, never another exception.
     """
+    if isinstance(raw_bundle, (str, bytes)):
+        try:
+            raw_bundle = json.loads(raw_bundle)
+        except ValueError:
+            raise VerificationError("bundle is not valid JSON") from None
+    if not isinstance(raw_bundle, Mapping):
+        raise VerificationError("bundle is not a JSON object")
+    try:
+        return _verify_artifact(verifier, artifact, raw_bundle, trusted_root)
+    except (AttributeError, TypeError, KeyError, ValueError, UnsupportedAlgorithm) as e:
+        raise VerificationError(f"bundle is malformed ({type(e).__name__}: {e})") from None
+
+
+def _verify_artifact(
+    verifier: KeyVerifier,
+    artifact: bytes,
+    raw_bundle: Mapping[str, Any],
+    trusted_root: Mapping[str, Any] | str | os.PathLike[str] | None,
+) -> Verified:
     from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
     if isinstance(trusted_root, (str, os.PathLike)):
@@ -336,7 +357,12 @@ def verify_artifact(
         pem = signed_key.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
+        needs_proof = raw_bundle.get("mediaType") not in (
+            "application/vnd.dev.sigstore.bundle+json;version=0.1",
+        )
         for entry in entries:
+            if needs_proof and not (isinstance(entry, Mapping) and entry.get("inclusionProof")):
+                raise VerificationError("log entry lacks the inclusion proof bundles v0.2+ require")
             verify_log_entry(
                 entry,
                 trusted_root=trusted_root,

@@ -10,9 +10,11 @@ trusted root, and its inclusion proof leads to a checkpoint that log signed.
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -29,15 +31,34 @@ def _b64(value: Any, what: str) -> bytes:
         raise VerificationError(f"log entry {what} is not valid base64") from None
 
 
-def log_keys(trusted_root: Mapping[str, Any]) -> dict[bytes, Any]:
-    """Transparency-log public keys of a trusted root, by log id."""
+@dataclass(frozen=True)
+class _LogKey:
+    key: Any
+    start: datetime.datetime
+    end: datetime.datetime | None
+
+
+def _instant(value: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def log_keys(trusted_root: Mapping[str, Any]) -> dict[bytes, _LogKey]:
+    """Transparency-log keys of a trusted root, by log id, with their validity.
+
+    A key without a validity start is unusable (the trusted-root format
+    requires one), so it is left out rather than trusted forever.
+    """
     keys = {}
     for tlog in trusted_root.get("tlogs") or []:
         try:
             log_id = base64.b64decode(tlog["logId"]["keyId"])
-            der = base64.b64decode(tlog["publicKey"]["rawBytes"])
-            keys[log_id] = serialization.load_der_public_key(der)
-        except (KeyError, TypeError, ValueError):
+            public = tlog["publicKey"]
+            valid = public.get("validFor") or {}
+            start = _instant(valid["start"])
+            end = _instant(valid["end"]) if valid.get("end") else None
+            der = base64.b64decode(public["rawBytes"])
+            keys[log_id] = _LogKey(serialization.load_der_public_key(der), start, end)
+        except (KeyError, TypeError, ValueError, AttributeError):
             continue
     return keys
 
@@ -145,9 +166,10 @@ def verify_log_entry(
         raise VerificationError("log entry records a different key")
 
     log_id = _b64((entry.get("logId") or {}).get("keyId"), "log id")
-    key = log_keys(trusted_root).get(log_id)
-    if key is None:
+    log_key = log_keys(trusted_root).get(log_id)
+    if log_key is None:
         raise VerificationError("log entry comes from a log the trusted root does not know")
+    key = log_key.key
     try:
         log_index = int(entry["logIndex"])
         integrated = int(entry["integratedTime"])
@@ -155,6 +177,9 @@ def verify_log_entry(
         raise VerificationError("log entry lacks its index or time") from None
     if log_index < 0 or integrated < 0:
         raise VerificationError("log entry has a negative index or time")
+    when = datetime.datetime.fromtimestamp(integrated, datetime.timezone.utc)
+    if when < log_key.start or (log_key.end is not None and when > log_key.end):
+        raise VerificationError("log entry was made outside its log key's validity period")
 
     promise = entry.get("inclusionPromise")
     proof = entry.get("inclusionProof")

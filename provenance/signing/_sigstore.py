@@ -343,7 +343,27 @@ class SigstoreVerifier:
             raise VerificationError(f"Sigstore verification failed: {_first_line(e)}") from None
 
     def verify_artifact(self, artifact: bytes, raw_bundle: Any) -> None:
-        """Sigstore's full check of a bundle over an arbitrary artifact."""
+        """Sigstore's full check of a bundle over an arbitrary artifact.
+
+        A DSSE bundle must hold an in-toto statement with the artifact's
+        SHA-256 among its subjects (``sigstore``'s library leaves that to the
+        caller; its CLI does the same check).
+        """
+        if isinstance(raw_bundle, (str, bytes)):
+            try:
+                raw_bundle = json.loads(raw_bundle)
+            except ValueError:
+                raise VerificationError("not a valid Sigstore bundle: invalid JSON") from None
+        if isinstance(raw_bundle, dict) and "dsseEnvelope" in raw_bundle:
+            import hashlib
+
+            from provenance.signing._keys import _check_subject
+
+            payload_type, payload = self.verify_dsse(raw_bundle)
+            if payload_type != INTOTO_PAYLOAD_TYPE:
+                raise VerificationError(f"DSSE payload type {payload_type!r} is not in-toto")
+            _check_subject(payload, hashlib.sha256(artifact).digest())
+            return
         sigstore_bundle = parse_sigstore_bundle(raw_bundle)
         from sigstore.verify import Verifier
 
