@@ -38,25 +38,14 @@ def _signer_words(bundle: Any) -> tuple[str, dict[str, Any]]:
     return words + "; verify with --identity and --issuer", info
 
 
-@click.command("inspect")
-@click.argument("signature", type=click.Path(path_type=str))
-@json_option
-@handle_errors()
-def inspect_command(signature: str, as_json: bool) -> None:
-    """Describe SIGNATURE (a bundle, or a model folder holding model.sig).
-
-    Shows who signed, how the model was hashed and its root digest. Nothing
-    is verified: use `provenance verify` before trusting any of it.
-    """
+def _signature_summary(path: Path) -> tuple[dict[str, Any], list[str]]:
+    """A signature in JSON and in lines of text (read, not verified)."""
     import json
 
     from provenance._api import read_bundle
     from provenance.errors import InputError
     from provenance.manifest import Manifest
 
-    path = Path(signature)
-    if path.is_dir():
-        path = path / "model.sig"
     bundle = read_bundle(path)
     signer, signer_json = _signer_words(bundle)
     try:
@@ -67,29 +56,93 @@ def inspect_command(signature: str, as_json: bool) -> None:
         ) from None
     s = manifest.serialization
     method = s.method + (f" ({s.shard_size:,}-byte shards)" if s.method == "shards" else "")
-    if as_json:
-        emit_json(
-            {
-                "signature": str(path),
-                "verified": False,
-                "signer": signer_json,
-                "model_name": manifest.model_name,
-                "root_digest": manifest.root_digest,
-                "files": len(manifest.files),
-                "resources": len(manifest.resources),
-                "serialization": s.to_json(),
-            }
-        )
-        return
-    click.echo(f"Signature    {path}  (not verified)")
-    click.echo(f"Signed by    {signer}")
-    click.echo(f"Model        {manifest.model_name or '(unnamed, legacy format)'}")
-    click.echo(f"Method       {method}")
-    click.echo(f"Algorithm    {s.hash_type}")
-    click.echo(
-        f"Files        {len(manifest.files)}"
-        + (f" in {len(manifest.resources)} shards" if s.method == "shards" else "")
-    )
-    click.echo(f"Root digest  sha256:{manifest.root_digest}")
+    data = {
+        "signature": str(path),
+        "verified": False,
+        "signer": signer_json,
+        "model_name": manifest.model_name,
+        "root_digest": manifest.root_digest,
+        "files": len(manifest.files),
+        "resources": len(manifest.resources),
+        "serialization": s.to_json(),
+    }
+    shards = f" in {len(manifest.resources)} shards" if s.method == "shards" else ""
+    text = [
+        f"Signature    {path}  (not verified)",
+        f"Signed by    {signer}",
+        f"Model        {manifest.model_name or '(unnamed, legacy format)'}",
+        f"Method       {method}",
+        f"Algorithm    {s.hash_type}",
+        f"Files        {len(manifest.files)}{shards}",
+        f"Root digest  sha256:{manifest.root_digest}",
+    ]
     if s.ignore_paths:
-        click.echo(f"Ignored      {', '.join(sorted(s.ignore_paths))}")
+        text.append(f"Ignored      {', '.join(sorted(s.ignore_paths))}")
+    return data, text
+
+
+def _attestation_summary(model: Path, file: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    import json
+
+    from provenance.attest import _lineage, _store
+
+    items: list[dict[str, Any]] = []
+    text = [f"Attestations {file}  (not verified)"]
+    for line in _store.read(file):
+        if line.bundle is None:
+            items.append({"line": line.number, "error": line.error})
+            text.append(f"  line {line.number}: unreadable ({line.error})")
+            continue
+        try:
+            stmt = json.loads(line.bundle.envelope.payload)
+            subject = stmt["subject"][0]
+            ptype = stmt.get("predicateType")
+            who = f"{subject.get('name')} sha256:{subject['digest']['sha256'][:12]}"
+        except (ValueError, KeyError, TypeError, IndexError):
+            items.append({"line": line.number, "error": "statement unreadable"})
+            text.append(f"  line {line.number}: statement unreadable")
+            continue
+        kind = {"public_key": "key", "x509_chain": "certificate", "sigstore": "Sigstore"}
+        items.append({"line": line.number, "predicate_type": ptype, "subject": subject})
+        text.append(
+            f"  line {line.number}: {ptype} about {who} (signed by {kind[line.bundle.kind]})"
+        )
+    graph = _lineage.build(model)
+    text.append("Lineage")
+    text.extend("  " + row for row in _lineage.render_tree(graph).splitlines())
+    return items, text
+
+
+@click.command("inspect")
+@click.argument("target", type=click.Path(path_type=str))
+@json_option
+@handle_errors()
+def inspect_command(target: str, as_json: bool) -> None:
+    """Describe TARGET: a signature file, or a model folder (its signature,
+    its attestations and its lineage).
+
+    Shows who signed, how the model was hashed, its root digest, and what
+    the attestations say. Nothing is verified: use `provenance verify`
+    (with --attestations) before trusting any of it.
+    """
+    from provenance.attest import default_attestations_path
+    from provenance.errors import InputError
+
+    path = Path(target)
+    model = path if path.is_dir() else None
+    sig = path / "model.sig" if model is not None else path
+    out: dict[str, Any] = {}
+    lines: list[str] = []
+    if model is None or sig.exists():
+        out, lines = _signature_summary(sig)
+    if model is not None:
+        file = default_attestations_path(model)
+        if file.exists():
+            out["attestations"], more = _attestation_summary(model, file)
+            lines += ["", *more] if lines else more
+        elif not sig.exists():
+            raise InputError(f"'{model}' has neither model.sig nor model.intoto.jsonl")
+    if as_json:
+        emit_json(out)
+    else:
+        click.echo("\n".join(lines))

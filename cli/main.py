@@ -18,7 +18,9 @@ _COMMANDS = {
     "hash": ("hash", "hash_command", "Print a model's root digest (or its manifest)."),
     "sign": ("sign", "sign_command", "Hash a model and write its signature."),
     "verify": ("verify", "verify_command", "Check a model against its signature."),
-    "inspect": ("inspect", "inspect_command", "Describe a signature without verifying it."),
+    "inspect": ("inspect", "inspect_command", "Describe a signature and attestations."),
+    "attest": ("attest", "attest_group", "Sign statements on datasets, training, evaluation."),
+    "lineage": ("lineage", "lineage_command", "Write a model's lineage graph (dot, mermaid)."),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -148,6 +149,13 @@ def _keyless_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     is_flag=True,
     help="Let files the signature does not list be present (they are reported, not checked).",
 )
+@click.option(
+    "--attestations",
+    "check_attestations",
+    is_flag=True,
+    help="Also check MODEL/model.intoto.jsonl: every attestation signed by a trusted "
+    "signer, about this model, valid against its schema, with local inputs re-hashed.",
+)
 @json_option
 @handle_errors(failure_code=EXIT_FAILED)
 def verify_command(
@@ -158,6 +166,7 @@ def verify_command(
     signature_path: str | None,
     ignore_paths: tuple[str, ...],
     ignore_unsigned_files: bool,
+    check_attestations: bool,
     as_json: bool,
     **keyless: Any,
 ) -> None:
@@ -181,6 +190,12 @@ def verify_command(
     import provenance
 
     verifier = _build_verifier(keys, roots, chain, keyless)
+    sig = signature_path or provenance.default_signature_path(model)
+    if check_attestations and not os.path.exists(sig):
+        # A dataset has attestations but often no signature: check them
+        # against a fresh hash of it.
+        _attestations_only(model, verifier, as_json)
+        return
     with progress_bar("verifying", not as_json) as progress:
         result = provenance.verify(
             model,
@@ -190,6 +205,9 @@ def verify_command(
             ignore_unsigned_files=ignore_unsigned_files,
             progress=progress,
         )
+    report = (
+        _check_attestations(model, verifier, result.root_digest) if check_attestations else None
+    )
     m = result.manifest
     if as_json:
         emit_json(
@@ -203,6 +221,7 @@ def verify_command(
                 "unsigned_files_ignored": list(result.unsigned_files_ignored),
                 "warnings": list(result.warnings),
                 "manifest": m.to_json(),
+                **({"attestations": _report_json(report)} if report else {}),
             }
         )
         return
@@ -212,3 +231,51 @@ def verify_command(
         click.echo(f"  not signed (ignored): {f}")
     for w in result.warnings:
         click.secho(f"  warning: {w}", fg="yellow", err=True)
+    if report is not None:
+        _print_report(report)
+
+
+def _check_attestations(model: str, verifier: Any, root_digest: str) -> Any:
+    from provenance.attest import verify_attestations
+    from provenance.errors import VerificationError
+
+    report = verify_attestations(model, verifier, root_digest)
+    if not report.ok:
+        problems = report.problems
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise VerificationError(f"{problems[0]}{more}", details=problems)
+    return report
+
+
+def _attestations_only(model: str, verifier: Any, as_json: bool) -> None:
+    from provenance.attest import subject_digest
+
+    _, digest = subject_digest(model)
+    report = _check_attestations(model, verifier, digest)
+    if as_json:
+        emit_json({"ok": True, "root_digest": digest, "attestations": _report_json(report)})
+        return
+    click.secho(f"No signature; attestations checked against sha256:{digest}", fg="green")
+    _print_report(report)
+
+
+def _report_json(report: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "line": c.line,
+            "ok": c.ok,
+            "predicate_type": c.predicate_type,
+            "signer": c.signer,
+            "problems": list(c.problems),
+            "notes": list(c.notes),
+        }
+        for c in report.checks
+    ]
+
+
+def _print_report(report: Any) -> None:
+    click.secho(f"Attestations: {len(report.checks)} verified in {report.path}", fg="green")
+    for c in report.checks:
+        click.echo(f"  line {c.line}: {c.predicate_type} by {c.signer}")
+        for n in c.notes:
+            click.echo(f"    note: {n}")

@@ -1,0 +1,302 @@
+"""``provenance attest``: signed statements about datasets, training runs, evaluations."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from provenance.errors import UsageError
+from provenance_cli._common import emit_json, handle_errors, json_option
+from provenance_cli._signer_options import build_signer, signer_options
+
+_SIGNER_KEYS = (
+    "key_path",
+    "cert_path",
+    "chain_paths",
+    "kms_uri",
+    "kms_public_key",
+    "use_sigstore",
+    "identity_token",
+    "trust_config",
+    "staging",
+)
+
+
+def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = json_option(fn)
+    fn = click.option(
+        "--output",
+        type=click.Path(path_type=str),
+        metavar="FILE",
+        help="Attestations file to append to (default TARGET/model.intoto.jsonl).",
+    )(fn)
+    return signer_options(fn)
+
+
+def _sign_and_append(
+    target: str, predicate_type: str, predicate: Any, opts: dict[str, Any]
+) -> None:
+    from provenance import attest
+
+    signer = build_signer(*(opts.pop(k) for k in _SIGNER_KEYS))
+    result = attest.attest(target, predicate_type, predicate, signer, output=opts.get("output"))
+    subject = result.statement["subject"][0]
+    if opts.get("as_json"):
+        emit_json(
+            {
+                "ok": True,
+                "attestations": str(result.path),
+                "line": result.line,
+                "statement": result.statement,
+            }
+        )
+    else:
+        click.echo(
+            f"Attested {predicate_type} for '{subject['name']}' "
+            f"(sha256:{subject['digest']['sha256']})\n"
+            f"  appended as line {result.line} of {result.path}"
+        )
+
+
+@click.group("attest")
+def attest_group() -> None:
+    """Sign statements about what a model was made from and how it scored.
+
+    Each statement's subject is the model's (or dataset's) root digest; it is
+    appended to model.intoto.jsonl beside model.sig, outside the model's
+    manifest. Signer options are those of `provenance sign`.
+    """
+
+
+@attest_group.command("dataset")
+@click.argument("dataset", type=click.Path(path_type=str))
+@click.option("--name", help="Dataset name (default: the folder or file name).")
+@click.option("--source-uri", metavar="URI", help="Where the data came from.")
+@click.option("--license", "license_", metavar="SPDX", help="Licence, as an SPDX identifier.")
+@click.option("--version", "version_", help="Dataset version or release tag.")
+@click.option("--description", help="One line on what the data is.")
+@click.option("--records", type=int, help="Number of records, where known.")
+@click.option(
+    "--split",
+    "splits",
+    multiple=True,
+    metavar="NAME[=RECORDS]",
+    help="A split and its record count (repeatable), e.g. --split train=9000.",
+)
+@_common
+@handle_errors()
+def dataset_command(
+    dataset: str,
+    name: str | None,
+    source_uri: str | None,
+    license_: str | None,
+    version_: str | None,
+    description: str | None,
+    records: int | None,
+    splits: tuple[str, ...],
+    **opts: Any,
+) -> None:
+    """Attest what DATASET is; its subject is the dataset's root digest.
+
+    Datasets are hashed with the same engine as models (`provenance hash
+    DATASET` prints the digest), so training attestations can name them.
+    """
+    from provenance import attest
+
+    split_counts: dict[str, Any] = {}
+    for s in splits:
+        key, sep, value = s.partition("=")
+        if not key:
+            raise UsageError(f"--split {s!r} needs a name")
+        try:
+            split_counts[key] = int(value) if sep else None
+        except ValueError:
+            raise UsageError(f"--split {s!r}: the record count must be a whole number") from None
+    predicate = attest.dataset_predicate(
+        name=name or os.path.basename(os.path.abspath(dataset)),
+        source_uri=source_uri,
+        license=license_,
+        version=version_,
+        description=description,
+        records=records,
+        splits=split_counts,
+    )
+    _sign_and_append(dataset, attest.DATASET_PREDICATE_TYPE, predicate, opts)
+
+
+@attest_group.command("training")
+@click.argument("model", type=click.Path(path_type=str))
+@click.option(
+    "--dataset",
+    "datasets",
+    multiple=True,
+    metavar="PATH|URI@sha256:DIGEST",
+    help="Training data (repeatable); a path is hashed.",
+)
+@click.option(
+    "--validation-dataset",
+    "validation_datasets",
+    multiple=True,
+    metavar="PATH|URI@sha256:DIGEST",
+    help="Validation data (repeatable).",
+)
+@click.option(
+    "--base-model",
+    metavar="PATH|URI@sha256:DIGEST",
+    help="The model this one was tuned, quantised or converted from.",
+)
+@click.option(
+    "--kind",
+    type=click.Choice(
+        ["training", "fine-tuning", "quantisation", "conversion", "merge", "distillation"]
+    ),
+    default=None,
+    help="What the run did (default: fine-tuning with --base-model, else training).",
+)
+@click.option("--source-commit", metavar="SHA", help="Full git commit of the training code.")
+@click.option("--source-uri", metavar="URI", help="Repository of the code, e.g. git+https://...")
+@click.option("--image", metavar="NAME@sha256:DIGEST", help="Container image the run used.")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Hyperparameter (repeatable); numbers and booleans keep their type.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=str),
+    metavar="FILE",
+    help="Training config (JSON, or YAML with PyYAML) recorded as given.",
+)
+@click.option("--entry-point", metavar="CMD", help="What was run, e.g. train.py.")
+@click.option("--builder-id", metavar="URI", help="Who ran it (required outside CI).")
+@click.option("--invocation-id", metavar="ID", help="Which run (CI fills this in).")
+@click.option("--started-on", metavar="TIME", help="RFC 3339 start time.")
+@click.option("--finished-on", metavar="TIME", help="RFC 3339 end time (default: now).")
+@click.option(
+    "--byproduct",
+    "byproducts",
+    multiple=True,
+    type=click.Path(path_type=str),
+    metavar="PATH",
+    help="A log or metrics file to record by digest (repeatable).",
+)
+@_common
+@handle_errors()
+def training_command(
+    model: str,
+    datasets: tuple[str, ...],
+    validation_datasets: tuple[str, ...],
+    base_model: str | None,
+    kind: str | None,
+    source_commit: str | None,
+    source_uri: str | None,
+    image: str | None,
+    params: tuple[str, ...],
+    config_path: str | None,
+    entry_point: str | None,
+    builder_id: str | None,
+    invocation_id: str | None,
+    started_on: str | None,
+    finished_on: str | None,
+    byproducts: tuple[str, ...],
+    **opts: Any,
+) -> None:
+    """Attest how MODEL was made, as SLSA Provenance v1.
+
+    \b
+    provenance attest training my-model --key key.pem \\
+        --dataset data/train --validation-dataset data/val \\
+        --base-model hf://org/base@sha256:<root digest> --param lr=3e-5 \\
+        --source-commit $(git rev-parse HEAD) --builder-id https://ci.example/runner
+
+    In GitHub Actions and GitLab CI the builder, the run and the source come
+    from the environment. Fine-tuning, quantisation, conversion and merging
+    are recorded the same way: --kind says which, --base-model names the
+    input model (repeat --dataset for merge inputs' data).
+    """
+    from provenance import attest
+
+    ci = attest.detect_ci()
+    builder = builder_id or (ci.builder_id if ci else None)
+    if not builder:
+        raise UsageError("say who built the model: --builder-id URI (outside CI)")
+    config = attest.load_config(config_path) if config_path else None
+    predicate = attest.training_predicate(
+        datasets=[attest.resolve(d) for d in datasets],
+        validation_datasets=[attest.resolve(d) for d in validation_datasets],
+        base_model=attest.resolve(base_model) if base_model else None,
+        source_uri=source_uri or (ci.source_uri if ci else None),
+        source_commit=source_commit or (ci.source_commit if ci else None),
+        image=image,
+        params=attest.parse_params(params),
+        config=config,
+        entry_point=entry_point,
+        kind=kind or ("fine-tuning" if base_model else "training"),
+        builder_id=builder,
+        invocation_id=invocation_id or (ci.invocation_id if ci else None),
+        started_on=started_on,
+        finished_on=finished_on or attest.now(),
+        byproducts=[attest.resolve(b) for b in byproducts],
+    )
+    _sign_and_append(model, attest.SLSA_PREDICATE_TYPE, predicate, opts)
+
+
+@attest_group.command("eval")
+@click.argument("model", type=click.Path(path_type=str))
+@click.option(
+    "--metric",
+    "metrics",
+    multiple=True,
+    required=True,
+    metavar="NAME=VALUE",
+    help="A measured metric (repeatable), e.g. --metric accuracy=0.91.",
+)
+@click.option(
+    "--dataset",
+    "datasets",
+    multiple=True,
+    metavar="PATH|URI@sha256:DIGEST",
+    help="Evaluation data (repeatable); a path is hashed.",
+)
+@click.option(
+    "--threshold",
+    "thresholds",
+    multiple=True,
+    metavar="NAME>=VALUE",
+    help="The bar a metric was held to (repeatable), e.g. --threshold 'accuracy>=0.9'.",
+)
+@click.option("--evaluator-id", metavar="URI", help="Who or what ran the evaluation.")
+@_common
+@handle_errors()
+def eval_command(
+    model: str,
+    metrics: tuple[str, ...],
+    datasets: tuple[str, ...],
+    thresholds: tuple[str, ...],
+    evaluator_id: str | None,
+    **opts: Any,
+) -> None:
+    """Attest how MODEL scored, on which datasets (by digest)."""
+    import re
+
+    from provenance import attest
+
+    parsed_thresholds = {}
+    for t in thresholds:
+        m = re.fullmatch(r"\s*([^<>=\s]+)\s*(>=|<=|==|>|<)\s*(-?[0-9.eE+-]+)\s*", t)
+        if not m:
+            raise UsageError(f"--threshold {t!r} is not like accuracy>=0.9")
+        parsed_thresholds[m.group(1)] = f"{m.group(2)}{m.group(3)}"
+    predicate = attest.evaluation_predicate(
+        metrics=attest.parse_params(metrics),
+        datasets=[attest.resolve(d) for d in datasets],
+        thresholds=parsed_thresholds,
+        evaluator_id=evaluator_id,
+    )
+    _sign_and_append(model, attest.EVALUATION_PREDICATE_TYPE, predicate, opts)

@@ -1,0 +1,308 @@
+"""Predicates for lineage attestations: dataset, training (SLSA v1), evaluation.
+
+Each builder returns a plain JSON-able dict that validates against its schema
+in ``schemas/``. Inputs that name data on disk are hashed with the same engine
+as models, so every edge of the lineage is a root digest; the path is kept in
+an annotation so verification can hash the data again.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from provenance.errors import InputError, UsageError
+
+DATASET_PREDICATE_TYPE = "https://ml-provenance.dev/dataset/v1"
+EVALUATION_PREDICATE_TYPE = "https://ml-provenance.dev/evaluation/v1"
+SLSA_PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
+TRAINING_BUILD_TYPE = "https://ml-provenance.dev/training/v1"
+
+#: Roles a resolved dependency can play in a training run.
+ROLES = (
+    "training-data",
+    "validation-data",
+    "evaluation-data",
+    "base-model",
+    "source",
+    "container-image",
+)
+
+_REF = re.compile(r"^(?P<uri>.+)@(?P<algo>sha256|sha384|sha512):(?P<hex>[0-9a-fA-F]+)$")
+
+
+def now() -> str:
+    """RFC 3339 UTC time, second precision, as SLSA and in-toto use."""
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A dataset or model named either by a local path or by ``URI@sha256:DIGEST``."""
+
+    name: str
+    digest: dict[str, str]
+    uri: str | None = None
+    path: str | None = None
+
+    def descriptor(self, role: str | None = None) -> dict[str, Any]:
+        """An in-toto ResourceDescriptor, annotated with its role and local path."""
+        out: dict[str, Any] = {"name": self.name, "digest": dict(self.digest)}
+        if self.uri:
+            out["uri"] = self.uri
+        annotations: dict[str, Any] = {}
+        if role:
+            annotations["role"] = role
+        if self.path:
+            annotations["path"] = self.path
+        if annotations:
+            out["annotations"] = annotations
+        return out
+
+
+def resolve(reference: str, *, hash_options: Mapping[str, Any] | None = None) -> Artifact:
+    """Hash a path, or parse ``URI@sha256:HEX``; the result names the artifact by digest."""
+    m = _REF.match(reference)
+    if m and not Path(reference).exists():
+        algo, hexdigest = m.group("algo"), m.group("hex").lower()
+        sizes = {"sha256": 64, "sha384": 96, "sha512": 128}
+        if len(hexdigest) != sizes[algo]:
+            raise InputError(f"'{reference}': a {algo} digest has {sizes[algo]} hex digits")
+        uri = m.group("uri")
+        return Artifact(name=uri.rstrip("/").rsplit("/", 1)[-1], digest={algo: hexdigest}, uri=uri)
+    path = Path(reference)
+    if not path.exists():
+        raise InputError(
+            f"'{reference}' is neither an existing path nor of the form URI@sha256:DIGEST"
+        )
+    from provenance._api import hash_model
+
+    manifest = hash_model(path, **dict(hash_options or {}))
+    return Artifact(
+        name=Path(os.path.abspath(path)).name,
+        digest={"sha256": manifest.root_digest},
+        path=os.path.abspath(path),
+    )
+
+
+def parse_params(pairs: Iterable[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; values that read as JSON (numbers, booleans) keep their type."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"'{pair}' is not KEY=VALUE")
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = value
+        out[key] = parsed
+    return out
+
+
+def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A training config file (JSON, or YAML when PyYAML is installed)."""
+    from provenance._internal.fsutil import read_limited
+
+    raw = read_limited(path, "config", 16 << 20)
+    text = raw.decode("utf-8", "replace")
+    if str(path).endswith((".yaml", ".yml")):
+        try:
+            import yaml  # type: ignore[import-untyped]
+        except ImportError:
+            raise InputError(f"config '{path}' is YAML; install PyYAML or give JSON") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise InputError(f"config '{path}' is not valid YAML: {e}") from None
+    else:
+        try:
+            data = json.loads(text)
+        except ValueError as e:
+            raise InputError(f"config '{path}' is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"config '{path}' must hold an object at the top")
+    return data
+
+
+# ---------------------------------------------------------------- CI environments
+
+
+@dataclass(frozen=True)
+class CiContext:
+    """What a CI system says about the run: who built, which run, from which source."""
+
+    builder_id: str
+    invocation_id: str | None = None
+    source_uri: str | None = None
+    source_commit: str | None = None
+
+
+def detect_ci(env: Mapping[str, str] | None = None) -> CiContext | None:
+    """GitHub Actions and GitLab CI, from their documented environment variables."""
+    env = os.environ if env is None else env
+    if env.get("GITHUB_ACTIONS") == "true":
+        server = env.get("GITHUB_SERVER_URL", "https://github.com")
+        repo = env.get("GITHUB_REPOSITORY", "")
+        workflow_ref = env.get("GITHUB_WORKFLOW_REF")
+        run = env.get("GITHUB_RUN_ID")
+        attempt = env.get("GITHUB_RUN_ATTEMPT", "1")
+        return CiContext(
+            builder_id=f"{server}/{workflow_ref}" if workflow_ref else f"{server}/{repo}",
+            invocation_id=f"{server}/{repo}/actions/runs/{run}/attempts/{attempt}" if run else None,
+            source_uri=f"git+{server}/{repo}@{env['GITHUB_REF']}"
+            if env.get("GITHUB_REF")
+            else None,
+            source_commit=env.get("GITHUB_SHA"),
+        )
+    if env.get("GITLAB_CI") == "true":
+        server = env.get("CI_SERVER_URL", "https://gitlab.com")
+        project = env.get("CI_PROJECT_PATH", "")
+        runner = env.get("CI_RUNNER_ID")
+        ref = env.get("CI_COMMIT_REF_NAME")
+        return CiContext(
+            builder_id=f"{server}/{project}/-/runners/{runner}"
+            if runner
+            else f"{server}/{project}",
+            invocation_id=env.get("CI_JOB_URL"),
+            source_uri=f"git+{server}/{project}@{ref}" if ref else None,
+            source_commit=env.get("CI_COMMIT_SHA"),
+        )
+    return None
+
+
+# ---------------------------------------------------------------- predicates
+
+
+def dataset_predicate(
+    *,
+    name: str,
+    source_uri: str | None = None,
+    license: str | None = None,
+    version: str | None = None,
+    splits: Mapping[str, Any] | None = None,
+    records: int | None = None,
+    manifest_digest: str | None = None,
+    files: int | None = None,
+    description: str | None = None,
+) -> dict[str, Any]:
+    """What a dataset is: its name, origin, licence, version, splits and size."""
+    out: dict[str, Any] = {"name": name}
+    optional = {
+        "sourceUri": source_uri,
+        "license": license,
+        "version": version,
+        "description": description,
+        "records": records,
+        "files": files,
+        "manifestDigest": manifest_digest,
+    }
+    out.update({k: v for k, v in optional.items() if v is not None})
+    if splits:
+        out["splits"] = [
+            {"name": k, **({"records": v} if v is not None else {})} for k, v in splits.items()
+        ]
+    return out
+
+
+def training_predicate(
+    *,
+    datasets: Sequence[Artifact] = (),
+    validation_datasets: Sequence[Artifact] = (),
+    base_model: Artifact | None = None,
+    source_uri: str | None = None,
+    source_commit: str | None = None,
+    image: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    config: Mapping[str, Any] | None = None,
+    entry_point: str | None = None,
+    kind: str = "training",
+    builder_id: str,
+    invocation_id: str | None = None,
+    started_on: str | None = None,
+    finished_on: str | None = None,
+    byproducts: Sequence[Artifact] = (),
+) -> dict[str, Any]:
+    """SLSA Provenance v1 for a training, fine-tuning, quantisation, conversion or merge."""
+    external: dict[str, Any] = {"kind": kind}
+    if entry_point:
+        external["entryPoint"] = entry_point
+    if params:
+        external["hyperparameters"] = dict(params)
+    if config:
+        external["config"] = dict(config)
+    deps: list[dict[str, Any]] = []
+    deps += [d.descriptor("training-data") for d in datasets]
+    deps += [d.descriptor("validation-data") for d in validation_datasets]
+    if base_model is not None:
+        deps.append(base_model.descriptor("base-model"))
+    if source_commit:
+        if not re.fullmatch(r"[0-9a-fA-F]{40}|[0-9a-fA-F]{64}", source_commit):
+            raise UsageError(f"--source-commit {source_commit!r} is not a full git commit id")
+        source: dict[str, Any] = {
+            "digest": {"gitCommit": source_commit.lower()},
+            "annotations": {"role": "source"},
+        }
+        if source_uri:
+            source["uri"] = source_uri
+        deps.append(source)
+    if image:
+        m = _REF.match(image)
+        if not m or m.group("algo") != "sha256":
+            raise UsageError(f"--image {image!r} must be pinned by digest: NAME@sha256:HEX")
+        deps.append(
+            {
+                "uri": m.group("uri"),
+                "digest": {"sha256": m.group("hex").lower()},
+                "annotations": {"role": "container-image"},
+            }
+        )
+    metadata: dict[str, Any] = {}
+    if invocation_id:
+        metadata["invocationId"] = invocation_id
+    if started_on:
+        metadata["startedOn"] = started_on
+    if finished_on:
+        metadata["finishedOn"] = finished_on
+    run_details: dict[str, Any] = {"builder": {"id": builder_id}}
+    if metadata:
+        run_details["metadata"] = metadata
+    if byproducts:
+        run_details["byproducts"] = [b.descriptor() for b in byproducts]
+    return {
+        "buildDefinition": {
+            "buildType": TRAINING_BUILD_TYPE,
+            "externalParameters": external,
+            "resolvedDependencies": deps,
+        },
+        "runDetails": run_details,
+    }
+
+
+def evaluation_predicate(
+    *,
+    metrics: Mapping[str, Any],
+    datasets: Sequence[Artifact] = (),
+    thresholds: Mapping[str, str] | None = None,
+    evaluator_id: str | None = None,
+    evaluated_on: str | None = None,
+) -> dict[str, Any]:
+    """Metrics measured on named datasets, with the thresholds they were held to."""
+    if not metrics:
+        raise UsageError("an evaluation needs at least one --metric NAME=VALUE")
+    out: dict[str, Any] = {
+        "metrics": [{"name": k, "value": v} for k, v in metrics.items()],
+        "datasets": [d.descriptor("evaluation-data") for d in datasets],
+        "evaluatedOn": evaluated_on or now(),
+    }
+    if thresholds:
+        out["thresholds"] = [{"metric": k, "condition": v} for k, v in thresholds.items()]
+    if evaluator_id:
+        out["evaluator"] = {"id": evaluator_id}
+    return out

@@ -1,0 +1,1 @@
+"""JSON Schemas for the formats provenance defines (installed as ``provenance._schemas``)."""
