@@ -18,7 +18,13 @@ from cryptography.hazmat.primitives import serialization
 from provenance.bundle import Bundle
 from provenance.dsse import INTOTO_PAYLOAD_TYPE, Envelope, pae
 from provenance.errors import InputError, UsageError
-from provenance.signing._keys import PublicKey, check_supported, key_hint, load_public_key
+from provenance.signing._keys import (
+    PublicKey,
+    check_supported,
+    key_hint,
+    load_public_key,
+    verify_raw,
+)
 
 # The securesystemslib scheme that hashes as DSSE-over-ECDSA needs for each curve.
 _SCHEME_FOR_CURVE = {
@@ -64,8 +70,19 @@ class KmsSigner:
         try:
             signature = self.signer.sign(data)
         except Exception as e:  # each backend raises its own types
-            raise InputError(f"signing with '{self.uri}' failed: {e}") from None
-        return bytes.fromhex(signature.signature)
+            reason = str(e) or type(e).__name__
+            if type(e).__name__ == "PinIncorrect":
+                reason = f"the PIN in ${PIN_ENV} is incorrect"
+            raise InputError(f"signing with '{self.uri}' failed: {reason}") from None
+        raw = bytes.fromhex(signature.signature)
+        # Backends do not all check that the private key matches the public
+        # key we were given; a signature nobody can verify must not be written.
+        if not verify_raw(self.key, raw, data):
+            raise InputError(
+                f"the signature from '{self.uri}' does not verify with the given public key; "
+                "is --kms-public-key this key's?"
+            )
+        return raw
 
     def sign(self, payload: bytes, payload_type: str = INTOTO_PAYLOAD_TYPE) -> Bundle:
         envelope = Envelope(payload, payload_type, self.sign_pae(pae(payload_type, payload)), "")
@@ -114,6 +131,8 @@ def kms_signer(uri: str, public_key: str | os.PathLike[str] | None = None) -> Km
         sslib_key.scheme = _SCHEME_FOR_CURVE[curve]
     try:
         signer = sslib.Signer.from_priv_key_uri(uri_for_signer, sslib_key, _secret)
+    except FileNotFoundError:
+        raise InputError(f"no private key at '{uri.split(':', 1)[1]}' ({uri})") from None
     except Exception as e:
         raise InputError(f"cannot open key '{uri}': {e}") from None
     return KmsSigner(signer, key, uri)
