@@ -47,6 +47,23 @@ step "provenance inspect tiny-model/model.sig"
 step "provenance verify tiny-model --key signing-key.pub"
 "$PROVENANCE" verify "$WORK/tiny-model" --key "$WORK/signing-key.pub"
 
+step "lineage: attest the training data, the training run and an evaluation"
+mkdir -p "$WORK/train-data"
+for i in 1 2 3; do echo "{\"text\": \"example $i\"}" > "$WORK/train-data/part-$i.jsonl"; done
+"$PROVENANCE" attest dataset "$WORK/train-data" --key "$WORK/signing-key.pem" \
+  --license CC-BY-4.0 --source-uri https://example.org/train-data --split train=3
+"$PROVENANCE" attest training "$WORK/tiny-model" --key "$WORK/signing-key.pem" \
+  --dataset "$WORK/train-data" --param learning_rate=0.001 --param epochs=3 \
+  --builder-id https://example.org/quickstart --entry-point make_tiny_model.py
+"$PROVENANCE" attest eval "$WORK/tiny-model" --key "$WORK/signing-key.pem" \
+  --metric accuracy=0.93 --dataset "$WORK/train-data" --threshold 'accuracy>=0.9'
+
+step "provenance verify tiny-model --key signing-key.pub --attestations"
+"$PROVENANCE" verify "$WORK/tiny-model" --key "$WORK/signing-key.pub" --attestations
+
+step "provenance lineage tiny-model"
+"$PROVENANCE" lineage "$WORK/tiny-model"
+
 step "tamper: flip one byte of model.safetensors, then verify again"
 "$PY" - "$WORK/tiny-model/model.safetensors" <<'PYEOF'
 import sys
