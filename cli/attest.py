@@ -145,8 +145,11 @@ def dataset_command(
 )
 @click.option(
     "--base-model",
+    "base_models",
+    multiple=True,
     metavar="PATH|URI@sha256:DIGEST",
-    help="The model this one was tuned, quantised or converted from.",
+    help="The model this one was tuned, quantised or converted from "
+    "(repeat for the inputs of a merge).",
 )
 @click.option(
     "--kind",
@@ -192,7 +195,7 @@ def training_command(
     model: str,
     datasets: tuple[str, ...],
     validation_datasets: tuple[str, ...],
-    base_model: str | None,
+    base_models: tuple[str, ...],
     kind: str | None,
     source_commit: str | None,
     source_uri: str | None,
@@ -218,7 +221,7 @@ def training_command(
     In GitHub Actions and GitLab CI the builder, the run and the source come
     from the environment. Fine-tuning, quantisation, conversion and merging
     are recorded the same way: --kind says which, --base-model names the
-    input model (repeat --dataset for merge inputs' data).
+    input model (repeated for a merge). See schemas/README.md.
     """
     from provenance import attest
 
@@ -230,14 +233,14 @@ def training_command(
     predicate = attest.training_predicate(
         datasets=[attest.resolve(d) for d in datasets],
         validation_datasets=[attest.resolve(d) for d in validation_datasets],
-        base_model=attest.resolve(base_model) if base_model else None,
+        base_model=[attest.resolve(b) for b in base_models],
         source_uri=source_uri or (ci.source_uri if ci else None),
         source_commit=source_commit or (ci.source_commit if ci else None),
         image=image,
         params=attest.parse_params(params),
         config=config,
         entry_point=entry_point,
-        kind=kind or ("fine-tuning" if base_model else "training"),
+        kind=kind or ("fine-tuning" if base_models else "training"),
         builder_id=builder,
         invocation_id=invocation_id or (ci.invocation_id if ci else None),
         started_on=started_on,

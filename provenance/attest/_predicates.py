@@ -215,7 +215,7 @@ def training_predicate(
     *,
     datasets: Sequence[Artifact] = (),
     validation_datasets: Sequence[Artifact] = (),
-    base_model: Artifact | None = None,
+    base_model: Artifact | Sequence[Artifact] | None = None,
     source_uri: str | None = None,
     source_commit: str | None = None,
     image: str | None = None,
@@ -240,8 +240,8 @@ def training_predicate(
     deps: list[dict[str, Any]] = []
     deps += [d.descriptor("training-data") for d in datasets]
     deps += [d.descriptor("validation-data") for d in validation_datasets]
-    if base_model is not None:
-        deps.append(base_model.descriptor("base-model"))
+    bases = [base_model] if isinstance(base_model, Artifact) else list(base_model or ())
+    deps += [b.descriptor("base-model") for b in bases]
     if source_commit:
         if not re.fullmatch(r"[0-9a-fA-F]{40}|[0-9a-fA-F]{64}", source_commit):
             raise UsageError(f"--source-commit {source_commit!r} is not a full git commit id")
