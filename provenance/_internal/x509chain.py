@@ -48,7 +48,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
 from provenance.errors import VerificationError
 
-__all__ = ["verify_chain"]
+__all__ = ["check_leaf", "verify_chain"]
 
 #: Most intermediates between the leaf and the anchor. Real PKIs use one or two;
 #: the bound keeps a hostile bundle from sending the search down long detours.
@@ -99,9 +99,7 @@ def verify_chain(
         raise VerificationError("no trusted root certificate given to verify the chain with")
 
     # The leaf's own faults come first: no choice of intermediates can fix them.
-    _check_time(leaf, at)
-    _check_critical(leaf)
-    _check_leaf_usage(leaf)
+    check_leaf(leaf, at)
 
     anchors = _unique(roots)
     anchor_ders = {_der(c) for c in anchors}
@@ -240,6 +238,13 @@ class _Search:
             return f"no path from '{_subject(leaf)}' to a trusted root"
         deepest = max(depth for depth, _ in self.failures)
         return next(reason for depth, reason in self.failures if depth == deepest)
+
+
+def check_leaf(leaf: x509.Certificate, at: datetime.datetime) -> None:
+    """The leaf's own checks (time, critical extensions, usage), also used at signing."""
+    _check_time(leaf, at)
+    _check_critical(leaf)
+    _check_leaf_usage(leaf)
 
 
 def _check_time(cert: x509.Certificate, at: datetime.datetime) -> None:

@@ -11,14 +11,14 @@ import datetime
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
 
 from provenance._internal.fsutil import read_limited
-from provenance._internal.x509chain import verify_chain
+from provenance._internal.x509chain import check_leaf, verify_chain
 from provenance.bundle import Bundle
 from provenance.dsse import INTOTO_PAYLOAD_TYPE, Envelope, pae
 from provenance.errors import InputError, VerificationError
@@ -77,35 +77,12 @@ def describe_certificate(cert: x509.Certificate) -> str:
     return f"certificate '{name}'" + (f" <{', '.join(ids)}>" if ids else "") + by
 
 
-def _extension(cert: x509.Certificate, kind: type[x509.ExtensionType]) -> Any:
-    try:
-        return cert.extensions.get_extension_for_class(kind).value
-    except x509.ExtensionNotFound:
-        return None
-
-
 def _check_leaf_for_signing(cert: x509.Certificate, path: str, now: datetime.datetime) -> None:
-    """Refuse at signing what a verifier would refuse, with a reason naming the file."""
-    if now < cert.not_valid_before_utc:
-        start = f"{cert.not_valid_before_utc:%Y-%m-%dT%H:%M:%SZ}"
-        raise InputError(f"signing certificate '{path}' is not valid until {start}")
-    if now > cert.not_valid_after_utc:
-        end = f"{cert.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}"
-        raise InputError(f"signing certificate '{path}' expired on {end}")
-    ku = _extension(cert, x509.KeyUsage)
-    eku = _extension(cert, x509.ExtendedKeyUsage)
-    if ku is not None and not ku.digital_signature:
-        raise InputError(f"signing certificate '{path}' does not allow digital signatures")
-    if eku is not None and not (
-        ExtendedKeyUsageOID.CODE_SIGNING in eku or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in eku
-    ):
-        raise InputError(
-            f"signing certificate '{path}' is not for code signing (extended key usage)"
-        )
-    if ku is None and eku is None:
-        raise InputError(
-            f"signing certificate '{path}' states neither key usage nor extended key usage"
-        )
+    """Refuse at signing what a verifier would refuse, naming the file."""
+    try:
+        check_leaf(cert, now)
+    except VerificationError as e:
+        raise InputError(f"signing certificate '{path}': {e}") from None
 
 
 @dataclass(frozen=True)
