@@ -37,12 +37,18 @@ def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _sign_and_append(
-    target: str, predicate_type: str, predicate: Any, opts: dict[str, Any]
+    target: str,
+    predicate_type: str,
+    predicate: Any,
+    opts: dict[str, Any],
+    subject: tuple[str, str] | None = None,
 ) -> None:
     from provenance import attest
 
     signer = build_signer(*(opts.pop(k) for k in _SIGNER_KEYS))
-    result = attest.attest(target, predicate_type, predicate, signer, output=opts.get("output"))
+    result = attest.attest(
+        target, predicate_type, predicate, signer, output=opts.get("output"), subject=subject
+    )
     subject = result.statement["subject"][0]
     if opts.get("as_json"):
         emit_json(
@@ -104,6 +110,7 @@ def dataset_command(
     Datasets are hashed with the same engine as models (`provenance hash
     DATASET` prints the digest), so training attestations can name them.
     """
+    import provenance
     from provenance import attest
 
     split_counts: dict[str, Any] = {}
@@ -115,6 +122,19 @@ def dataset_command(
             split_counts[key] = int(value) if sep else None
         except ValueError:
             raise UsageError(f"--split {s!r}: the record count must be a whole number") from None
+    import hashlib
+    import json
+
+    from provenance.errors import InputError
+
+    if not os.path.exists(dataset):
+        raise InputError(f"dataset '{dataset}' does not exist")
+    manifest = provenance.hash_model(dataset)
+    # The manifest of a large dataset runs to megabytes; its digest pins it,
+    # and `provenance hash DATASET --json` reproduces it.
+    manifest_digest = hashlib.sha256(
+        json.dumps(manifest.to_json(), sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
     predicate = attest.dataset_predicate(
         name=name or os.path.basename(os.path.abspath(dataset)),
         source_uri=source_uri,
@@ -123,8 +143,12 @@ def dataset_command(
         description=description,
         records=records,
         splits=split_counts,
+        files=len(manifest.files),
+        manifest_digest=manifest_digest,
     )
-    _sign_and_append(dataset, attest.DATASET_PREDICATE_TYPE, predicate, opts)
+    signed = provenance.default_signature_path(dataset).exists()
+    subject = None if signed else (manifest.model_name, manifest.root_digest)
+    _sign_and_append(dataset, attest.DATASET_PREDICATE_TYPE, predicate, opts, subject)
 
 
 @attest_group.command("training")
@@ -223,12 +247,16 @@ def training_command(
     are recorded the same way: --kind says which, --base-model names the
     input model (repeated for a merge). See schemas/README.md.
     """
+    import re
+
     from provenance import attest
 
     ci = attest.detect_ci()
     builder = builder_id or (ci.builder_id if ci else None)
     if not builder:
         raise UsageError("say who built the model: --builder-id URI (outside CI)")
+    if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", builder):
+        raise UsageError(f"--builder-id {builder!r} is not a URI (e.g. https://ci.example/runner)")
     config = attest.load_config(config_path) if config_path else None
     predicate = attest.training_predicate(
         datasets=[attest.resolve(d) for d in datasets],
@@ -243,9 +271,9 @@ def training_command(
         kind=kind or ("fine-tuning" if base_models else "training"),
         builder_id=builder,
         invocation_id=invocation_id or (ci.invocation_id if ci else None),
-        started_on=started_on,
-        finished_on=finished_on or attest.now(),
-        byproducts=[attest.resolve(b) for b in byproducts],
+        started_on=attest.rfc3339(started_on, "--started-on"),
+        finished_on=attest.rfc3339(finished_on, "--finished-on") or attest.now(),
+        byproducts=[attest.resolve(b, plain_file=True) for b in byproducts],
     )
     _sign_and_append(model, attest.SLSA_PREDICATE_TYPE, predicate, opts)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -206,7 +207,9 @@ def verify_command(
             progress=progress,
         )
     report = (
-        _check_attestations(model, verifier, result.root_digest) if check_attestations else None
+        _check_attestations(model, verifier, result.root_digest, as_json)
+        if check_attestations
+        else None
     )
     m = result.manifest
     if as_json:
@@ -235,7 +238,7 @@ def verify_command(
         _print_report(report)
 
 
-def _check_attestations(model: str, verifier: Any, root_digest: str) -> Any:
+def _check_attestations(model: str, verifier: Any, root_digest: str, as_json: bool) -> Any:
     from provenance.attest import verify_attestations
     from provenance.errors import VerificationError
 
@@ -243,6 +246,16 @@ def _check_attestations(model: str, verifier: Any, root_digest: str) -> Any:
     if not report.ok:
         problems = report.problems
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        if as_json:  # every line's verdict, the good ones too
+            emit_json(
+                {
+                    "ok": False,
+                    "error": f"{problems[0]}{more}",
+                    "details": problems,
+                    "attestations": _report_json(report),
+                }
+            )
+            sys.exit(EXIT_FAILED)
         raise VerificationError(f"{problems[0]}{more}", details=problems)
     return report
 
@@ -251,7 +264,7 @@ def _attestations_only(model: str, verifier: Any, as_json: bool) -> None:
     from provenance.attest import subject_digest
 
     _, digest = subject_digest(model)
-    report = _check_attestations(model, verifier, digest)
+    report = _check_attestations(model, verifier, digest, as_json)
     if as_json:
         emit_json({"ok": True, "root_digest": digest, "attestations": _report_json(report)})
         return

@@ -212,3 +212,15 @@ def snapshot(folder: Path) -> dict[str, tuple[bytes, float]]:
         if p.is_file() and not p.is_symlink():
             out[str(p.relative_to(folder))] = (p.read_bytes(), p.stat().st_mtime)
     return out
+
+
+# ---------------------------------------------------------------- local Sigstore (keyless tests)
+
+
+@pytest.fixture(scope="session")
+def local_sigstore(tmp_path_factory: pytest.TempPathFactory):
+    """A local OIDC issuer, Fulcio, CT log, Rekor v1/v2 and TSA (see local_sigstore.py)."""
+    from local_sigstore import LocalSigstore
+
+    with LocalSigstore(tmp_path_factory.mktemp("local-sigstore")) as server:
+        yield server

@@ -32,9 +32,11 @@ from provenance.attest._predicates import (
     dataset_predicate,
     detect_ci,
     evaluation_predicate,
+    load_config,
     now,
     parse_params,
     resolve,
+    rfc3339,
     training_predicate,
 )
 from provenance.attest._store import ATTESTATIONS_NAME, default_attestations_path
@@ -60,6 +62,7 @@ __all__ = [
     "now",
     "parse_params",
     "resolve",
+    "rfc3339",
     "subject_digest",
     "training_predicate",
     "verify_attestations",
@@ -119,6 +122,7 @@ def attest(
     signer: Any,
     *,
     output: str | os.PathLike[str] | None = None,
+    subject: tuple[str, str] | None = None,
 ) -> AttestResult:
     """Sign a statement about ``model_path`` and append it to its attestations file.
 
@@ -132,7 +136,8 @@ def attest(
     if not path.exists():
         raise InputError(f"'{path}' does not exist")
     validate(predicate_type, predicate, where="the new attestation")
-    name, digest = subject_digest(path)
+    # ``subject`` lets a caller that has just hashed the target skip a second pass.
+    name, digest = subject or subject_digest(path)
     stmt = statement(name, digest, predicate_type, dict(predicate))
     payload = json.dumps(stmt, separators=(",", ":"), ensure_ascii=False).encode()
     bundle = signer.sign(payload)

@@ -66,8 +66,14 @@ class Artifact:
         return out
 
 
-def resolve(reference: str, *, hash_options: Mapping[str, Any] | None = None) -> Artifact:
-    """Hash a path, or parse ``URI@sha256:HEX``; the result names the artifact by digest."""
+def resolve(reference: str, *, plain_file: bool = False) -> Artifact:
+    """Hash a path, or parse ``URI@sha256:HEX``; the result names the artifact by digest.
+
+    A path is named by its root digest, hashed the way its own signature says
+    when it is a signed model, so lineage edges meet the digests signatures
+    and attestations use. ``plain_file`` gives a single file's own SHA-256
+    instead (logs and metrics files, which people check with ``sha256sum``).
+    """
     m = _REF.match(reference)
     if m and not Path(reference).exists():
         algo, hexdigest = m.group("algo"), m.group("hex").lower()
@@ -81,14 +87,39 @@ def resolve(reference: str, *, hash_options: Mapping[str, Any] | None = None) ->
         raise InputError(
             f"'{reference}' is neither an existing path nor of the form URI@sha256:DIGEST"
         )
-    from provenance._api import hash_model
+    if plain_file and path.is_file():
+        import hashlib
 
-    manifest = hash_model(path, **dict(hash_options or {}))
+        h = hashlib.sha256()
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        digest = h.hexdigest()
+    else:
+        from provenance.attest import subject_digest
+
+        _, digest = subject_digest(path)
     return Artifact(
-        name=Path(os.path.abspath(path)).name,
-        digest={"sha256": manifest.root_digest},
-        path=os.path.abspath(path),
+        name=Path(os.path.abspath(path)).name, digest={"sha256": digest}, path=os.path.abspath(path)
     )
+
+
+def rfc3339(value: str | None, what: str) -> str | None:
+    """Check an RFC 3339 time (``2026-01-31T12:00:00Z``) and return it unchanged."""
+    if value is None:
+        return None
+    text = value.strip()
+    ok = re.fullmatch(
+        r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", text
+    )
+    try:
+        if ok:
+            datetime.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        ok = None
+    if not ok:
+        raise UsageError(f"{what} {value!r} is not an RFC 3339 time like 2026-01-31T12:00:00Z")
+    return text
 
 
 def parse_params(pairs: Iterable[str]) -> dict[str, Any]:
@@ -256,9 +287,12 @@ def training_predicate(
         m = _REF.match(image)
         if not m or m.group("algo") != "sha256":
             raise UsageError(f"--image {image!r} must be pinned by digest: NAME@sha256:HEX")
+        image_uri = m.group("uri")
+        if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", image_uri):
+            image_uri = f"oci://{image_uri}"  # a ResourceDescriptor's uri needs a scheme
         deps.append(
             {
-                "uri": m.group("uri"),
+                "uri": image_uri,
                 "digest": {"sha256": m.group("hex").lower()},
                 "annotations": {"role": "container-image"},
             }

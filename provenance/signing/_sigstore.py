@@ -35,6 +35,7 @@ _OID_ISSUER_V2 = "1.3.6.1.4.1.57264.1.8"
 
 
 def _errors() -> tuple[type[Exception], ...]:
+    """sigstore's error types (its base Error covers e.g. an unusable trusted root)."""
     from sigstore.errors import Error as SigstoreError
     from sigstore.errors import VerificationError as SigstoreVerificationError
 
@@ -107,6 +108,15 @@ def load_trusted_root(
 
 
 def _first_line(e: BaseException) -> str:
+    """One line for an exception; for a schema error, which field and what is wrong."""
+    errors = getattr(e, "errors", None)
+    if callable(errors):
+        try:
+            first = errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ())) or "(top)"
+            return f"{where}: {first.get('msg', 'invalid')}"
+        except (TypeError, IndexError, AttributeError, KeyError):
+            pass
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__
 
@@ -175,7 +185,16 @@ class SigstoreSigner:
             with context.signer(self.identity_token, cache=True) as signer:
                 signed = signer.sign_dsse(Statement(payload))
         except Exception as e:
-            raise InputError(f"Sigstore signing failed: {_describe_failure(e)}") from None
+            reason = _describe_failure(e)
+            if "signed timestamp" in reason:
+                # sigstore only logs the timestamp authority's failure; name it here.
+                try:
+                    urls = [t.url for t in self.trust_config.signing_config.get_tsas()]
+                except Exception:
+                    urls = []
+                if urls:
+                    reason = f"no signed timestamp from {', '.join(urls)} ({reason})"
+            raise InputError(f"Sigstore signing failed: {reason}") from None
         return Bundle.from_bytes(signed.to_json().encode("utf-8"), source="Sigstore's bundle")
 
 
@@ -332,14 +351,11 @@ class SigstoreVerifier:
         sigstore_bundle = parse_sigstore_bundle(raw_bundle)
         from sigstore.verify import Verifier
 
-        sigstore_error, _ = _errors()
         try:
             return Verifier(trusted_root=self.trusted_root).verify_dsse(
                 sigstore_bundle, self.policy
             )
-        except sigstore_error as e:
-            raise VerificationError(f"Sigstore verification failed: {_first_line(e)}") from None
-        except (ValueError, TypeError, KeyError) as e:
+        except (*_errors(), ValueError, TypeError, KeyError) as e:
             raise VerificationError(f"Sigstore verification failed: {_first_line(e)}") from None
 
     def verify_artifact(self, artifact: bytes, raw_bundle: Any) -> None:
@@ -367,14 +383,11 @@ class SigstoreVerifier:
         sigstore_bundle = parse_sigstore_bundle(raw_bundle)
         from sigstore.verify import Verifier
 
-        sigstore_error, _ = _errors()
         try:
             Verifier(trusted_root=self.trusted_root).verify_artifact(
                 artifact, sigstore_bundle, self.policy
             )
-        except sigstore_error as e:
-            raise VerificationError(f"Sigstore verification failed: {_first_line(e)}") from None
-        except (ValueError, TypeError, KeyError) as e:
+        except (*_errors(), ValueError, TypeError, KeyError) as e:
             raise VerificationError(f"Sigstore verification failed: {_first_line(e)}") from None
 
 
@@ -421,7 +434,25 @@ def describe_keyless(bundle: Bundle) -> dict[str, Any]:
     timestamps = (material.get("timestampVerificationData") or {}).get("rfc3161Timestamps") or []
     if timestamps:
         out["timestamps"] = len(timestamps)
+        if "signed_at" not in out:  # Rekor v2 entries carry no time; the timestamp does
+            stamped = _timestamp_time(timestamps[0])
+            if stamped:
+                out["signed_at"] = stamped
     return out
+
+
+def _timestamp_time(timestamp: Any) -> str | None:
+    """genTime of an RFC 3161 timestamp, read (not verified)."""
+    import base64
+
+    try:
+        from rfc3161_client import decode_timestamp_response
+
+        raw = base64.b64decode(timestamp["signedTimestamp"])
+        when = decode_timestamp_response(raw).tst_info.gen_time
+    except Exception:
+        return None
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _int_or_none(value: Any) -> int | None:
