@@ -75,7 +75,7 @@ def new_hasher(algorithm: str) -> hashlib._Hash:
     return _constructor(algorithm)()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FileEntry:
     """One regular file of the model: its manifest name and where to read it."""
 
@@ -140,60 +140,59 @@ def walk(
         return _walk_only(root, real_root, only, ignored, allow_symlinks)
 
     entries: list[FileEntry] = []
-    # Iterative depth-first walk; each stack item is (relative prefix, os path).
-    stack: list[tuple[str, str]] = [("", root)]
+    # Iterative depth-first walk over each folder's children in name order:
+    # a folder's contents are emitted where its name sorts, which is exactly
+    # the path-component order (no global sort of every name afterwards).
+    stack: list[tuple[str, Iterator[os.DirEntry[str]]]] = [("", _children(root))]
     seen_dirs = {real_root}
     while stack:
-        prefix, folder = stack.pop()
-        try:
-            with os.scandir(folder) as it:
-                children = sorted(it, key=lambda e: e.name)
-        except OSError as e:
-            raise InputError(f"cannot list folder '{folder}': {e.strerror}") from None
-        subdirs: list[tuple[str, str]] = []
-        for child in children:
-            name = prefix + child.name
-            if name in ignored:
-                continue
-            if child.is_symlink():
-                if not allow_symlinks:
-                    raise InputError(
-                        f"'{name}' is a symbolic link; pass --allow-symlinks to follow "
-                        "links that stay inside the model"
-                    )
-                target = os.path.realpath(child.path)
-                if not _is_within(target, real_root):
-                    raise InputError(f"symbolic link '{name}' points outside the model")
-                try:
-                    tst = os.stat(child.path)
-                except OSError:
-                    raise InputError(f"symbolic link '{name}' is broken") from None
-                if stat.S_ISDIR(tst.st_mode):
-                    if target in seen_dirs:
-                        raise InputError(f"symbolic link '{name}' makes a loop")
-                    seen_dirs.add(target)
-                    subdirs.append((name + "/", child.path))
-                elif stat.S_ISREG(tst.st_mode):
-                    entries.append(FileEntry(name, child.path, tst.st_size))
-                else:
-                    raise InputError(
-                        f"'{name}' links to {_describe(tst.st_mode)}; refusing to read it"
-                    )
-                continue
-            if child.is_dir(follow_symlinks=False):
-                subdirs.append((name + "/", child.path))
-            elif child.is_file(follow_symlinks=False):
-                entries.append(
-                    FileEntry(name, child.path, child.stat(follow_symlinks=False).st_size)
+        prefix, children = stack[-1]
+        child = next(children, None)
+        if child is None:
+            stack.pop()
+            continue
+        name = prefix + child.name
+        if name in ignored:
+            continue
+        if child.is_symlink():
+            if not allow_symlinks:
+                raise InputError(
+                    f"'{name}' is a symbolic link; pass --allow-symlinks to follow "
+                    "links that stay inside the model"
                 )
+            target = os.path.realpath(child.path)
+            if not _is_within(target, real_root):
+                raise InputError(f"symbolic link '{name}' points outside the model")
+            try:
+                tst = os.stat(child.path)
+            except OSError:
+                raise InputError(f"symbolic link '{name}' is broken") from None
+            if stat.S_ISDIR(tst.st_mode):
+                if target in seen_dirs:
+                    raise InputError(f"symbolic link '{name}' makes a loop")
+                seen_dirs.add(target)
+                stack.append((name + "/", _children(child.path)))
+            elif stat.S_ISREG(tst.st_mode):
+                entries.append(FileEntry(name, child.path, tst.st_size))
             else:
-                mode = child.stat(follow_symlinks=False).st_mode
-                raise InputError(f"'{name}' is {_describe(mode)}; refusing to read it")
-        # Push in reverse so folders are visited in name order; the final sort
-        # below fixes the interleaving of files and folders.
-        stack.extend(reversed(subdirs))
-    entries.sort(key=lambda e: e.name.split("/"))
+                raise InputError(f"'{name}' links to {_describe(tst.st_mode)}; refusing to read it")
+            continue
+        if child.is_dir(follow_symlinks=False):
+            stack.append((name + "/", _children(child.path)))
+        elif child.is_file(follow_symlinks=False):
+            entries.append(FileEntry(name, child.path, child.stat(follow_symlinks=False).st_size))
+        else:
+            mode = child.stat(follow_symlinks=False).st_mode
+            raise InputError(f"'{name}' is {_describe(mode)}; refusing to read it")
     return entries
+
+
+def _children(folder: str) -> Iterator[os.DirEntry[str]]:
+    try:
+        with os.scandir(folder) as it:
+            return iter(sorted(it, key=lambda e: e.name))
+    except OSError as e:
+        raise InputError(f"cannot list folder '{folder}': {e.strerror}") from None
 
 
 def _normalize_ignore(path: str) -> str:
@@ -262,7 +261,7 @@ def list_names(root: str | os.PathLike[str], *, ignore_paths: Iterable[str] = ()
     return names
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Task:
     """A byte range of one file to hash into one digest."""
 
@@ -303,9 +302,19 @@ def _changed(entry: FileEntry) -> InputError:
 
 
 def _hash_small(entry: FileEntry, ctor: Callable[..., hashlib._Hash]) -> bytes:
-    """A whole small file in one read; asking for one byte more detects growth."""
-    fd = _open_regular(entry)
+    """A whole small file in one read; asking for one byte more detects growth.
+
+    The hottest loop for datasets of many small files, so _open_regular is
+    inlined here.
+    """
     try:
+        fd = os.open(entry.path, _O_FLAGS)
+    except OSError as e:
+        raise InputError(f"cannot open '{entry.name}': {e.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise InputError(f"'{entry.name}' is {_describe(mode)}; refusing to read it")
         data = os.read(fd, entry.size + 1)
     except OSError as e:
         raise InputError(f"cannot read '{entry.name}': {e.strerror}") from None
@@ -405,13 +414,15 @@ def hash_tasks(
     counter = _Counter()
 
     def run(batch: list[int]) -> None:
+        small_bytes = 0
         for i in batch:
             t = tasks[i]
             if t.start == 0 and t.end == t.entry.size and t.end < _SMALL_FILE:
                 digests[i] = _hash_small(t.entry, ctor)
-                counter.add(t.end)
+                small_bytes += t.end
             else:
                 digests[i] = _hash_range(t, ctor, counter)
+        counter.add(small_bytes)
 
     def report() -> None:
         n = counter.take()
