@@ -47,16 +47,19 @@ class _LazyGroup(click.Group):
 )
 @click.version_option(__version__, "-V", "--version", prog_name="provenance")
 def cli() -> None:
-    """Hash, sign and verify machine-learning models.
+    """Hash, sign, attest and verify machine-learning models.
 
     Signatures are Sigstore bundles in the OpenSSF Model Signing format, so
     `model-signing` verifies what provenance signs and the other way round.
+    Attestations (datasets, training runs, evaluations) are signed in-toto
+    statements about the model's root digest, kept in model.intoto.jsonl.
 
     \b
     Typical use:
-      provenance sign my-model --key signing-key.pem
-      provenance verify my-model --key signing-key.pub
-      provenance inspect my-model/model.sig
+      provenance sign my-model --key signing-key.pem       (or --sigstore)
+      provenance attest training my-model --key signing-key.pem --dataset data/
+      provenance verify my-model --key signing-key.pub --attestations
+      provenance inspect my-model
 
     Exit codes: 0 ok, 1 verification failed, 2 usage error, 3 bad input.
     """
