@@ -847,3 +847,54 @@ def test_key_verifier_bundle_as_text_is_not_a_crash():
         assert_clean(err, type(err))
     except Exception as err:
         pytest.fail(f"{type(err).__name__} escaped instead of a provenance error: {err!r}")
+
+
+# -- GitHub workflow claims, on a real GitHub Actions bundle ----------------------------------
+
+_GH_IDENTITY = (
+    "https://github.com/trailofbits/rfc8785.py/.github/workflows/release.yml@refs/tags/v0.1.2"
+)
+_GH_ISSUER = "https://token.actions.githubusercontent.com"
+_GH_CLAIMS = {
+    "github_repository": "trailofbits/rfc8785.py",
+    "github_ref": "refs/tags/v0.1.2",
+    "github_workflow_name": "release",
+    "github_trigger": "release",
+    "github_sha": "d8b4a6445f38c48b9137a8099706d9b8073146e4",
+}
+
+
+def _github_bundle():
+    folder = FIXTURES / "sigstore-python-assets"
+    artifact = (folder / "bundle_v3_github.whl").read_bytes()
+    bundle = json.loads((folder / "bundle_v3_github.whl.sigstore").read_text())
+    root = load_trusted_root(FIXTURES / "trust-roots" / "production" / "trusted_root.json")
+    return artifact, bundle, root
+
+
+def test_github_workflow_claims_all_hold():
+    artifact, bundle, root = _github_bundle()
+    policy = identity_policy(identity=_GH_IDENTITY, issuer=_GH_ISSUER, **_GH_CLAIMS)
+    SigstoreVerifier(policy, root).verify_artifact(artifact, bundle)
+
+
+@pytest.mark.parametrize(
+    ("claim", "wrong"),
+    [
+        ("github_repository", "attacker/rfc8785.py"),
+        ("github_ref", "refs/heads/main"),
+        ("github_workflow_name", "nightly"),
+        ("github_trigger", "pull_request"),
+        ("github_sha", "0" * 40),
+    ],
+)
+def test_github_workflow_claim_mismatch_fails(claim, wrong):
+    artifact, bundle, root = _github_bundle()
+    policy = identity_policy(
+        identity_regexp=r"https://github\.com/trailofbits/.*",
+        issuer=_GH_ISSUER,
+        **{**_GH_CLAIMS, claim: wrong},
+    )
+    with pytest.raises(VerificationError) as e:
+        SigstoreVerifier(policy, root).verify_artifact(artifact, bundle)
+    assert "\n" not in str(e.value)
