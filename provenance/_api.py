@@ -287,7 +287,7 @@ def read_bundle(signature_path: str | os.PathLike[str]) -> Bundle:
     return Bundle.from_bytes(read_limited(p, "signature", 256 << 20), source=f"signature '{p}'")
 
 
-def _signed_manifest(bundle: Bundle, verified: Verified) -> Manifest:
+def _signed_manifest(bundle: Bundle) -> Manifest:
     from provenance.dsse import INTOTO_PAYLOAD_TYPE
 
     envelope = bundle.envelope
@@ -366,7 +366,7 @@ def verify(
         raise InputError(f"model path '{path}' does not exist")
     bundle = read_bundle(sig_path)
     verified = verifier.verify(bundle)
-    expected = _signed_manifest(bundle, verified)
+    expected = _signed_manifest(bundle)
     warnings: list[str] = []
     if verified.legacy:
         warnings.append("signature uses the pre-0.3 model-signing encoding; re-sign the model")
