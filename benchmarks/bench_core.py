@@ -538,17 +538,27 @@ def run(args: argparse.Namespace, workdir: Path) -> Report:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Set up the workdir, run, report; a temp workdir is removed even on failure."""
-    args = parse_args(argv)
+    return run_main(parse_args(argv), run, "provenance-bench-")
+
+
+def run_main(
+    args: argparse.Namespace,
+    run_fn: Callable[[argparse.Namespace, Path], Report],
+    prefix: str,
+) -> int:
+    """Set up the workdir, run, report; a temp workdir is removed even on failure.
+
+    Shared by every benchmark script in this folder.
+    """
     if args.workdir is not None:
         workdir = args.workdir.resolve()
         workdir.mkdir(parents=True, exist_ok=True)
         cleanup = False
     else:
-        workdir = Path(tempfile.mkdtemp(prefix="provenance-bench-", dir="/tmp"))
+        workdir = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
         cleanup = True
     try:
-        report = run(args, workdir)
+        report = run_fn(args, workdir)
     finally:
         if cleanup:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -24,16 +24,12 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib.util
-import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 
 # The script's own folder is on sys.path when run as ``python benchmarks/...``.
@@ -43,8 +39,8 @@ from bench_core import (
     dist_version,
     fmt_s,
     make_small_folder,
-    print_targets,
     run_checked,
+    run_main,
     warm,
 )
 
@@ -202,34 +198,7 @@ def run(args: argparse.Namespace, workdir: Path) -> Report:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Set up the workdir, run, report; a temp workdir is removed even on failure."""
-    args = parse_args(argv)
-    if args.workdir is not None:
-        workdir = args.workdir.resolve()
-        workdir.mkdir(parents=True, exist_ok=True)
-        cleanup = False
-    else:
-        workdir = Path(tempfile.mkdtemp(prefix="provenance-bench-dataset-", dir="/tmp"))
-        cleanup = True
-    try:
-        report = run(args, workdir)
-    finally:
-        if cleanup:
-            shutil.rmtree(workdir, ignore_errors=True)
-    print_targets(report)
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "info": report.info,
-                    "measurements": report.measurements,
-                    "targets": [asdict(t) for t in report.targets],
-                    "notes": report.notes,
-                },
-                indent=2,
-            )
-        )
-    return 0
+    return run_main(parse_args(argv), run, "provenance-bench-dataset-")
 
 
 if __name__ == "__main__":
