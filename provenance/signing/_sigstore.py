@@ -161,7 +161,10 @@ def get_identity_token(
     try:
         return IdentityToken(raw)
     except IdentityError as e:
-        raise InputError(f"identity token rejected: {_first_line(e)}") from None
+        # sigstore's own message is generic ("malformed or missing claims");
+        # the JWT library's cause says what is actually wrong.
+        cause = f" ({_first_line(e.__cause__)})" if e.__cause__ is not None else ""
+        raise InputError(f"identity token rejected: {_first_line(e)}{cause}") from None
 
 
 # ---------------------------------------------------------------- signing
