@@ -214,7 +214,7 @@ class SignResult:
 
 def statement_bytes(manifest: Manifest) -> bytes:
     """The exact payload that gets signed: compact UTF-8 JSON of the statement."""
-    return json.dumps(manifest.to_statement(), separators=(",", ":"), ensure_ascii=False).encode()
+    return manifest.statement_bytes()
 
 
 def sign(

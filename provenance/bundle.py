@@ -50,9 +50,8 @@ class Bundle:
     def for_chain(cls, envelope: Envelope, certificates: list[bytes]) -> Bundle:
         return cls(envelope=envelope, kind="x509_chain", certificates=tuple(certificates))
 
-    def to_json(self) -> dict[str, Any]:
-        if self.kind == "sigstore":
-            return dict(self.raw)
+    def _head(self) -> dict[str, Any]:
+        """mediaType and verificationMaterial, for the key and chain kinds."""
         material: dict[str, Any]
         if self.kind == "public_key":
             material = {"publicKey": {"hint": self.key_hint or ""}}
@@ -67,15 +66,46 @@ class Bundle:
                 }
             }
         material["tlogEntries"] = []
-        return {
-            "mediaType": self.media_type,
-            "verificationMaterial": material,
-            "dsseEnvelope": self.envelope.to_json(),
-        }
+        return {"mediaType": self.media_type, "verificationMaterial": material}
+
+    def to_json(self) -> dict[str, Any]:
+        if self.kind == "sigstore":
+            return dict(self.raw)
+        return {**self._head(), "dsseEnvelope": self.envelope.to_json()}
 
     def to_bytes(self) -> bytes:
-        """Compact JSON, one object, as ``model-signing`` writes ``model.sig``."""
-        return json.dumps(self.to_json(), separators=(",", ":")).encode("utf-8")
+        """Compact JSON, one object, as ``model-signing`` writes ``model.sig``.
+
+        The (possibly very large) base64 payload is spliced in as bytes
+        rather than passed through ``json.dumps``, which would copy it twice.
+        """
+        if self.kind == "sigstore":
+            return json.dumps(self.to_json(), separators=(",", ":")).encode("utf-8")
+        import base64
+
+        head = json.dumps(self._head(), separators=(",", ":")).encode("utf-8")
+        payload_type = json.dumps(self.envelope.payload_type).encode("utf-8")
+        signatures = json.dumps(
+            [
+                {
+                    "sig": base64.b64encode(self.envelope.signature).decode(),
+                    "keyid": self.envelope.keyid,
+                }
+            ],
+            separators=(",", ":"),
+        ).encode("utf-8")
+        return b"".join(
+            (
+                head[:-1],
+                b',"dsseEnvelope":{"payload":"',
+                base64.b64encode(self.envelope.payload),
+                b'","payloadType":',
+                payload_type,
+                b',"signatures":',
+                signatures,
+                b"}}",
+            )
+        )
 
     @classmethod
     def from_bytes(cls, data: bytes, source: str = "signature") -> Bundle:

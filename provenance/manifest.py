@@ -271,6 +271,26 @@ class Manifest:
             },
         }
 
+    def statement_bytes(self) -> bytes:
+        """Compact UTF-8 JSON of :meth:`to_statement`, byte for byte, built in one pass.
+
+        A 200,000-file dataset would otherwise hold a dict per resource and
+        several copies of a 25 MB string at once; here each resource goes
+        straight to its JSON text.
+        """
+        import json
+
+        head = self.to_statement()
+        head["predicate"]["resources"] = []
+        text = json.dumps(head, separators=(",", ":"), ensure_ascii=False)
+        assert text.endswith('"resources":[]}}')
+        quote = json.encoder.encode_basestring  # type: ignore[attr-defined]
+        parts = [
+            f'{{"name":{quote(r.name)},"algorithm":{quote(r.algorithm)},"digest":"{r.digest.hex()}"}}'
+            for r in self.resources
+        ]
+        return (text[:-3] + ",".join(parts) + "]}}").encode("utf-8")
+
     def to_json(self) -> dict[str, Any]:
         """A plain summary for ``--json`` output and tooling."""
         return {
