@@ -125,12 +125,19 @@ def inspect_command(target: str, as_json: bool) -> None:
     the attestations say. Nothing is verified: use `provenance verify`
     (with --attestations) before trusting any of it.
     """
+    from provenance import default_signature_path
     from provenance.attest import default_attestations_path
     from provenance.errors import InputError
 
     path = Path(target)
-    model = path if path.is_dir() else None
-    sig = path / "model.sig" if model is not None else path
+    # A folder is a model; so is a single file that has a signature or
+    # attestations beside it (MODEL.sig, MODEL.intoto.jsonl).
+    is_model = path.is_dir() or (
+        path.is_file()
+        and (default_signature_path(path).exists() or default_attestations_path(path).exists())
+    )
+    model = path if is_model else None
+    sig = default_signature_path(path) if model is not None else path
     out: dict[str, Any] = {}
     lines: list[str] = []
     if model is None or sig.exists():
