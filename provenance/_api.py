@@ -303,6 +303,8 @@ def _signed_manifest(bundle: Bundle) -> Manifest:
         return Manifest.from_statement(statement)
     except InputError as e:
         raise VerificationError(f"signed statement is unusable: {e}") from None
+    except (TypeError, AttributeError, ValueError) as e:  # a field of the wrong JSON type
+        raise VerificationError(f"signed statement is malformed ({e})") from None
 
 
 def _compare(

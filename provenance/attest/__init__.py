@@ -64,16 +64,19 @@ __all__ = [
     "resolve",
     "rfc3339",
     "subject_digest",
+    "subject_manifest",
     "training_predicate",
     "verify_attestations",
 ]
 
 
-def subject_digest(model_path: str | os.PathLike[str]) -> tuple[str, str]:
-    """The (name, root digest) an attestation about this model or dataset names.
+def subject_manifest(model_path: str | os.PathLike[str]) -> Any:
+    """The manifest whose root digest an attestation about this model names.
 
     When the model is signed, it is hashed the way its signature says, so the
-    attestation's subject is the same digest the signature covers.
+    attestation's subject is the same digest the signature covers. The
+    returned serialization records exactly how (ignore list included), so the
+    hash can be repeated without trusting that signature file again.
     """
     from provenance._api import _hash, default_signature_path, hash_model, read_bundle
     from provenance.manifest import DEFAULT_IGNORE_PATHS, Manifest, Serialization
@@ -83,17 +86,27 @@ def subject_digest(model_path: str | os.PathLike[str]) -> tuple[str, str]:
     if sig.is_file():
         try:
             signed = Manifest.from_statement(json.loads(read_bundle(sig).envelope.payload))
-        except (ProvenanceError, ValueError):
+        except (ProvenanceError, ValueError, TypeError, AttributeError):
             signed = None
         if signed is not None:
             s = signed.serialization
-            manifest = _hash(
+            ignores = tuple(dict.fromkeys([*s.ignore_paths, *DEFAULT_IGNORE_PATHS]))
+            return _hash(
                 path,
-                Serialization(s.method, s.hash_type, s.allow_symlinks, s.shard_size, ()),
-                extra_ignores=[*s.ignore_paths, *DEFAULT_IGNORE_PATHS],
+                Serialization(
+                    s.method,
+                    s.hash_type,
+                    s.allow_symlinks,
+                    s.shard_size,
+                    ignores if path.is_dir() else (),
+                ),
             )
-            return manifest.model_name, manifest.root_digest
-    manifest = hash_model(path)
+    return hash_model(path)
+
+
+def subject_digest(model_path: str | os.PathLike[str]) -> tuple[str, str]:
+    """(name, root digest) of :func:`subject_manifest`."""
+    manifest = subject_manifest(model_path)
     return manifest.model_name, manifest.root_digest
 
 
@@ -166,10 +179,13 @@ class AttestationReport:
 
     @property
     def ok(self) -> bool:
-        return all(c.ok for c in self.checks)
+        # An empty file vouches for nothing: checking attestations needs one.
+        return bool(self.checks) and all(c.ok for c in self.checks)
 
     @property
     def problems(self) -> list[str]:
+        if not self.checks:
+            return [f"'{self.path}' holds no attestation"]
         return [f"attestation line {c.line}: {p}" for c in self.checks for p in c.problems]
 
     def statements(self) -> list[dict[str, Any]]:
@@ -190,13 +206,29 @@ def _rehash_problems(predicate: Any) -> tuple[list[str], list[str]]:
             notes.append(f"{label} not re-hashed: '{local}' is not on this machine")
             continue
         try:
-            _, got = subject_digest(local)
+            got = _rehash(local, annotations.get("serialization"))
         except ProvenanceError as e:
             problems.append(f"{label} at '{local}' cannot be hashed: {e}")
             continue
         if got != want:
             problems.append(f"{label} at '{local}' no longer matches its digest")
     return problems, notes
+
+
+def _rehash(local: str, recorded: Any) -> str:
+    """Hash an input again exactly as the (signed) attestation recorded.
+
+    Never from the input's own ``model.sig``, which nobody has verified here
+    and which could, say, add a poisoned file to its ignore list.
+    """
+    from provenance._api import _hash
+    from provenance.manifest import DEFAULT_IGNORE_PATHS, Serialization
+
+    if recorded is None:
+        s = Serialization(ignore_paths=DEFAULT_IGNORE_PATHS)
+    else:
+        s = Serialization.from_json(recorded)
+    return _hash(Path(local), s).root_digest
 
 
 def _descriptors(predicate: Any) -> Iterable[Mapping[str, Any]]:
@@ -244,7 +276,10 @@ def _check_line(line: Any, verifier: Any, root_digest: str, rehash: bool) -> Att
     except InputError as e:
         notes.append(str(e))
     if rehash and not problems:
-        more, notes2 = _rehash_problems(stmt.get("predicate"))
+        try:
+            more, notes2 = _rehash_problems(stmt.get("predicate"))
+        except (TypeError, AttributeError, ValueError) as e:
+            more, notes2 = [f"an input descriptor is malformed ({e})"], []
         problems += more
         notes += notes2
     return AttestationCheck(

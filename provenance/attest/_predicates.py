@@ -50,6 +50,7 @@ class Artifact:
     digest: dict[str, str]
     uri: str | None = None
     path: str | None = None
+    serialization: dict[str, Any] | None = None  # how a local path was hashed
 
     def descriptor(self, role: str | None = None) -> dict[str, Any]:
         """An in-toto ResourceDescriptor, annotated with its role and local path."""
@@ -61,6 +62,8 @@ class Artifact:
             annotations["role"] = role
         if self.path:
             annotations["path"] = self.path
+        if self.serialization is not None:
+            annotations["serialization"] = self.serialization
         if annotations:
             out["annotations"] = annotations
         return out
@@ -95,12 +98,15 @@ def resolve(reference: str, *, plain_file: bool = False) -> Artifact:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
         digest = h.hexdigest()
-    else:
-        from provenance.attest import subject_digest
+        return Artifact(name=path.name, digest={"sha256": digest}, path=os.path.abspath(path))
+    from provenance.attest import subject_manifest
 
-        _, digest = subject_digest(path)
+    manifest = subject_manifest(path)
     return Artifact(
-        name=Path(os.path.abspath(path)).name, digest={"sha256": digest}, path=os.path.abspath(path)
+        name=Path(os.path.abspath(path)).name,
+        digest={"sha256": manifest.root_digest},
+        path=os.path.abspath(path),
+        serialization=manifest.serialization.to_json(),
     )
 
 
