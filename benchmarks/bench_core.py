@@ -450,13 +450,18 @@ def dist_version(name: str) -> str:
         return "not installed"
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    """Flags; the sizes are fixed by design so runs are comparable across commits."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+def parse_args(
+    argv: Sequence[str] | None,
+    description: str = __doc__.splitlines()[0],
+    quick_help: str = "small sizes, for a smoke run",
+    repeat_help: str = "runs per big case (default 3)",
+) -> argparse.Namespace:
+    """Flags shared by the benchmark scripts; sizes are fixed so runs compare across commits."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--quick", action="store_true", help=quick_help)
     p.add_argument("--workdir", type=Path, help="keep (and reuse) the data here")
     p.add_argument("--json", action="store_true", help="print the results as JSON at the end")
-    p.add_argument("--repeat", type=int, default=3, help="runs per big case (default 3)")
+    p.add_argument("--repeat", type=int, default=3, help=repeat_help)
     return p.parse_args(argv)
 
 

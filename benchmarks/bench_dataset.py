@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 # The script's own folder is on sys.path when run as ``python benchmarks/...``.
+import bench_core
 from bench_core import (
     PROVENANCE,
     Report,
@@ -140,13 +141,12 @@ def measure_in_process(report: Report, folder: Path, n_files: int, repeat: int) 
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    """Flags; the sizes are fixed by design so runs are comparable across commits."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="20,000 files, for a smoke run")
-    p.add_argument("--workdir", type=Path, help="keep (and reuse) the data here")
-    p.add_argument("--json", action="store_true", help="print the results as JSON at the end")
-    p.add_argument("--repeat", type=int, default=3, help="provenance runs per case (default 3)")
-    return p.parse_args(argv)
+    return bench_core.parse_args(
+        argv,
+        description=__doc__.splitlines()[0],
+        quick_help="20,000 files, for a smoke run",
+        repeat_help="provenance runs per case (default 3)",
+    )
 
 
 def run(args: argparse.Namespace, workdir: Path) -> Report:

@@ -110,7 +110,6 @@ def dataset_command(
     Datasets are hashed with the same engine as models (`provenance hash
     DATASET` prints the digest), so training attestations can name them.
     """
-    import provenance
     from provenance import attest
 
     split_counts: dict[str, Any] = {}
@@ -129,7 +128,8 @@ def dataset_command(
 
     if not os.path.exists(dataset):
         raise InputError(f"dataset '{dataset}' does not exist")
-    manifest = provenance.hash_model(dataset)
+    # Hashed once: the same manifest gives the subject and the manifest digest.
+    manifest = attest.subject_manifest(dataset)
     # The manifest of a large dataset runs to megabytes; its digest pins it,
     # and `provenance hash DATASET --json` reproduces it.
     manifest_digest = hashlib.sha256(
@@ -146,8 +146,7 @@ def dataset_command(
         files=len(manifest.files),
         manifest_digest=manifest_digest,
     )
-    signed = provenance.default_signature_path(dataset).exists()
-    subject = None if signed else (manifest.model_name, manifest.root_digest)
+    subject = (manifest.model_name, manifest.root_digest)
     _sign_and_append(dataset, attest.DATASET_PREDICATE_TYPE, predicate, opts, subject)
 
 
