@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from provenance.errors import InputError, UsageError
+from provenance.errors import UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -142,18 +142,5 @@ def build_signer(
 
 
 def describe_signer(signer: Any) -> str:
-    token = getattr(signer, "identity_token", None)
-    if token is not None:
-        return f"Sigstore identity {token.identity} (issuer {token.issuer})"
-    cert = getattr(signer, "certificate", None)
-    if cert is not None:
-        from provenance.signing._certs import describe_certificate
-
-        return describe_certificate(cert)
-    try:
-        from provenance.signing._keys import describe_key, key_hint
-
-        key = signer.public_key()
-        return f"{describe_key(key)} key {key_hint(key)[:16]}"
-    except (AttributeError, InputError):
-        return type(signer).__name__
+    describe = getattr(signer, "describe", None)
+    return str(describe().description) if callable(describe) else type(signer).__name__

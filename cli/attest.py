@@ -9,7 +9,13 @@ from typing import Any
 import click
 
 from provenance.errors import UsageError
-from provenance_cli._common import emit_json, handle_errors, json_option
+from provenance_cli._common import (
+    emit_json,
+    handle_errors,
+    hashing_kwargs,
+    hashing_options,
+    json_option,
+)
 from provenance_cli._signer_options import build_signer, signer_options
 
 _SIGNER_KEYS = (
@@ -27,6 +33,7 @@ _SIGNER_KEYS = (
 
 def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = json_option(fn)
+    fn = hashing_options(fn)
     fn = click.option(
         "--output",
         type=click.Path(path_type=str),
@@ -34,6 +41,35 @@ def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
         help="Attestations file to append to (default TARGET/model.intoto.jsonl).",
     )(fn)
     return signer_options(fn)
+
+
+def _serialization(target: str, opts: dict[str, Any]) -> Any:
+    """The hashing settings the user chose for the subject and every local input.
+
+    Never read from a signature beside the target: sign and attest with the
+    same settings and the digests meet.
+    """
+    from provenance.hashing import serialization_for
+
+    return serialization_for(
+        target,
+        ignore_paths=opts.pop("ignore_paths"),
+        allow_symlinks=opts.pop("allow_symlinks"),
+        **hashing_kwargs(opts.pop("algorithm"), opts.pop("method"), opts.pop("shard_size")),
+    )
+
+
+def _inputs_serialization(serialization: Any) -> Any:
+    """The same settings without the subject's own ignore list (inputs have theirs)."""
+    from provenance.manifest import DEFAULT_IGNORE_PATHS, Serialization
+
+    return Serialization(
+        serialization.method,
+        serialization.hash_type,
+        serialization.allow_symlinks,
+        serialization.shard_size,
+        DEFAULT_IGNORE_PATHS,
+    )
 
 
 def _sign_and_append(
@@ -45,6 +81,9 @@ def _sign_and_append(
 ) -> None:
     from provenance import attest
 
+    if subject is None:
+        subject_m = attest.subject_manifest(target, _serialization(target, opts))
+        subject = (subject_m.model_name, subject_m.root_digest)
     signer = build_signer(*(opts.pop(k) for k in _SIGNER_KEYS))
     result = attest.attest(
         target, predicate_type, predicate, signer, output=opts.get("output"), subject=subject
@@ -129,7 +168,7 @@ def dataset_command(
     if not os.path.exists(dataset):
         raise InputError(f"dataset '{dataset}' does not exist")
     # Hashed once: the same manifest gives the subject and the manifest digest.
-    manifest = attest.subject_manifest(dataset)
+    manifest = attest.subject_manifest(dataset, _serialization(dataset, opts))
     # The manifest of a large dataset runs to megabytes; its digest pins it,
     # and `provenance hash DATASET --json` reproduces it.
     manifest_digest = hashlib.sha256(
@@ -257,10 +296,14 @@ def training_command(
     if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", builder):
         raise UsageError(f"--builder-id {builder!r} is not a URI (e.g. https://ci.example/runner)")
     config = attest.load_config(config_path) if config_path else None
+    subject_s = _serialization(model, opts)
+    inputs_s = _inputs_serialization(subject_s)
     predicate = attest.training_predicate(
-        datasets=[attest.resolve(d) for d in datasets],
-        validation_datasets=[attest.resolve(d) for d in validation_datasets],
-        base_model=[attest.resolve(b) for b in base_models],
+        datasets=[attest.resolve(d, serialization=inputs_s) for d in datasets],
+        validation_datasets=[
+            attest.resolve(d, serialization=inputs_s) for d in validation_datasets
+        ],
+        base_model=[attest.resolve(b, serialization=inputs_s) for b in base_models],
         source_uri=source_uri or (ci.source_uri if ci else None),
         source_commit=source_commit or (ci.source_commit if ci else None),
         image=image,
@@ -274,7 +317,14 @@ def training_command(
         finished_on=attest.rfc3339(finished_on, "--finished-on") or attest.now(),
         byproducts=[attest.resolve(b, plain_file=True) for b in byproducts],
     )
-    _sign_and_append(model, attest.SLSA_PREDICATE_TYPE, predicate, opts)
+    subject_m = attest.subject_manifest(model, subject_s)
+    _sign_and_append(
+        model,
+        attest.SLSA_PREDICATE_TYPE,
+        predicate,
+        opts,
+        (subject_m.model_name, subject_m.root_digest),
+    )
 
 
 @attest_group.command("eval")
@@ -323,10 +373,19 @@ def eval_command(
         if not m:
             raise UsageError(f"--threshold {t!r} is not like accuracy>=0.9")
         parsed_thresholds[m.group(1)] = f"{m.group(2)}{m.group(3)}"
+    subject_s = _serialization(model, opts)
+    inputs_s = _inputs_serialization(subject_s)
     predicate = attest.evaluation_predicate(
         metrics=attest.parse_params(metrics),
-        datasets=[attest.resolve(d) for d in datasets],
+        datasets=[attest.resolve(d, serialization=inputs_s) for d in datasets],
         thresholds=parsed_thresholds,
         evaluator_id=evaluator_id,
     )
-    _sign_and_append(model, attest.EVALUATION_PREDICATE_TYPE, predicate, opts)
+    subject_m = attest.subject_manifest(model, subject_s)
+    _sign_and_append(
+        model,
+        attest.EVALUATION_PREDICATE_TYPE,
+        predicate,
+        opts,
+        (subject_m.model_name, subject_m.root_digest),
+    )

@@ -27,9 +27,10 @@ def _signer_words(bundle: Any) -> tuple[str, dict[str, Any]]:
             f"{describe_certificate(leaf)} ({len(bundle.certificates)} certificate(s) in chain)",
             {"kind": "certificate", "subject": leaf.subject.rfc4514_string()},
         )
-    from provenance.signing._sigstore import describe_keyless
+    from provenance.signing._sigstore import keyless_info
 
-    info = describe_keyless(bundle)
+    info = keyless_info(bundle).to_json()
+    info["kind"] = "sigstore"
     words = f"Sigstore keyless identity {info.get('identity')} (issuer {info.get('issuer')})"
     if info.get("log_index") is not None:
         words += f", log index {info['log_index']}"
@@ -42,11 +43,11 @@ def _signature_summary(path: Path) -> tuple[dict[str, Any], list[str]]:
     """A signature in JSON and in lines of text (read, not verified)."""
     import json
 
-    from provenance._api import read_bundle
+    from provenance.bundle import Bundle
     from provenance.errors import InputError
     from provenance.manifest import Manifest
 
-    bundle = read_bundle(path)
+    bundle = Bundle.read(path)
     signer, signer_json = _signer_words(bundle)
     try:
         manifest = Manifest.from_statement(json.loads(bundle.envelope.payload))

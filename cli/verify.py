@@ -189,101 +189,85 @@ def verify_command(
     Exit codes: 0 verified, 1 verification failed, 2 usage error, 3 bad input.
     """
     import provenance
+    from provenance.verify import check_attestations_only, check_model
 
     verifier = _build_verifier(keys, roots, chain, keyless)
     sig = signature_path or provenance.default_signature_path(model)
     if check_attestations and not os.path.exists(sig):
         # A dataset has attestations but often no signature: check them
         # against a fresh hash of it.
-        _attestations_only(model, verifier, as_json)
-        return
-    with progress_bar("verifying", not as_json) as progress:
-        result = provenance.verify(
-            model,
-            verifier,  # type: ignore[arg-type]
-            signature_path=signature_path,
-            ignore_paths=ignore_paths,
-            ignore_unsigned_files=ignore_unsigned_files,
-            progress=progress,
+        report = check_attestations_only(model, verifier)
+    else:
+        with progress_bar("verifying", not as_json) as progress:
+            report = check_model(
+                model,
+                verifier,  # type: ignore[arg-type]
+                signature_path=signature_path,
+                ignore_paths=ignore_paths,
+                ignore_unsigned_files=ignore_unsigned_files,
+                attestations=check_attestations,
+                progress=progress,
+            )
+    _render(report, as_json)
+
+
+def _render(report: Any, as_json: bool) -> None:
+    from provenance.errors import VerificationError
+
+    if not report.ok:
+        if as_json and report.attestations is not None:
+            # every line's verdict, the good ones too
+            try:
+                report.raise_for_failure()
+            except VerificationError as e:
+                emit_json(
+                    {
+                        "ok": False,
+                        "error": str(e),
+                        "details": e.details,
+                        "attestations": report.attestations.to_json(),
+                    }
+                )
+            sys.exit(EXIT_FAILED)
+        report.raise_for_failure()
+    m = report.manifest
+    attestations = report.attestations
+    if report.verified is None:  # attestations only
+        if as_json:
+            emit_json(
+                {"ok": True, "root_digest": m.root_digest, "attestations": attestations.to_json()}
+            )
+            return
+        click.secho(
+            f"No signature; attestations checked against sha256:{m.root_digest}", fg="green"
         )
-    report = (
-        _check_attestations(model, verifier, result.root_digest, as_json)
-        if check_attestations
-        else None
-    )
-    m = result.manifest
+        _print_report(attestations)
+        return
+    signer = report.verified.signer
     if as_json:
         emit_json(
             {
                 "ok": True,
-                "signer": result.signer,
-                "method": result.method,
+                "signer": signer.description,
+                "method": report.verified.method,
                 "root_digest": m.root_digest,
                 "files": len(m.files),
-                "signature": str(result.signature_path),
-                "unsigned_files_ignored": list(result.unsigned_files_ignored),
-                "warnings": list(result.warnings),
+                "signature": str(report.signature_path),
+                "unsigned_files_ignored": list(report.unsigned_files),
+                "warnings": list(report.warnings),
                 "manifest": m.to_json(),
-                **({"attestations": _report_json(report)} if report else {}),
+                **({"attestations": attestations.to_json()} if attestations else {}),
             }
         )
         return
-    click.secho(f"Verified: {len(m.files)} file(s) signed by {result.signer}", fg="green")
+    click.secho(f"Verified: {len(m.files)} file(s) signed by {signer.description}", fg="green")
     click.echo(f"  root digest  sha256:{m.root_digest}")
-    for f in result.unsigned_files_ignored:
+    for f in report.unsigned_files:
         click.echo(f"  not signed (ignored): {f}")
-    for w in result.warnings:
+    for w in report.warnings:
         click.secho(f"  warning: {w}", fg="yellow", err=True)
-    if report is not None:
-        _print_report(report)
-
-
-def _check_attestations(model: str, verifier: Any, root_digest: str, as_json: bool) -> Any:
-    from provenance.attest import verify_attestations
-    from provenance.errors import VerificationError
-
-    report = verify_attestations(model, verifier, root_digest)
-    if not report.ok:
-        problems = report.problems
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        if as_json:  # every line's verdict, the good ones too
-            emit_json(
-                {
-                    "ok": False,
-                    "error": f"{problems[0]}{more}",
-                    "details": problems,
-                    "attestations": _report_json(report),
-                }
-            )
-            sys.exit(EXIT_FAILED)
-        raise VerificationError(f"{problems[0]}{more}", details=problems)
-    return report
-
-
-def _attestations_only(model: str, verifier: Any, as_json: bool) -> None:
-    from provenance.attest import subject_digest
-
-    _, digest = subject_digest(model)
-    report = _check_attestations(model, verifier, digest, as_json)
-    if as_json:
-        emit_json({"ok": True, "root_digest": digest, "attestations": _report_json(report)})
-        return
-    click.secho(f"No signature; attestations checked against sha256:{digest}", fg="green")
-    _print_report(report)
-
-
-def _report_json(report: Any) -> list[dict[str, Any]]:
-    return [
-        {
-            "line": c.line,
-            "ok": c.ok,
-            "predicate_type": c.predicate_type,
-            "signer": c.signer,
-            "problems": list(c.problems),
-            "notes": list(c.notes),
-        }
-        for c in report.checks
-    ]
+    if attestations is not None:
+        _print_report(attestations)
 
 
 def _print_report(report: Any) -> None:

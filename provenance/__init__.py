@@ -10,26 +10,33 @@ The public API is small::
     result = provenance.verify("my-model/", KeyVerifier.from_files("key.pub"))
     print(result.signer, result.root_digest)
 
+    report = provenance.check_model("my-model/", verifier)   # every finding, no raise
+    for finding in report.findings:
+        print(finding.code, finding.path, finding.message)
+
 Everything raises a :class:`provenance.errors.ProvenanceError` subclass with a
 one-line reason. Importing this package stays cheap: cryptography and the
 Sigstore stack load only when a signer or verifier is used.
+
+The pipelines live in :mod:`provenance.hashing`, ``provenance.sign`` and
+``provenance.verify``; the functions of the last two are re-exported here
+under the modules' own names, so import the modules' other names with
+``from provenance.verify import VerificationReport``.
 """
 
 from __future__ import annotations
 
-from provenance._api import (
-    SignResult,
-    VerificationResult,
-    default_signature_path,
-    hash_model,
-    sign,
-    verify,
-)
 from provenance._version import __version__
+from provenance.bundle import default_signature_path
 from provenance.errors import InputError, ProvenanceError, UsageError, VerificationError
+from provenance.findings import Finding
+from provenance.hashing import hash_model
 from provenance.manifest import Manifest, Resource, Serialization
+from provenance.sign import SignResult, sign
+from provenance.verify import VerificationReport, VerificationResult, check_model, verify
 
 __all__ = [
+    "Finding",
     "InputError",
     "Manifest",
     "ProvenanceError",
@@ -38,8 +45,10 @@ __all__ = [
     "SignResult",
     "UsageError",
     "VerificationError",
+    "VerificationReport",
     "VerificationResult",
     "__version__",
+    "check_model",
     "default_signature_path",
     "hash_model",
     "sign",

@@ -10,14 +10,36 @@ writes; trust decisions belong to the verifiers.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from provenance.dsse import Envelope, b64decode
-from provenance.errors import InputError
+from provenance.errors import Hint, InputError
 
-__all__ = ["BUNDLE_MEDIA_TYPE", "Bundle", "MaterialKind"]
+__all__ = [
+    "BUNDLE_MEDIA_TYPE",
+    "MAX_BUNDLE_BYTES",
+    "SIGNATURE_NAME",
+    "Bundle",
+    "MaterialKind",
+    "default_signature_path",
+]
+
+#: The default signature file of a model folder, as ``model-signing`` names it.
+SIGNATURE_NAME = "model.sig"
+
+#: The largest signature read; a 200,000-file model's is about 40 MiB.
+MAX_BUNDLE_BYTES = 256 << 20
+
+
+def default_signature_path(model_path: str | os.PathLike[str]) -> Path:
+    """``MODEL/model.sig`` for a folder, ``MODEL.sig`` beside a single file."""
+    p = Path(model_path)
+    return p / SIGNATURE_NAME if p.is_dir() else p.with_name(p.name + ".sig")
+
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 _MEDIA_TYPES = {
@@ -106,6 +128,20 @@ class Bundle:
                 b"}}",
             )
         )
+
+    @classmethod
+    def read(cls, path: str | os.PathLike[str], what: str = "signature") -> Bundle:
+        """Read and parse a bundle file (size-capped; parsed, not verified)."""
+        from provenance._internal.fsutil import read_limited
+
+        p = Path(path)
+        if not p.exists() and not p.is_symlink():
+            raise InputError(
+                f"no {what} at '{p}'; sign the model first or say where the signature is",
+                code="signature-missing",
+                hint=Hint.SIGNATURE_PATH,
+            )
+        return cls.from_bytes(read_limited(p, what, MAX_BUNDLE_BYTES), source=f"{what} '{p}'")
 
     @classmethod
     def from_bytes(cls, data: bytes, source: str = "signature") -> Bundle:

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from provenance._internal.engine import ALGORITHMS
 from provenance.errors import InputError
 
 __all__ = [
@@ -28,9 +29,12 @@ __all__ = [
     "LEGACY_PREDICATE_TYPE",
     "OMS_PREDICATE_TYPE",
     "STATEMENT_TYPE",
+    "Diff",
     "Manifest",
     "Resource",
     "Serialization",
+    "check_name",
+    "diff",
 ]
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -51,7 +55,6 @@ DEFAULT_IGNORE_PATHS: tuple[str, ...] = (
     "model.intoto.jsonl",
 )
 
-_ALGORITHMS = ("sha256", "sha384", "sha512", "blake2b", "blake3")
 # The names model-signing writes in ``serialization.hash_type``.
 _WIRE_HASH_TYPE = {"blake2b": "blake2"}
 _FROM_WIRE_HASH_TYPE = {"blake2": "blake2b", "blake2b": "blake2b"}
@@ -146,10 +149,10 @@ class Serialization:
     def __post_init__(self) -> None:
         if self.method not in ("files", "shards"):
             raise InputError(f"unknown serialization method {self.method!r}")
-        if self.hash_type not in _ALGORITHMS:
+        if self.hash_type not in ALGORITHMS:
             raise InputError(
                 f"hash algorithm {self.hash_type!r} is not allowed; "
-                f"use one of {', '.join(_ALGORITHMS)}"
+                f"use one of {', '.join(ALGORITHMS)}"
             )
         if self.method == "shards":
             if self.shard_size is None:
@@ -383,10 +386,61 @@ def _resource_from_json(data: Any, serialization: Serialization) -> Resource:
         raise InputError("a predicate resource lacks a name or algorithm")
     if algorithm != serialization.resource_algorithm:
         base = algorithm.split("-sharded-")[0]
-        if base not in _ALGORITHMS:
+        if base not in ALGORITHMS:
             raise InputError(f"resource '{name}' uses a disallowed algorithm {algorithm!r}")
         raise InputError(
             f"resource '{name}' algorithm {algorithm!r} does not match the serialization "
             f"({serialization.resource_algorithm!r})"
         )
     return Resource(name, algorithm, _hex(data.get("digest"), serialization.hash_type, name))
+
+
+@dataclass(frozen=True)
+class Diff:
+    """How files on disk differ from a signed manifest, file by file.
+
+    ``extra`` are files the actual manifest has and the signed one does not;
+    a verifier that hashes only signed files finds unsigned ones by walking.
+    """
+
+    modified: tuple[str, ...] = ()
+    resized: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+    extra: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.modified or self.resized or self.missing or self.extra)
+
+
+def diff(expected: Manifest, actual: Manifest) -> Diff:
+    """Compare resource by resource; a file is named once, by its worst change.
+
+    Shards make "modified" subtle: a file that changed size has shard names
+    that no longer line up (resized), and one that grew by whole shards keeps
+    every signed shard intact while adding new ones (also resized).
+    """
+    want = {r.name: r for r in expected.resources}
+    have = {r.name: r for r in actual.resources}
+    signed_files = {r.path for r in expected.resources}
+    present_files = {r.path for r in actual.resources}
+    modified: dict[str, None] = {}
+    for name, r in want.items():
+        other = have.get(name)
+        if other is not None and other.digest != r.digest:
+            modified[r.path] = None
+    missing_paths = dict.fromkeys(want[n].path for n in want if n not in have)
+    extra_paths = dict.fromkeys(have[n].path for n in have if n not in want)
+    resized: dict[str, None] = {}
+    missing: list[str] = []
+    for f in missing_paths:
+        if f in modified:
+            continue
+        if f in present_files:
+            resized[f] = None
+        else:
+            missing.append(f)
+    for f in extra_paths:
+        if f in signed_files and f not in modified:
+            resized[f] = None
+    extra = [f for f in extra_paths if f not in signed_files]
+    return Diff(tuple(modified), tuple(resized), tuple(missing), tuple(extra))

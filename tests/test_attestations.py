@@ -31,7 +31,7 @@ from referencing import Registry, Resource
 import provenance
 from provenance import attest
 from provenance.attest import _store
-from provenance.errors import InputError, VerificationError
+from provenance.errors import InputError, UsageError
 from provenance.signing import KeySigner, KeyVerifier
 
 SCHEMAS = PROJECT_ROOT / "schemas"
@@ -671,8 +671,8 @@ def test_reject_field_the_schema_forbids(lineage: Lineage, p256):
     signer = KeySigner.from_file(p256.private)
     name, digest = attest.subject_digest(lineage.ft)
     predicate = {**attest.evaluation_predicate(metrics={"accuracy": 0.5}), "secretSauce": True}
-    # attest() itself refuses to sign it...
-    with pytest.raises(VerificationError, match="secretSauce"):
+    # attest() itself refuses to sign it (the caller's input: a usage error)...
+    with pytest.raises(UsageError, match="secretSauce"):
         attest.attest(lineage.ft, attest.EVALUATION_PREDICATE_TYPE, predicate, signer)
     # ...so sign and append it by hand.
     stmt = {
@@ -982,20 +982,25 @@ def test_single_file_model_keeps_attestations_beside_it(tmp_path: Path, p256):
 
 
 def test_base_model_named_by_its_signed_root_digest(tmp_path: Path, p256):
-    """A base model signed with non-default hashing is named by the digest its signature covers.
-
-    Otherwise the fine-tune's base-model edge points at a digest no attestation of
-    the base model is about, and re-hashing reports a change that did not happen.
+    """A base model signed with non-default hashing is named by the digest its signature
+    covers when the attester hashes with the same settings (``--hash``), which the
+    descriptor records; the base model's own (unverified) signature is never read
+    for them.
     """
     base = make_model(tmp_path / "base")
     ok(run_cli("sign", base, "--key", p256.private, "--hash", "sha384"))
-    ok(run_cli("attest", "training", base, "--key", p256.private, "--builder-id", BUILDER))
+    ok(
+        run_cli(
+            "attest", "training", base, "--key", p256.private, "--builder-id", BUILDER,
+            "--hash", "sha384",
+        )
+    )  # fmt: skip
     ft = make_model(tmp_path / "ft")
-    ok(run_cli("sign", ft, "--key", p256.private))
+    ok(run_cli("sign", ft, "--key", p256.private, "--hash", "sha384"))
     ok(
         run_cli(
             "attest", "training", ft, "--key", p256.private,
-            "--base-model", base, "--builder-id", BUILDER,
+            "--base-model", base, "--builder-id", BUILDER, "--hash", "sha384",
         )
     )  # fmt: skip
     signed_root = provenance.verify(base, KeyVerifier.from_files(p256.public)).root_digest

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 import provenance
-from provenance._internal import hashing
+from provenance._internal import engine as hashing
 from provenance.dsse import INTOTO_PAYLOAD_TYPE, Envelope, pae
 from provenance.errors import InputError, VerificationError
 from provenance.manifest import (

@@ -40,8 +40,9 @@ from provenance.attest._predicates import (
     training_predicate,
 )
 from provenance.attest._store import ATTESTATIONS_NAME, default_attestations_path
-from provenance.errors import InputError, ProvenanceError, VerificationError
-from provenance.manifest import STATEMENT_TYPE
+from provenance.errors import InputError, ProvenanceError, UsageError, VerificationError
+from provenance.findings import Finding
+from provenance.manifest import STATEMENT_TYPE, Manifest, Serialization
 
 __all__ = [
     "ATTESTATIONS_NAME",
@@ -70,38 +71,26 @@ __all__ = [
 ]
 
 
-def subject_manifest(model_path: str | os.PathLike[str]) -> Any:
+def subject_manifest(
+    model_path: str | os.PathLike[str], serialization: Serialization | None = None
+) -> Manifest:
     """The manifest whose root digest an attestation about this model names.
 
-    When the model is signed, it is hashed the way its signature says, so the
-    attestation's subject is the same digest the signature covers. The
-    returned serialization records exactly how (ignore list included), so the
-    hash can be repeated without trusting that signature file again.
+    Hashed with the settings the caller chose (the defaults unless given),
+    never with settings read from a signature file beside the model: nobody
+    has verified that file here, and its ignore list could hide a poisoned
+    file. Sign and attest with the same settings and the digests meet.
     """
-    from provenance._api import _hash, default_signature_path, hash_model, read_bundle
-    from provenance.manifest import DEFAULT_IGNORE_PATHS, Manifest, Serialization
+    from provenance.hashing import hash_as, serialization_for
 
-    path = Path(model_path)
-    sig = default_signature_path(path)
-    if sig.is_file():
-        try:
-            signed = Manifest.from_statement(json.loads(read_bundle(sig).envelope.payload))
-        except (ProvenanceError, ValueError, TypeError, AttributeError):
-            signed = None
-        if signed is not None:
-            s = signed.serialization
-            ignores = tuple(dict.fromkeys([*s.ignore_paths, *DEFAULT_IGNORE_PATHS]))
-            return _hash(
-                path,
-                Serialization(
-                    s.method,
-                    s.hash_type,
-                    s.allow_symlinks,
-                    s.shard_size,
-                    ignores if path.is_dir() else (),
-                ),
-            )
-    return hash_model(path)
+    if serialization is not None and not Path(model_path).is_dir():
+        serialization = Serialization(
+            serialization.method,
+            serialization.hash_type,
+            serialization.allow_symlinks,
+            serialization.shard_size,
+        )  # a single file has nothing to ignore
+    return hash_as(model_path, serialization or serialization_for(model_path))
 
 
 def subject_digest(model_path: str | os.PathLike[str]) -> tuple[str, str]:
@@ -148,7 +137,10 @@ def attest(
     path = Path(model_path)
     if not path.exists():
         raise InputError(f"'{path}' does not exist")
-    validate(predicate_type, predicate, where="the new attestation")
+    try:
+        validate(predicate_type, predicate, where="the new attestation")
+    except VerificationError as e:  # the caller's own input, not a failed check
+        raise UsageError(str(e), code="predicate-invalid") from None
     # ``subject`` lets a caller that has just hashed the target skip a second pass.
     name, digest = subject or subject_digest(path)
     stmt = statement(name, digest, predicate_type, dict(predicate))
@@ -191,6 +183,36 @@ class AttestationReport:
     def statements(self) -> list[dict[str, Any]]:
         return [c.statement for c in self.checks if c.ok and c.statement is not None]
 
+    def findings(self) -> list[Finding]:
+        """Every problem as an error finding naming this file; notes as info."""
+        where = str(self.path)
+        if not self.checks:
+            return [Finding("attestations-empty", f"'{self.path}' holds no attestation", where)]
+        out = []
+        for c in self.checks:
+            out += [
+                Finding("attestation-invalid", f"attestation line {c.line}: {p}", where)
+                for p in c.problems
+            ]
+            out += [
+                Finding("attestation-note", f"attestation line {c.line}: {n}", where, "info")
+                for n in c.notes
+            ]
+        return out
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "line": c.line,
+                "ok": c.ok,
+                "predicate_type": c.predicate_type,
+                "signer": c.signer,
+                "problems": list(c.problems),
+                "notes": list(c.notes),
+            }
+            for c in self.checks
+        ]
+
 
 def _rehash_problems(predicate: Any) -> tuple[list[str], list[str]]:
     """Hash again every dataset or base model the predicate names by a local path."""
@@ -221,14 +243,14 @@ def _rehash(local: str, recorded: Any) -> str:
     Never from the input's own ``model.sig``, which nobody has verified here
     and which could, say, add a poisoned file to its ignore list.
     """
-    from provenance._api import _hash
-    from provenance.manifest import DEFAULT_IGNORE_PATHS, Serialization
+    from provenance.hashing import hash_as
+    from provenance.manifest import DEFAULT_IGNORE_PATHS
 
     if recorded is None:
         s = Serialization(ignore_paths=DEFAULT_IGNORE_PATHS)
     else:
         s = Serialization.from_json(recorded)
-    return _hash(Path(local), s).root_digest
+    return hash_as(Path(local), s).root_digest
 
 
 def _descriptors(predicate: Any) -> Iterable[Mapping[str, Any]]:
@@ -252,12 +274,12 @@ def _check_line(line: Any, verifier: Any, root_digest: str, rehash: bool) -> Att
         verified = verifier.verify(line.bundle)
     except ProvenanceError as e:
         return AttestationCheck(line.number, False, problems=(f"signature: {e}",))
-    envelope = line.bundle.envelope
-    if envelope.payload_type != INTOTO_PAYLOAD_TYPE:
+    # Only the bytes the verifier vouched for are parsed.
+    if verified.payload_type != INTOTO_PAYLOAD_TYPE:
         return AttestationCheck(line.number, False, problems=("payload is not in-toto",))
     try:
-        stmt = json.loads(envelope.payload)
-    except ValueError:
+        stmt = json.loads(verified.payload)
+    except (ValueError, RecursionError):
         return AttestationCheck(line.number, False, problems=("statement is not JSON",))
     if not isinstance(stmt, dict) or stmt.get("_type") != STATEMENT_TYPE:
         return AttestationCheck(line.number, False, problems=("not an in-toto Statement v1",))
@@ -287,7 +309,7 @@ def _check_line(line: Any, verifier: Any, root_digest: str, rehash: bool) -> Att
         not problems,
         ptype if isinstance(ptype, str) else None,
         stmt,
-        verified.signer,
+        verified.signer.description,
         tuple(problems),
         tuple(notes),
     )

@@ -15,9 +15,12 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from provenance.errors import InputError, UsageError
+
+if TYPE_CHECKING:
+    from provenance.manifest import Serialization
 
 DATASET_PREDICATE_TYPE = "https://ml-provenance.dev/dataset/v1"
 EVALUATION_PREDICATE_TYPE = "https://ml-provenance.dev/evaluation/v1"
@@ -69,12 +72,17 @@ class Artifact:
         return out
 
 
-def resolve(reference: str, *, plain_file: bool = False) -> Artifact:
+def resolve(
+    reference: str, *, plain_file: bool = False, serialization: Serialization | None = None
+) -> Artifact:
     """Hash a path, or parse ``URI@sha256:HEX``; the result names the artifact by digest.
 
-    A path is named by its root digest, hashed the way its own signature says
-    when it is a signed model, so lineage edges meet the digests signatures
-    and attestations use. ``plain_file`` gives a single file's own SHA-256
+    A path is named by its root digest, hashed with ``serialization`` (the
+    caller's choice; the defaults unless given), which the descriptor records
+    so verification repeats it exactly. A signature file beside the input is
+    never read for its settings: nobody has verified it here. Hash inputs
+    with the settings they were signed with and lineage edges meet the
+    digests their signatures and attestations use. ``plain_file`` gives a single file's own SHA-256
     instead (logs and metrics files, which people check with ``sha256sum``).
     """
     m = _REF.match(reference)
@@ -101,7 +109,7 @@ def resolve(reference: str, *, plain_file: bool = False) -> Artifact:
         return Artifact(name=path.name, digest={"sha256": digest}, path=os.path.abspath(path))
     from provenance.attest import subject_manifest
 
-    manifest = subject_manifest(path)
+    manifest = subject_manifest(path, serialization)
     return Artifact(
         name=Path(os.path.abspath(path)).name,
         digest={"sha256": manifest.root_digest},

@@ -1,9 +1,12 @@
 """Signers and verifiers: plain keys, certificate chains, KMS/HSM keys, Sigstore keyless.
 
 A signer turns a payload into a Sigstore bundle (``sign(payload, type)``); a
-verifier checks a bundle and says who signed it (``verify(bundle)``), raising
+verifier checks a bundle and returns :class:`Verified` (who signed, as a
+structured :class:`SignerInfo`, and the exact signed bytes), raising
 :class:`provenance.errors.VerificationError` otherwise. Both are small objects
-with one method each, so new kinds compose without a class hierarchy.
+with one method each (the :class:`Signer` and :class:`Verifier` protocols),
+so new kinds compose without a class hierarchy: :class:`AnyOf`,
+:class:`AllOf` and :class:`Threshold` combine verifiers.
 
 The classes load lazily: importing this package does not import
 ``cryptography``.
@@ -13,9 +16,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from provenance.signing._base import (
+    AllOf,
+    AnyOf,
+    Signer,
+    SignerInfo,
+    Threshold,
+    Verified,
+    Verifier,
+)
+
 if TYPE_CHECKING:
     from provenance.signing._certs import CertificateSigner, CertificateVerifier
-    from provenance.signing._keys import KeySigner, KeyVerifier, Verified
+    from provenance.signing._keys import KeySigner, KeyVerifier
     from provenance.signing._kms import kms_signer
     from provenance.signing._sigstore import (
         IdentityRegexp,
@@ -28,14 +41,20 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "AllOf",
+    "AnyOf",
     "CertificateSigner",
     "CertificateVerifier",
     "IdentityRegexp",
     "KeySigner",
     "KeyVerifier",
+    "Signer",
+    "SignerInfo",
     "SigstoreSigner",
     "SigstoreVerifier",
+    "Threshold",
     "Verified",
+    "Verifier",
     "get_identity_token",
     "identity_policy",
     "kms_signer",
@@ -46,7 +65,6 @@ __all__ = [
 _WHERE = {
     "KeySigner": "_keys",
     "KeyVerifier": "_keys",
-    "Verified": "_keys",
     "CertificateSigner": "_certs",
     "CertificateVerifier": "_certs",
     "kms_signer": "_kms",

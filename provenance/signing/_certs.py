@@ -11,7 +11,6 @@ import datetime
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -20,22 +19,16 @@ from cryptography.x509.oid import NameOID
 from provenance._internal.fsutil import read_limited
 from provenance._internal.x509chain import check_leaf, verify_chain
 from provenance.bundle import Bundle
-from provenance.dsse import INTOTO_PAYLOAD_TYPE, Envelope, pae
+from provenance.dsse import INTOTO_PAYLOAD_TYPE
 from provenance.errors import InputError, VerificationError
+from provenance.signing._base import PaeSigner, SignerInfo, Verified, envelope_for
 from provenance.signing._keys import (
-    _KIND_HINT,
-    _KIND_WORDS,
-    PublicKey,
-    Verified,
     check_supported,
+    describe_key,
+    key_hint,
     verify_envelope,
+    wrong_kind,
 )
-
-
-class _PaeSigner(Protocol):
-    def public_key(self) -> PublicKey: ...
-
-    def sign_pae(self, data: bytes) -> bytes: ...
 
 
 def load_certificates(
@@ -77,6 +70,31 @@ def describe_certificate(cert: x509.Certificate) -> str:
     return f"certificate '{name}'" + (f" <{', '.join(ids)}>" if ids else "") + by
 
 
+def certificate_info(
+    leaf: x509.Certificate, chain: Sequence[x509.Certificate], root: x509.Certificate | None = None
+) -> SignerInfo:
+    """A certificate signer: subject, SANs, serial, its key, and the chain as checked."""
+    key = leaf.public_key()
+    fingerprint = type_label = None
+    try:
+        check_supported(key, "certificate")
+        fingerprint = key_hint(key)  # type: ignore[arg-type]
+        type_label = describe_key(key)  # type: ignore[arg-type]
+    except InputError:
+        pass
+    return SignerInfo(
+        kind="certificate",
+        description=describe_certificate(leaf),
+        key_fingerprint=fingerprint,
+        key_type=type_label,
+        certificate_subject=subject_of(leaf),
+        certificate_sans=tuple(_identities(leaf)),
+        certificate_serial=format(leaf.serial_number, "x"),
+        certificate_chain=tuple(c.public_bytes(serialization.Encoding.DER) for c in chain),
+        root_subject=subject_of(root) if root is not None else None,
+    )
+
+
 def _check_leaf_for_signing(cert: x509.Certificate, path: str, now: datetime.datetime) -> None:
     """Refuse at signing what a verifier would refuse, naming the file."""
     try:
@@ -89,14 +107,14 @@ def _check_leaf_for_signing(cert: x509.Certificate, path: str, now: datetime.dat
 class CertificateSigner:
     """Signs with a key whose certificate (and intermediates) go in the bundle."""
 
-    key: _PaeSigner
+    key: PaeSigner
     certificate: x509.Certificate
     chain: tuple[x509.Certificate, ...] = ()
 
     @classmethod
     def from_files(
         cls,
-        key: _PaeSigner,
+        key: PaeSigner,
         certificate: str | os.PathLike[str],
         chain: Iterable[str | os.PathLike[str]] = (),
     ) -> CertificateSigner:
@@ -115,10 +133,11 @@ class CertificateSigner:
         )
         return cls(key, leaf, tuple(intermediates))
 
+    def describe(self) -> SignerInfo:
+        return certificate_info(self.certificate, (self.certificate, *self.chain))
+
     def sign(self, payload: bytes, payload_type: str = INTOTO_PAYLOAD_TYPE) -> Bundle:
-        envelope = Envelope(
-            payload, payload_type, self.key.sign_pae(pae(payload_type, payload)), ""
-        )
+        envelope = envelope_for(self.key, payload, payload_type)
         ders = [c.public_bytes(serialization.Encoding.DER) for c in (self.certificate, *self.chain)]
         return Bundle.for_chain(envelope, ders)
 
@@ -157,21 +176,20 @@ class CertificateVerifier:
 
     def verify(self, bundle: Bundle) -> Verified:
         if bundle.kind != "x509_chain":
-            raise VerificationError(
-                f"signature was made with {_KIND_WORDS[bundle.kind]}, not a certificate chain; "
-                "verify it with " + _KIND_HINT[bundle.kind]
-            )
+            raise wrong_kind(bundle, "a certificate chain")
         try:
             certs = [x509.load_der_x509_certificate(d) for d in bundle.certificates]
         except ValueError:
             raise VerificationError("signature's certificate chain is malformed") from None
         leaf = certs[0]
         at = self.at or datetime.datetime.now(datetime.timezone.utc)
-        verify_chain(leaf, [*certs[1:], *self.intermediates], self.roots, at)
+        path = verify_chain(leaf, [*certs[1:], *self.intermediates], self.roots, at)
         key = leaf.public_key()
         try:
             check_supported(key, "signing certificate")
         except InputError as e:
             raise VerificationError(str(e)) from None
         legacy = verify_envelope(key, bundle.envelope)  # type: ignore[arg-type]
-        return Verified(describe_certificate(leaf), "certificate", legacy)
+        envelope = bundle.envelope
+        info = certificate_info(leaf, path, path[-1])
+        return Verified(info, envelope.payload_type, envelope.payload, legacy)

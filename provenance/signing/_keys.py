@@ -23,7 +23,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from provenance._internal.fsutil import read_limited
 from provenance.bundle import Bundle
 from provenance.dsse import INTOTO_PAYLOAD_TYPE, Envelope, b64decode, legacy_pae, pae
-from provenance.errors import InputError, VerificationError
+from provenance.errors import Hint, InputError, VerificationError
+from provenance.signing._base import SignerInfo, Verified, envelope_for
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -135,12 +136,6 @@ def load_public_key(path: str | os.PathLike[str]) -> PublicKey:
     return key  # type: ignore[return-value]
 
 
-def sign_envelope(
-    key: PrivateKey, payload: bytes, payload_type: str = INTOTO_PAYLOAD_TYPE
-) -> Envelope:
-    return Envelope(payload, payload_type, sign_raw(key, pae(payload_type, payload)), "")
-
-
 def verify_envelope(key: PublicKey, envelope: Envelope) -> bool:
     """Check the DSSE signature; returns True when only the legacy 0.2 PAE matched.
 
@@ -179,17 +174,23 @@ class KeySigner:
 
     def sign(self, payload: bytes, payload_type: str = INTOTO_PAYLOAD_TYPE) -> Bundle:
         return Bundle.for_key(
-            sign_envelope(self.private_key, payload, payload_type), key_hint(self.public_key())
+            envelope_for(self, payload, payload_type), key_hint(self.public_key())
         )
 
+    def describe(self) -> SignerInfo:
+        return key_info(self.public_key())
 
-@dataclass(frozen=True)
-class Verified:
-    """Who signed, in words, and whether a legacy encoding was accepted."""
 
-    signer: str
-    method: str
-    legacy: bool = False
+def key_info(key: PublicKey, kind: str = "key") -> SignerInfo:
+    """A plain key as a signer: its type and fingerprint (the OMS key hint)."""
+    fingerprint = key_hint(key)
+    label = describe_key(key)
+    return SignerInfo(
+        kind="kms" if kind == "kms" else "key",
+        description=f"{label} key {fingerprint[:16]}",
+        key_fingerprint=fingerprint,
+        key_type=label,
+    )
 
 
 class KeyVerifier:
@@ -215,16 +216,15 @@ class KeyVerifier:
 
     def verify(self, bundle: Bundle) -> Verified:
         if bundle.kind != "public_key":
-            raise VerificationError(
-                f"signature was made with {_KIND_WORDS[bundle.kind]}, not a plain key; "
-                "verify it with " + _KIND_HINT[bundle.kind]
-            )
+            raise wrong_kind(bundle, "a plain key")
         candidates = self.keys
         if bundle.key_hint:
             candidates = [k for k in self.keys if bundle.key_hint in _hint_forms(k)]
             if not candidates:
                 raise VerificationError(
-                    "signature was made with a different key (the key hint does not match)"
+                    "signature was made with a different key (the key hint does not match)",
+                    code="wrong-key",
+                    hint=Hint.KEY,
                 )
         elif bundle.key_raw:
             try:
@@ -233,7 +233,9 @@ class KeyVerifier:
                 raise InputError("signature's embedded public key is malformed") from None
             candidates = [k for k in self.keys if k == embedded]
             if not candidates:
-                raise VerificationError("signature was made with a different key")
+                raise VerificationError(
+                    "signature was made with a different key", code="wrong-key", hint=Hint.KEY
+                )
         last: VerificationError | None = None
         for key in candidates:
             try:
@@ -241,7 +243,8 @@ class KeyVerifier:
             except VerificationError as e:
                 last = e
                 continue
-            return Verified(f"{describe_key(key)} key {key_hint(key)[:16]}", "key", legacy)
+            envelope = bundle.envelope
+            return Verified(key_info(key), envelope.payload_type, envelope.payload, legacy)
         assert last is not None
         raise last
 
@@ -252,10 +255,20 @@ _KIND_WORDS = {
     "sigstore": "a Sigstore keyless identity",
 }
 _KIND_HINT = {
-    "public_key": "--key PUBLIC.pem",
-    "x509_chain": "--root CA.pem",
-    "sigstore": "a Sigstore identity and issuer",
+    "public_key": ("the signer's public key", Hint.KEY),
+    "x509_chain": ("the trusted root certificate", Hint.ROOT),
+    "sigstore": ("the signer's Sigstore identity and issuer", Hint.IDENTITY),
 }
+
+
+def wrong_kind(bundle: Bundle, wanted: str) -> VerificationError:
+    """The signature is of another kind than the verifier checks; say which to use."""
+    words, hint = _KIND_HINT[bundle.kind]
+    return VerificationError(
+        f"signature was made with {_KIND_WORDS[bundle.kind]}, not {wanted}; verify it with {words}",
+        code="wrong-signature-kind",
+        hint=hint,
+    )
 
 
 def _message_signature(raw_bundle: Mapping[str, Any]) -> tuple[bytes, bytes | None]:
@@ -370,7 +383,9 @@ def _verify_artifact(
                 public_key_pem=pem,
                 artifact_digest=logged_digest,
             )
-    return Verified(f"{describe_key(signed_key)} key {key_hint(signed_key)[:16]}", "key")
+    if "dsseEnvelope" in raw_bundle:
+        return Verified(key_info(signed_key), envelope.payload_type, envelope.payload)
+    return Verified(key_info(signed_key), "application/octet-stream", artifact)
 
 
 def _check_subject(payload: bytes, digest: bytes) -> None:

@@ -16,12 +16,14 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 
 from provenance.bundle import Bundle
-from provenance.dsse import INTOTO_PAYLOAD_TYPE, Envelope, pae
+from provenance.dsse import INTOTO_PAYLOAD_TYPE
 from provenance.errors import InputError, UsageError
+from provenance.signing._base import SignerInfo, envelope_for
 from provenance.signing._keys import (
     PublicKey,
     check_supported,
     key_hint,
+    key_info,
     load_public_key,
     verify_raw,
 )
@@ -85,8 +87,10 @@ class KmsSigner:
         return raw
 
     def sign(self, payload: bytes, payload_type: str = INTOTO_PAYLOAD_TYPE) -> Bundle:
-        envelope = Envelope(payload, payload_type, self.sign_pae(pae(payload_type, payload)), "")
-        return Bundle.for_key(envelope, key_hint(self.key))
+        return Bundle.for_key(envelope_for(self, payload, payload_type), key_hint(self.key))
+
+    def describe(self) -> SignerInfo:
+        return key_info(self.key, kind="kms")
 
 
 def kms_signer(uri: str, public_key: str | os.PathLike[str] | None = None) -> KmsSigner:

@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from provenance.bundle import Bundle
 from provenance.dsse import INTOTO_PAYLOAD_TYPE
-from provenance.errors import InputError, UsageError, VerificationError
-from provenance.signing._keys import _KIND_HINT, _KIND_WORDS, Verified
+from provenance.errors import Hint, InputError, UsageError, VerificationError
+from provenance.signing._base import SignerInfo, Verified
+from provenance.signing._keys import wrong_kind
 
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate
@@ -59,7 +60,7 @@ def load_trust_config(
     from sigstore.models import ClientTrustConfig
 
     if trust_config is not None and staging:
-        raise UsageError("give either --trust-config or --staging, not both")
+        raise UsageError("give either a trust config or the staging instance, not both")
     if trust_config is not None:
         from provenance._internal.fsutil import read_limited
 
@@ -76,9 +77,10 @@ def load_trust_config(
         return ClientTrustConfig.production(offline=offline)
     except Exception as e:
         which = "staging" if staging else "production"
-        hint = "" if offline else "; pass --offline to use the pinned root without network"
         raise InputError(
-            f"cannot load Sigstore's {which} trust root: {_first_line(e)}{hint}"
+            f"cannot load Sigstore's {which} trust root: {_first_line(e)}",
+            code="trust-root-unavailable",
+            hint=None if offline else Hint.OFFLINE,
         ) from None
 
 
@@ -92,7 +94,7 @@ def load_trusted_root(
     """The trusted root to verify against (a ``trusted_root.json`` or a trust config)."""
     if trust_root is not None:
         if trust_config is not None or staging:
-            raise UsageError("give only one of --trust-root, --trust-config, --staging")
+            raise UsageError("give only one of a trusted root, a trust config, or staging")
         from sigstore.models import TrustedRoot
 
         from provenance._internal.fsutil import read_limited
@@ -155,8 +157,10 @@ def get_identity_token(
             raise InputError(f"interactive sign-in failed: {_first_line(e)}") from None
     if not raw:
         raise InputError(
-            "no identity token: pass --identity-token, run in CI with OIDC enabled, "
-            "or run on a terminal to sign in"
+            "no identity token: give one, run in CI with OIDC enabled, "
+            "or run on a terminal to sign in",
+            code="no-identity-token",
+            hint=Hint.IDENTITY_TOKEN,
         )
     try:
         return IdentityToken(raw)
@@ -199,6 +203,15 @@ class SigstoreSigner:
                     reason = f"no signed timestamp from {', '.join(urls)} ({reason})"
             raise InputError(f"Sigstore signing failed: {reason}") from None
         return Bundle.from_bytes(signed.to_json().encode("utf-8"), source="Sigstore's bundle")
+
+    def describe(self) -> SignerInfo:
+        token = self.identity_token
+        return SignerInfo(
+            kind="keyless",
+            description=f"Sigstore identity {token.identity} (issuer {token.issuer})",
+            identity=str(token.identity),
+            issuer=str(token.issuer),
+        )
 
 
 def _describe_failure(e: BaseException) -> str:
@@ -297,11 +310,17 @@ def identity_policy(
     from sigstore.verify import policy
 
     if identity and identity_regexp:
-        raise UsageError("give either --identity or --identity-regexp, not both")
+        raise UsageError("give either an exact identity or an identity pattern, not both")
     if not identity and not identity_regexp:
-        raise UsageError("keyless verification needs --identity (or --identity-regexp)")
+        raise UsageError(
+            "keyless verification needs the signer's identity (exact or a pattern)",
+            hint=Hint.IDENTITY,
+        )
     if not issuer:
-        raise UsageError("keyless verification needs --issuer (the OIDC issuer URL)")
+        raise UsageError(
+            "keyless verification needs the OIDC issuer URL that vouched for the identity",
+            hint=Hint.ISSUER,
+        )
     parts: list[Any] = []
     if identity:
         parts.append(policy.Identity(identity=identity, issuer=issuer))
@@ -309,7 +328,9 @@ def identity_policy(
         try:
             re.compile(identity_regexp or "")
         except re.error as e:
-            raise UsageError(f"--identity-regexp is not a valid pattern: {e}") from None
+            raise UsageError(
+                f"the identity pattern is not a valid regular expression: {e}"
+            ) from None
         parts.append(IdentityRegexp(identity_regexp or "", issuer))
     for value, kind in (
         (github_repository, policy.GitHubWorkflowRepository),
@@ -335,19 +356,11 @@ class SigstoreVerifier:
 
     def verify(self, bundle: Bundle) -> Verified:
         if bundle.kind != "sigstore":
-            raise VerificationError(
-                f"signature was made with {_KIND_WORDS[bundle.kind]}, not a Sigstore identity; "
-                "verify it with " + _KIND_HINT[bundle.kind]
-            )
+            raise wrong_kind(bundle, "a Sigstore identity")
         payload_type, payload = self.verify_dsse(bundle.raw)
         if payload != bundle.envelope.payload or payload_type != bundle.envelope.payload_type:
             raise VerificationError("the verified payload differs from the bundle's envelope")
-        from cryptography import x509
-
-        leaf = x509.load_der_x509_certificate(bundle.certificates[0])
-        ids = identities(leaf)
-        who = ids[0] if ids else leaf.subject.rfc4514_string()
-        return Verified(f"{who} (issuer {issuer_of(leaf) or 'unknown'})", "sigstore")
+        return Verified(keyless_info(bundle), payload_type, payload)
 
     def verify_dsse(self, raw_bundle: Any) -> tuple[str, bytes]:
         """Sigstore's full check of a DSSE bundle; returns the signed type and bytes."""
@@ -408,40 +421,50 @@ def parse_sigstore_bundle(raw_bundle: Any) -> Any:
 # ---------------------------------------------------------------- description
 
 
-def describe_keyless(bundle: Bundle) -> dict[str, Any]:
-    """Identity, issuer, log index and signing time, read (not verified) from a bundle."""
+def keyless_info(bundle: Bundle) -> SignerInfo:
+    """Identity, issuer, log index and signing time, as the bundle states them.
+
+    Read, not verified: after :meth:`SigstoreVerifier.verify` they are the
+    verified certificate's; for ``inspect`` they are claims.
+    """
     import datetime
 
     from cryptography import x509
 
-    out: dict[str, Any] = {"kind": "sigstore"}
     try:
         leaf = x509.load_der_x509_certificate(bundle.certificates[0])
-    except ValueError:
-        return out
+    except (ValueError, IndexError):
+        return SignerInfo(kind="keyless", description="an unreadable Sigstore certificate")
     ids = identities(leaf)
-    out["identity"] = ids[0] if ids else leaf.subject.rfc4514_string()
-    out["issuer"] = issuer_of(leaf)
+    identity = ids[0] if ids else leaf.subject.rfc4514_string()
+    issuer = issuer_of(leaf)
     material = bundle.raw.get("verificationMaterial", {})
+    material = material if isinstance(material, dict) else {}
+    log_index = signed_at = None
     entries: Sequence[Any] = material.get("tlogEntries") or []
-    if entries and isinstance(entries[0], dict):
+    if isinstance(entries, list) and entries and isinstance(entries[0], dict):
         entry = entries[0]
-        out["log_index"] = _int_or_none(entry.get("logIndex"))
+        log_index = _int_or_none(entry.get("logIndex"))
         integrated = _int_or_none(entry.get("integratedTime"))
-        if integrated:
-            out["signed_at"] = datetime.datetime.fromtimestamp(
-                integrated, datetime.timezone.utc
-            ).strftime("%Y-%m-%dT%H:%M:%SZ")
-        kind = entry.get("kindVersion", {})
-        out["log_entry"] = f"{kind.get('kind')}/{kind.get('version')}"
+        if integrated and 0 < integrated < 253402300800:
+            signed_at = datetime.datetime.fromtimestamp(integrated, datetime.timezone.utc).strftime(
+                "%Y-%m-%dT%H:%M:%SZ"
+            )
     timestamps = (material.get("timestampVerificationData") or {}).get("rfc3161Timestamps") or []
-    if timestamps:
-        out["timestamps"] = len(timestamps)
-        if "signed_at" not in out:  # Rekor v2 entries carry no time; the timestamp does
-            stamped = _timestamp_time(timestamps[0])
-            if stamped:
-                out["signed_at"] = stamped
-    return out
+    if timestamps and signed_at is None:  # Rekor v2 entries carry no time; the timestamp does
+        signed_at = _timestamp_time(timestamps[0])
+    return SignerInfo(
+        kind="keyless",
+        description=f"{identity} (issuer {issuer or 'unknown'})",
+        identity=identity,
+        issuer=issuer,
+        log_index=log_index,
+        signed_at=signed_at,
+        certificate_subject=leaf.subject.rfc4514_string() or None,
+        certificate_sans=tuple(ids),
+        certificate_serial=format(leaf.serial_number, "x"),
+        certificate_chain=tuple(bundle.certificates),
+    )
 
 
 def _timestamp_time(timestamp: Any) -> str | None:

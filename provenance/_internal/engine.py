@@ -1,7 +1,7 @@
-"""Walk a model tree and hash it: streaming, parallel, bounded memory.
+"""The hashing engine: byte ranges of regular files in, digests out.
 
-This module knows files and digests and nothing of signatures or manifests'
-wire format, so the same engine hashes models and datasets.
+It knows open files and digests, nothing of manifests, walks or signatures,
+so the same engine hashes models, datasets and pipeline artifacts.
 
 Why it is shaped like this:
 
@@ -23,7 +23,7 @@ import hashlib
 import os
 import stat
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -32,14 +32,7 @@ from provenance.errors import InputError
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
-__all__ = [
-    "ALGORITHMS",
-    "FileEntry",
-    "Task",
-    "hash_tasks",
-    "new_hasher",
-    "walk",
-]
+__all__ = ["ALGORITHMS", "FileEntry", "Task", "describe_mode", "hash_tasks"]
 
 #: Hash algorithms allowed anywhere in provenance (security invariant 6).
 ALGORITHMS: tuple[str, ...] = ("sha256", "sha384", "sha512", "blake2b", "blake3")
@@ -70,11 +63,6 @@ def _constructor(algorithm: str) -> Callable[..., hashlib._Hash]:
     )
 
 
-def new_hasher(algorithm: str) -> hashlib._Hash:
-    """Return a fresh streaming hasher; ``blake3`` comes from the blake3 package."""
-    return _constructor(algorithm)()
-
-
 @dataclass(frozen=True, slots=True)
 class FileEntry:
     """One regular file of the model: its manifest name and where to read it."""
@@ -84,7 +72,7 @@ class FileEntry:
     size: int
 
 
-def _describe(mode: int) -> str:
+def describe_mode(mode: int) -> str:
     if stat.S_ISFIFO(mode):
         return "a FIFO"
     if stat.S_ISSOCK(mode):
@@ -92,173 +80,6 @@ def _describe(mode: int) -> str:
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
         return "a device"
     return "not a regular file"
-
-
-def _is_within(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
-
-
-def walk(
-    root: str | os.PathLike[str],
-    *,
-    ignore_paths: Iterable[str] = (),
-    allow_symlinks: bool = False,
-    only: Iterable[str] | None = None,
-) -> list[FileEntry]:
-    """List the regular files of a model in manifest order.
-
-    ``ignore_paths`` are POSIX paths relative to the root; each hides that file
-    or that folder and everything in it. ``only`` restricts the walk to the
-    named files (those that exist), for ``--ignore-unsigned-files``.
-
-    Order is by path component (``a/b`` before ``a-c``), as ``model-signing``
-    writes it, so both tools produce the same root digest for the same tree.
-    """
-    root = os.fspath(root)
-    try:
-        st = os.lstat(root)
-    except FileNotFoundError:
-        raise InputError(f"model path '{root}' does not exist") from None
-    except OSError as e:
-        raise InputError(f"cannot read model path '{root}': {e.strerror}") from None
-
-    if stat.S_ISLNK(st.st_mode):
-        if not allow_symlinks:
-            raise InputError(
-                f"model path '{root}' is a symbolic link; pass --allow-symlinks to follow it"
-            )
-        st = os.stat(root)
-    if stat.S_ISREG(st.st_mode):
-        return [FileEntry(".", root, st.st_size)]
-    if not stat.S_ISDIR(st.st_mode):
-        raise InputError(f"model path '{root}' is {_describe(st.st_mode)}; refusing to read it")
-
-    ignored = {_normalize_ignore(p) for p in ignore_paths}
-    ignored.discard("")
-    real_root = os.path.realpath(root)
-    if only is not None:
-        return _walk_only(root, real_root, only, ignored, allow_symlinks)
-
-    entries: list[FileEntry] = []
-    # Iterative depth-first walk over each folder's children in name order:
-    # a folder's contents are emitted where its name sorts, which is exactly
-    # the path-component order (no global sort of every name afterwards).
-    stack: list[tuple[str, Iterator[os.DirEntry[str]]]] = [("", _children(root))]
-    seen_dirs = {real_root}
-    while stack:
-        prefix, children = stack[-1]
-        child = next(children, None)
-        if child is None:
-            stack.pop()
-            continue
-        name = prefix + child.name
-        if name in ignored:
-            continue
-        if child.is_symlink():
-            if not allow_symlinks:
-                raise InputError(
-                    f"'{name}' is a symbolic link; pass --allow-symlinks to follow "
-                    "links that stay inside the model"
-                )
-            target = os.path.realpath(child.path)
-            if not _is_within(target, real_root):
-                raise InputError(f"symbolic link '{name}' points outside the model")
-            try:
-                tst = os.stat(child.path)
-            except OSError:
-                raise InputError(f"symbolic link '{name}' is broken") from None
-            if stat.S_ISDIR(tst.st_mode):
-                if target in seen_dirs:
-                    raise InputError(f"symbolic link '{name}' makes a loop")
-                seen_dirs.add(target)
-                stack.append((name + "/", _children(child.path)))
-            elif stat.S_ISREG(tst.st_mode):
-                entries.append(FileEntry(name, child.path, tst.st_size))
-            else:
-                raise InputError(f"'{name}' links to {_describe(tst.st_mode)}; refusing to read it")
-            continue
-        if child.is_dir(follow_symlinks=False):
-            stack.append((name + "/", _children(child.path)))
-        elif child.is_file(follow_symlinks=False):
-            entries.append(FileEntry(name, child.path, child.stat(follow_symlinks=False).st_size))
-        else:
-            mode = child.stat(follow_symlinks=False).st_mode
-            raise InputError(f"'{name}' is {_describe(mode)}; refusing to read it")
-    return entries
-
-
-def _children(folder: str) -> Iterator[os.DirEntry[str]]:
-    try:
-        with os.scandir(folder) as it:
-            return iter(sorted(it, key=lambda e: e.name))
-    except OSError as e:
-        raise InputError(f"cannot list folder '{folder}': {e.strerror}") from None
-
-
-def _normalize_ignore(path: str) -> str:
-    path = path.replace(os.sep, "/").strip("/")
-    while path.startswith("./"):
-        path = path[2:]
-    return path
-
-
-def _walk_only(
-    root: str, real_root: str, names: Iterable[str], ignored: set[str], allow_symlinks: bool
-) -> list[FileEntry]:
-    entries = []
-    for name in dict.fromkeys(names):
-        parts = name.split("/")
-        if any("/".join(parts[: i + 1]) in ignored for i in range(len(parts))):
-            continue
-        path = os.path.join(root, *parts)
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            continue
-        except OSError as e:
-            raise InputError(f"cannot read '{name}': {e.strerror}") from None
-        if stat.S_ISLNK(st.st_mode) or os.path.realpath(path) != os.path.join(real_root, *parts):
-            if not allow_symlinks:
-                raise InputError(f"'{name}' is or passes through a symbolic link; refusing it")
-            if not _is_within(os.path.realpath(path), real_root):
-                raise InputError(f"symbolic link '{name}' points outside the model")
-            try:
-                st = os.stat(path)
-            except OSError:
-                raise InputError(f"symbolic link '{name}' is broken") from None
-        if not stat.S_ISREG(st.st_mode):
-            raise InputError(f"'{name}' is {_describe(st.st_mode)}; refusing to read it")
-        entries.append(FileEntry(name, path, st.st_size))
-    entries.sort(key=lambda e: e.name.split("/"))
-    return entries
-
-
-def list_names(root: str | os.PathLike[str], *, ignore_paths: Iterable[str] = ()) -> list[str]:
-    """Every entry's relative name under a folder, without reading or judging any.
-
-    For reporting only (e.g. which unsigned files verification let through):
-    nothing listed here is opened, so special files and links are harmless.
-    """
-    ignored = {_normalize_ignore(p) for p in ignore_paths}
-    names = []
-    stack = [("", os.fspath(root))]
-    while stack:
-        prefix, folder = stack.pop()
-        try:
-            with os.scandir(folder) as it:
-                children = list(it)
-        except OSError:
-            continue
-        for child in children:
-            name = prefix + child.name
-            if name in ignored:
-                continue
-            if child.is_dir(follow_symlinks=False):
-                stack.append((name + "/", child.path))
-            else:
-                names.append(name)
-    names.sort(key=lambda n: n.split("/"))
-    return names
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,7 +114,7 @@ def _open_regular(entry: FileEntry) -> int:
         raise InputError(f"cannot read '{entry.name}': {e.strerror}") from None
     if not stat.S_ISREG(mode):
         os.close(fd)
-        raise InputError(f"'{entry.name}' is {_describe(mode)}; refusing to read it")
+        raise InputError(f"'{entry.name}' is {describe_mode(mode)}; refusing to read it")
     return fd
 
 
@@ -314,7 +135,7 @@ def _hash_small(entry: FileEntry, ctor: Callable[..., hashlib._Hash]) -> bytes:
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise InputError(f"'{entry.name}' is {_describe(mode)}; refusing to read it")
+            raise InputError(f"'{entry.name}' is {describe_mode(mode)}; refusing to read it")
         data = os.read(fd, entry.size + 1)
     except OSError as e:
         raise InputError(f"cannot read '{entry.name}': {e.strerror}") from None

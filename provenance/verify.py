@@ -1,0 +1,442 @@
+"""Verification: a signature over the exact bytes, then the files, then attestations.
+
+:func:`check_model` collects *every* finding (each with a code, words and the
+file it concerns) into a :class:`VerificationReport`; :func:`verify` is the
+raising wrapper most callers want. The order matters for safety:
+
+1. the bundle is read (size-capped) and the signature checked by a trusted
+   verifier, which returns the exact signed bytes;
+2. only those bytes are parsed into the signed manifest, and only then are
+   its hashing settings trusted;
+3. the tree is walked *once*; signed files are hashed as the signature
+   recorded, files the signature does not list are reported from the walk
+   alone and never read;
+4. attestations, when asked for, are checked against the verified root.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from provenance.bundle import Bundle, default_signature_path
+from provenance.errors import Hint, InputError, ProvenanceError, VerificationError
+from provenance.findings import Finding, errors, first_error_summary
+from provenance.hashing import LinkPolicy, Progress, hash_entries, relative_ignores, walk
+from provenance.manifest import DEFAULT_IGNORE_PATHS, Manifest, Serialization, diff
+
+if TYPE_CHECKING:
+    from provenance.attest import AttestationReport
+    from provenance.signing import SignerInfo, Verified, Verifier
+
+__all__ = [
+    "VerificationReport",
+    "VerificationResult",
+    "check_attestations_only",
+    "check_model",
+    "verify",
+]
+
+
+@dataclass(frozen=True)
+class VerificationReport:
+    """Everything one verification found, whether or not it passed."""
+
+    model_path: Path
+    signature_path: Path | None
+    findings: tuple[Finding, ...] = ()
+    #: The signed manifest, once the signature verified (None before that).
+    manifest: Manifest | None = None
+    verified: Verified | None = None
+    #: Files present but not signed that were let through (never read).
+    unsigned_files: tuple[str, ...] = ()
+    attestations: AttestationReport | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.manifest is not None and not errors(self.findings)
+
+    @property
+    def root_digest(self) -> str | None:
+        return self.manifest.root_digest if self.manifest is not None else None
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return tuple(f.message for f in self.findings if f.severity == "warning")
+
+    def raise_for_failure(self) -> None:
+        """Raise :class:`VerificationError` naming the first failure, with all in details."""
+        errs = errors(self.findings)
+        if not errs and self.manifest is not None:
+            return
+        if not errs:  # cannot happen: no manifest means a finding said why
+            raise VerificationError("model was not verified")
+        first = errs[0]
+        lead = "model does not match its signature: " if first.code.startswith("file-") else ""
+        raise VerificationError(
+            first_error_summary(errs, lead),
+            details=[f.message for f in errs],
+            code=first.code,
+            hint=first.hint,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        m = self.manifest
+        out: dict[str, Any] = {
+            "ok": self.ok,
+            "model": str(self.model_path),
+            "signature": str(self.signature_path) if self.signature_path else None,
+            "root_digest": self.root_digest,
+            "signers": [s.to_json() for s in self.verified.signers] if self.verified else [],
+            "files": len(m.files) if m is not None else 0,
+            "unsigned_files_ignored": list(self.unsigned_files),
+            "findings": [f.to_json() for f in self.findings],
+        }
+        if self.verified is not None:
+            out["signer"] = self.verified.signer.to_json()
+        if m is not None:
+            out["manifest"] = m.to_json()
+        if self.attestations is not None:
+            out["attestations"] = self.attestations.to_json()
+        return out
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    """A verified model: who signed it and the manifest its files now match."""
+
+    manifest: Manifest
+    verified: Verified
+    signature_path: Path
+    unsigned_files_ignored: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = field(default=())
+    report: VerificationReport | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def root_digest(self) -> str:
+        return self.manifest.root_digest
+
+    @property
+    def signer(self) -> str:
+        """Who signed, in words (``signer_info`` has the fields)."""
+        return self.verified.signer.description
+
+    @property
+    def signer_info(self) -> SignerInfo:
+        return self.verified.signer
+
+    @property
+    def method(self) -> str:
+        return self.verified.method
+
+
+def signed_manifest(verified: Verified) -> Manifest:
+    """Parse the manifest from the bytes the verifier vouched for, and only those."""
+    from provenance.dsse import INTOTO_PAYLOAD_TYPE
+
+    if verified.payload_type != INTOTO_PAYLOAD_TYPE:
+        raise VerificationError(
+            f"signed payload type is {verified.payload_type!r}, not an in-toto statement",
+            code="statement-invalid",
+        )
+    try:
+        statement = json.loads(verified.payload)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise VerificationError(
+            "signed statement is not valid JSON", code="statement-invalid"
+        ) from None
+    try:
+        return Manifest.from_statement(statement)
+    except InputError as e:
+        raise VerificationError(
+            f"signed statement is unusable: {e}", code="statement-invalid"
+        ) from None
+
+
+def _ancestors(names: Iterable[str]) -> set[str]:
+    out: set[str] = set()
+    for name in names:
+        cut = name.rfind("/")
+        while cut > 0:
+            parent = name[:cut]
+            if parent in out:
+                break
+            out.add(parent)
+            cut = name.rfind("/", 0, cut)
+    return out
+
+
+def _under(name: str, folders: set[str]) -> bool:
+    cut = name.rfind("/")
+    while cut > 0:
+        if name[:cut] in folders:
+            return True
+        cut = name.rfind("/", 0, cut)
+    return False
+
+
+def check_model(
+    model_path: str | os.PathLike[str],
+    verifier: Verifier,
+    *,
+    signature_path: str | os.PathLike[str] | None = None,
+    ignore_paths: Iterable[str | os.PathLike[str]] = (),
+    ignore_unsigned_files: bool = False,
+    attestations: bool = False,
+    attestations_path: str | os.PathLike[str] | None = None,
+    attestation_verifier: Verifier | None = None,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> VerificationReport:
+    """Verify a model and collect every finding; raises only for unusable input.
+
+    A missing model or an unreadable, malformed signature is an
+    :class:`InputError` (nothing could be checked). Everything that was
+    checked and failed is a finding in the report.
+    """
+    path = Path(model_path)
+    sig_path = Path(signature_path) if signature_path else default_signature_path(path)
+    if not path.exists() and not path.is_symlink():
+        raise InputError(f"model path '{path}' does not exist", code="not-found")
+    bundle = Bundle.read(sig_path)
+    findings: list[Finding] = []
+
+    def report(**kw: Any) -> VerificationReport:
+        return VerificationReport(path, sig_path, tuple(findings), **kw)
+
+    try:
+        verified = verifier.verify(bundle)
+        expected = signed_manifest(verified)
+    except VerificationError as e:
+        findings.append(
+            Finding(
+                e.code if e.code != "verification-failed" else "signature-invalid",
+                str(e),
+                hint=e.hint,
+            )
+        )
+        findings.extend(Finding("signature-invalid", d, severity="info") for d in e.details[1:])
+        return report()
+    if verified.legacy:
+        findings.append(
+            Finding(
+                "signature-legacy",
+                "signature uses the pre-0.3 model-signing encoding; re-sign the model",
+                severity="warning",
+            )
+        )
+    if not expected.resources:
+        findings.append(
+            Finding("signature-empty", "the signature lists no files, so it vouches for nothing")
+        )
+        return report(verified=verified)
+
+    single = expected.files == ["."]
+    if single and path.is_dir():
+        findings.append(
+            Finding("kind-mismatch", f"signature is for a single file, but '{path}' is a folder")
+        )
+        return report(verified=verified)
+    if not single and not path.is_dir():
+        findings.append(
+            Finding("kind-mismatch", f"signature is for a folder, but '{path}' is a single file")
+        )
+        return report(verified=verified)
+
+    unsigned: list[str] = []
+    try:
+        unsigned = _check_files(
+            path,
+            sig_path,
+            expected,
+            ignore_paths,
+            ignore_unsigned_files,
+            findings,
+            workers,
+            progress,
+        )
+    except ProvenanceError as e:
+        findings.append(Finding(e.code, f"model cannot be checked: {e}", hint=e.hint))
+
+    attestation_report = None
+    if attestations:
+        from provenance.attest import verify_attestations
+
+        attestation_report = verify_attestations(
+            path,
+            attestation_verifier or verifier,
+            expected.root_digest,
+            attestations_path=attestations_path,
+        )
+        findings.extend(attestation_report.findings())
+    return report(
+        manifest=expected,
+        verified=verified,
+        unsigned_files=tuple(unsigned),
+        attestations=attestation_report,
+    )
+
+
+def _check_files(
+    path: Path,
+    sig_path: Path,
+    expected: Manifest,
+    ignore_paths: Iterable[str | os.PathLike[str]],
+    ignore_unsigned: bool,
+    findings: list[Finding],
+    workers: int | None,
+    progress: Progress | None,
+) -> list[str]:
+    """One walk, hash only what is signed, name every difference; returns unsigned files."""
+    serialization = expected.serialization
+    single = expected.files == ["."]
+    signed_files = set(expected.files)
+    ignores: list[str] = []
+    if not single:
+        wanted = [
+            *serialization.ignore_paths,
+            *DEFAULT_IGNORE_PATHS,
+            *relative_ignores(path, ignore_paths),
+            *relative_ignores(path, [os.path.abspath(sig_path)]),
+        ]
+        # A file the signature lists is always checked, whatever an ignore list says.
+        ancestors = _ancestors(signed_files)
+        ignores = [p for p in dict.fromkeys(wanted) if p not in signed_files]
+        shadowing = {p for p in ignores if p in ancestors}
+        ignores = [p for p in ignores if p not in shadowing]
+    else:
+        shadowing = set()
+    found = walk(path, ignore_paths=ignores, links=LinkPolicy(follow=serialization.allow_symlinks))
+
+    to_hash = []
+    unsigned: list[str] = []
+    for entry in found.files:
+        if entry.name in signed_files:
+            to_hash.append(entry)
+        elif not (shadowing and _under(entry.name, shadowing)):
+            unsigned.append(entry.name)
+    refused_unsigned: dict[str, str] = {}
+    for r in found.refused:
+        if r.name in signed_files:
+            findings.append(
+                Finding(r.code, f"model cannot be checked: {r.reason}", r.name, hint=r.hint)
+            )
+        elif not (shadowing and _under(r.name, shadowing)):
+            unsigned.append(r.name)
+            refused_unsigned[r.name] = r.reason
+    if serialization.method == "shards":
+        # An empty file has no shard, so no signature lists it: nothing to cover.
+        empty = {e.name for e in found.files if e.size == 0}
+        unsigned = [f for f in unsigned if f not in empty]
+
+    actual = Manifest(
+        expected.model_name,
+        hash_entries(to_hash, serialization, workers=workers, progress=progress),
+        serialization,
+    )
+    changes = diff(expected, actual)
+    refused_names = {r.name for r in found.refused}
+    shown = (lambda f: path.name) if single else (lambda f: f)
+    for f in changes.modified:
+        findings.append(Finding("file-modified", f"'{shown(f)}' was modified", f))
+    for f in changes.resized:
+        findings.append(
+            Finding("file-modified", f"'{shown(f)}' was modified (its size changed)", f)
+        )
+    for f in changes.missing:
+        if f not in refused_names:
+            findings.append(Finding("file-missing", f"'{shown(f)}' is missing", f))
+    if ignore_unsigned:
+        for f in unsigned:
+            findings.append(
+                Finding(
+                    "file-unsigned", f"'{f}' is not covered by the signature (ignored)", f, "info"
+                )
+            )
+        return unsigned
+    for f in unsigned:
+        why = f" ({refused_unsigned[f]})" if f in refused_unsigned else ""
+        findings.append(
+            Finding(
+                "file-unsigned",
+                f"'{f}' is not covered by the signature{why}",
+                f,
+                hint=Hint.IGNORE_UNSIGNED,
+            )
+        )
+    return []
+
+
+def check_attestations_only(
+    model_path: str | os.PathLike[str],
+    verifier: Verifier,
+    *,
+    attestations_path: str | os.PathLike[str] | None = None,
+    serialization: Serialization | None = None,
+) -> VerificationReport:
+    """Check a target's attestations without a model signature (a dataset, say).
+
+    The subject must be the root digest of a fresh hash made with the
+    caller's settings (the defaults unless given): a signature file beside
+    the target is never read for its settings, since nobody verified it.
+    """
+    from provenance.attest import verify_attestations
+    from provenance.hashing import hash_as, serialization_for
+
+    path = Path(model_path)
+    if not path.exists() and not path.is_symlink():
+        raise InputError(f"'{path}' does not exist", code="not-found")
+    manifest = hash_as(path, serialization or serialization_for(path))
+    attestation_report = verify_attestations(
+        path, verifier, manifest.root_digest, attestations_path=attestations_path
+    )
+    return VerificationReport(
+        path,
+        None,
+        tuple(attestation_report.findings()),
+        manifest=manifest,
+        attestations=attestation_report,
+    )
+
+
+def verify(
+    model_path: str | os.PathLike[str],
+    verifier: Verifier,
+    *,
+    signature_path: str | os.PathLike[str] | None = None,
+    ignore_paths: Iterable[str | os.PathLike[str]] = (),
+    ignore_unsigned_files: bool = False,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> VerificationResult:
+    """Verify a model against its signature; raise :class:`VerificationError` if not.
+
+    The signature is checked first, over the exact signed bytes; only then is
+    the statement parsed, and the model re-hashed with the serialization the
+    signer recorded. Every file the signature lists must match and, unless
+    ``ignore_unsigned_files``, no other file may be present.
+    """
+    report = check_model(
+        model_path,
+        verifier,
+        signature_path=signature_path,
+        ignore_paths=ignore_paths,
+        ignore_unsigned_files=ignore_unsigned_files,
+        workers=workers,
+        progress=progress,
+    )
+    report.raise_for_failure()
+    assert report.manifest is not None and report.verified is not None
+    assert report.signature_path is not None
+    return VerificationResult(
+        manifest=report.manifest,
+        verified=report.verified,
+        signature_path=report.signature_path,
+        unsigned_files_ignored=report.unsigned_files,
+        warnings=report.warnings,
+        report=report,
+    )
