@@ -258,9 +258,9 @@ def identities(cert: Certificate) -> list[str]:
     Fulcio puts an identity that is neither an e-mail nor a URI in an
     OtherName of OID 1.3.6.1.4.1.57264.1.7 whose value is a DER UTF8String;
     ``cryptography`` hands that value over still encoded (tag, length, bytes),
-    so it is decoded here with a real DER decoder, as ``sigstore`` does:
-    stripping bytes by hand leaves the length in the string and no pattern
-    matches. OtherNames of any other OID are not Sigstore identities, and a
+    so it is decoded here with a real DER decoder (the one ``sigstore`` uses
+    for its v2 extensions): stripping bytes by hand leaves the length in the
+    string and no pattern matches. OtherNames of any other OID are not Sigstore identities, and a
     value that is not a well-formed UTF8String is skipped, so neither can be
     matched by ``--identity-regexp``. A certificate whose extensions cannot be
     parsed at all has no identity (this also reads unverified bundles, so it
