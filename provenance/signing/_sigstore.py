@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 #: Fulcio's certificate extensions (https://github.com/sigstore/fulcio/blob/main/docs/oid-info.md).
 _OID_ISSUER_V1 = "1.3.6.1.4.1.57264.1.1"
 _OID_ISSUER_V2 = "1.3.6.1.4.1.57264.1.8"
+#: The OtherName SAN in which Fulcio puts an identity that is neither e-mail nor URI.
+_OID_OTHERNAME_USERNAME = "1.3.6.1.4.1.57264.1.7"
 
 
 def _errors() -> tuple[type[Exception], ...]:
@@ -240,7 +242,11 @@ def _describe_failure(e: BaseException) -> str:
 
 @dataclass(frozen=True)
 class IdentityRegexp:
-    """The certificate's identity (e-mail or URI SAN) fully matches a pattern."""
+    """The certificate's identity (e-mail, URI or Sigstore username SAN) fully matches a pattern.
+
+    ``sigstore`` has only exact-identity policies, hence this one; it reads
+    identities and issuer through :func:`identities` and :func:`issuer_of`.
+    """
 
     pattern: str
     issuer: str | None = None
@@ -260,38 +266,79 @@ class IdentityRegexp:
 
 
 def identities(cert: Certificate) -> list[str]:
+    """The certificate's Sigstore identities: e-mail and URI SANs, then username OtherNames.
+
+    Fulcio puts an identity that is neither an e-mail nor a URI in an
+    OtherName of OID 1.3.6.1.4.1.57264.1.7 whose value is a DER UTF8String;
+    ``cryptography`` hands that value over still encoded (tag, length, bytes),
+    so it is decoded here with a real DER decoder (the one ``sigstore`` uses
+    for its v2 extensions): stripping bytes by hand leaves the length in the
+    string and no pattern matches. OtherNames of any other OID are not Sigstore identities, and a
+    value that is not a well-formed UTF8String is skipped, so neither can be
+    matched by ``--identity-regexp``. A certificate whose extensions cannot be
+    parsed at all has no identity (this also reads unverified bundles, so it
+    never raises).
+    """
     from cryptography import x509
 
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
+    except (x509.ExtensionNotFound, ValueError):
         return []
     out = [str(v) for v in san.get_values_for_type(x509.RFC822Name)]
     out += [str(v) for v in san.get_values_for_type(x509.UniformResourceIdentifier)]
     for other in san.get_values_for_type(x509.OtherName):
-        try:
-            out.append(other.value.decode("utf-8", "replace").lstrip("\x0c\x13\x16").strip())
-        except AttributeError:
+        if other.type_id.dotted_string != _OID_OTHERNAME_USERNAME:
             continue
+        name = _der_utf8_string(other.value)
+        if name is not None:
+            out.append(name)
     return out
 
 
 def issuer_of(cert: Certificate) -> str | None:
-    """The OIDC issuer Fulcio recorded (the v2 DER-string extension, else v1 raw)."""
+    """The OIDC issuer Fulcio recorded: the v2 extension, else v1.
+
+    v2 (1.3.6.1.4.1.57264.1.8) is a DER UTF8String, decoded with a real DER
+    decoder; one that does not decode is ignored rather than read as garbage.
+    v1 (1.3.6.1.4.1.57264.1.1) is the issuer's raw UTF-8 bytes. ``None`` when
+    neither is there or the extensions cannot be parsed; never raises, since
+    this also describes unverified bundles.
+    """
     from cryptography import x509
 
-    for oid, der in ((_OID_ISSUER_V2, True), (_OID_ISSUER_V1, False)):
-        try:
-            ext = cert.extensions.get_extension_for_oid(x509.ObjectIdentifier(oid)).value
-        except x509.ExtensionNotFound:
-            continue
-        raw = ext.value  # type: ignore[attr-defined]
-        if der and len(raw) > 2:
-            # DER UTF8String: tag, length (short or long form), bytes.
-            length_byte = raw[1]
-            raw = raw[2 + (length_byte & 0x7F) :] if length_byte & 0x80 else raw[2:]
-        return bytes(raw).decode("utf-8", "replace")
-    return None
+    try:
+        extensions = cert.extensions
+    except ValueError:
+        return None
+    try:
+        v2 = extensions.get_extension_for_oid(x509.ObjectIdentifier(_OID_ISSUER_V2)).value
+    except x509.ExtensionNotFound:
+        pass
+    else:
+        issuer = _der_utf8_string(v2.value)  # type: ignore[attr-defined]
+        if issuer is not None:
+            return issuer
+    try:
+        v1 = extensions.get_extension_for_oid(x509.ObjectIdentifier(_OID_ISSUER_V1)).value
+    except x509.ExtensionNotFound:
+        return None
+    return bytes(v1.value).decode("utf-8", "replace")  # type: ignore[attr-defined]
+
+
+def _der_utf8_string(der: bytes) -> str | None:
+    """A DER UTF8String's text, or ``None`` if ``der`` is not exactly one.
+
+    ``cryptography``'s own ASN.1 decoder (the one ``sigstore`` uses) checks the
+    tag, the short- or long-form length, UTF-8 validity and that nothing
+    trails; hand-parsing got the length wrong.
+    """
+    from cryptography.hazmat import asn1
+
+    try:
+        return asn1.decode_der(str, bytes(der))
+    except (ValueError, TypeError):
+        return None
 
 
 def identity_policy(
