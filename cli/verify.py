@@ -189,7 +189,7 @@ def verify_command(
     Exit codes: 0 verified, 1 verification failed, 2 usage error, 3 bad input.
     """
     import provenance
-    from provenance.verify import check_attestations_only, check_model
+    from provenance.verification import check_attestations_only, check_model
 
     verifier = _build_verifier(keys, roots, chain, keyless)
     sig = signature_path or provenance.default_signature_path(model)

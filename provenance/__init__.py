@@ -21,7 +21,7 @@ Sigstore stack load only when a signer or verifier is used.
 The pipelines live in :mod:`provenance.hashing`, ``provenance.sign`` and
 ``provenance.verify``; the functions of the last two are re-exported here
 under the modules' own names, so import the modules' other names with
-``from provenance.verify import VerificationReport``.
+``from provenance.verification import VerificationReport``.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from provenance.errors import InputError, ProvenanceError, UsageError, Verificat
 from provenance.findings import Finding
 from provenance.hashing import hash_model
 from provenance.manifest import Manifest, Resource, Serialization
-from provenance.sign import SignResult, sign
-from provenance.verify import VerificationReport, VerificationResult, check_model, verify
+from provenance.signature import SignResult, sign
+from provenance.verification import VerificationReport, VerificationResult, check_model, verify
 
 __all__ = [
     "Finding",

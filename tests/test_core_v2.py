@@ -1,0 +1,298 @@
+"""Core v2: findings, the single walk, composed verifiers, and byte-exact formats.
+
+Every test runs the real library on real files and keys; none mocks what it
+tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import string
+import time
+from pathlib import Path
+
+import pytest
+from conftest import make_model
+
+import provenance
+from provenance.bundle import Bundle
+from provenance.dsse import Envelope
+from provenance.errors import InputError, UsageError, VerificationError
+from provenance.manifest import (
+    DEFAULT_IGNORE_PATHS,
+    Manifest,
+    Resource,
+    Serialization,
+    _all_plain,
+    check_name,
+    diff,
+)
+from provenance.signing import AllOf, AnyOf, KeySigner, KeyVerifier, Threshold
+from provenance.verification import check_model
+
+
+def _signed(model: Path, key) -> Path:
+    provenance.sign(model, KeySigner.from_file(key.private))
+    return model
+
+
+# ---------------------------------------------------------------- findings
+
+
+def test_every_problem_is_a_finding_with_a_code(model: Path, p256):
+    _signed(model, p256)
+    (model / "config.json").write_bytes(b"{}")
+    (model / "a.txt").unlink()
+    (model / "planted.py").write_text("import os\n")
+    report = check_model(model, KeyVerifier.from_files(p256.public))
+    assert not report.ok
+    by_code = {(f.code, f.path) for f in report.findings if f.severity == "error"}
+    assert by_code == {
+        ("file-modified", "config.json"),
+        ("file-missing", "a.txt"),
+        ("file-unsigned", "planted.py"),
+    }
+    assert report.manifest is not None and report.verified is not None
+    with pytest.raises(VerificationError) as info:
+        report.raise_for_failure()
+    assert len(info.value.details) == 3
+    assert info.value.code == "file-modified"
+
+
+def test_wrong_key_is_a_finding_and_nothing_is_hashed(model: Path, p256, other_key):
+    _signed(model, p256)
+    report = check_model(model, KeyVerifier.from_files(other_key.public))
+    assert not report.ok and report.manifest is None
+    (finding,) = report.findings
+    assert finding.code == "wrong-key" and finding.hint == "key"
+    assert "--" not in finding.message  # no CLI vocabulary in the library
+
+
+def test_missing_signature_raises_input_error_with_a_hint(model: Path, p256):
+    with pytest.raises(InputError) as info:
+        check_model(model, KeyVerifier.from_files(p256.public))
+    assert info.value.code == "signature-missing"
+    assert info.value.hint == "signature_path"
+    assert "--" not in str(info.value)
+
+
+def test_unsigned_files_are_reported_from_the_walk_never_read(tmp_path: Path, p256):
+    """A 1 TB sparse file added after signing costs nothing: it is never hashed."""
+    model = _signed(make_model(tmp_path / "m"), p256)
+    with open(model / "huge.bin", "wb") as f:
+        f.truncate(1 << 40)
+    os.mkfifo(model / "pipe")  # reading it would hang: it must not be opened
+    verifier = KeyVerifier.from_files(p256.public)
+    start = time.monotonic()
+    report = check_model(model, verifier)
+    assert {f.path for f in report.findings if f.code == "file-unsigned"} == {"huge.bin", "pipe"}
+    tolerated = check_model(model, verifier, ignore_unsigned_files=True)
+    assert tolerated.ok and set(tolerated.unsigned_files) == {"huge.bin", "pipe"}
+    assert time.monotonic() - start < 30
+
+
+def test_verify_walks_the_tree_once(model: Path, p256, monkeypatch):
+    _signed(model, p256)
+    import provenance.verification as verify_module
+
+    calls = []
+    real = verify_module.walk
+    monkeypatch.setattr(verify_module, "walk", lambda *a, **k: calls.append(a) or real(*a, **k))
+    result = provenance.verify(
+        model, KeyVerifier.from_files(p256.public), ignore_unsigned_files=True
+    )
+    assert result.root_digest == provenance.hash_model(model).root_digest
+    assert len(calls) == 1
+
+
+def test_signed_file_is_checked_even_inside_an_ignored_folder(model: Path, p256):
+    _signed(model, p256)
+    (model / "weights" / "model-00001.bin").write_bytes(b"swapped")
+    (model / "weights" / "extra.bin").write_bytes(b"not signed, but ignored")
+    verifier = KeyVerifier.from_files(p256.public)
+    report = check_model(model, verifier, ignore_paths=["weights"])
+    errors = [(f.code, f.path) for f in report.findings if f.severity == "error"]
+    assert errors == [("file-modified", "weights/model-00001.bin")]
+
+
+def test_a_signature_listing_no_files_never_verifies(tmp_path: Path, p256):
+    model = make_model(tmp_path / "m")
+    empty = Manifest("m", (), Serialization(ignore_paths=DEFAULT_IGNORE_PATHS))
+    bundle = KeySigner.from_file(p256.private).sign(empty.statement_bytes())
+    (model / "model.sig").write_bytes(bundle.to_bytes())
+    verifier = KeyVerifier.from_files(p256.public)
+    report = check_model(model, verifier, ignore_unsigned_files=True)
+    assert not report.ok
+    assert [f.code for f in report.findings] == ["signature-empty"]
+
+
+def test_pipeline_parses_only_the_verified_bytes(model: Path, p256):
+    """A verifier's returned payload, not the bundle's envelope, is what gets parsed."""
+    _signed(model, p256)
+    inner = KeyVerifier.from_files(p256.public)
+
+    class Swapping:
+        def verify(self, bundle: Bundle):
+            import dataclasses
+
+            verified = inner.verify(bundle)
+            return dataclasses.replace(verified, payload=b"{}")
+
+    report = check_model(model, Swapping())
+    assert not report.ok and report.findings[0].code == "statement-invalid"
+
+
+# ---------------------------------------------------------------- composition
+
+
+def test_any_all_threshold(model: Path, p256, p384, other_key):
+    _signed(model, p256)
+    bundle = Bundle.read(model / "model.sig")
+    good = KeyVerifier.from_files(p256.public)
+    bad = KeyVerifier.from_files(other_key.public)
+    assert AnyOf([bad, good]).verify(bundle).signer.key_type == "ECDSA P-256"
+    with pytest.raises(VerificationError, match="no trusted signer"):
+        AnyOf([bad]).verify(bundle)
+    with pytest.raises(VerificationError):
+        AllOf([good, bad]).verify(bundle)
+    assert AllOf([good, good]).verify(bundle).signers == (good.verify(bundle).signer,)
+    with pytest.raises(UsageError):
+        Threshold(3, [good, bad])
+
+
+def test_threshold_counts_distinct_signers_once(model: Path, p256, p384, p521):
+    manifest = provenance.hash_model(model)
+    payload = manifest.statement_bytes()
+    by_256 = KeySigner.from_file(p256.private).sign(payload)
+    by_256_again = KeySigner.from_file(p256.private).sign(payload)
+    by_384 = KeySigner.from_file(p384.private).sign(payload)
+    verifiers = [KeyVerifier.from_files(k.public) for k in (p256, p384, p521)]
+    two = Threshold(2, verifiers)
+    verified = two.verify_all([by_256, by_384])
+    assert {s.key_type for s in verified.signers} == {"ECDSA P-256", "ECDSA P-384"}
+    with pytest.raises(VerificationError) as info:
+        two.verify_all([by_256, by_256_again])  # k-1 distinct signers
+    assert info.value.code == "threshold-not-met"
+    # One verifier trusting two keys is still one signer slot.
+    either = KeyVerifier.from_files(p256.public, p384.public)
+    with pytest.raises(VerificationError):
+        Threshold(2, [either, verifiers[2]]).verify_all([by_256, by_384])
+
+
+def test_verified_carries_structured_signer(model: Path, p256, pki):
+    from provenance.signing import CertificateSigner, CertificateVerifier
+
+    _signed(model, p256)
+    v = KeyVerifier.from_files(p256.public).verify(Bundle.read(model / "model.sig"))
+    hint = Bundle.read(model / "model.sig").key_hint
+    assert v.signer.kind == "key" and v.signer.key_fingerprint == hint
+    assert v.payload_type == "application/vnd.in-toto+json"
+    signer = CertificateSigner.from_files(
+        KeySigner.from_file(pki.leaf_key), pki.leaf, [pki.intermediate]
+    )
+    provenance.sign(model, signer)
+    v = CertificateVerifier.from_files([pki.root]).verify(Bundle.read(model / "model.sig"))
+    assert v.signer.kind == "certificate"
+    assert v.signer.certificate_subject == "CN=Release Engineering"
+    assert v.signer.root_subject == "CN=Test Root CA"
+    assert len(v.signer.certificate_chain) == 3
+    assert v.signer.to_json()["chain_length"] == 3
+
+
+# ---------------------------------------------------------------- byte-exact formats
+
+
+def _random_manifest(rng: random.Random, n: int) -> Manifest:
+    alphabet = string.ascii_letters + string.digits + "-_.é模型 \"'\\u00"
+    names = set()
+    while len(names) < n:
+        parts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 8))) for _ in range(3)]
+        name = "/".join(p for p in parts if p not in (".", "..") and p.strip() == p and p)
+        if name and "\\" not in name:
+            names.add(name)
+    resources = tuple(Resource(nm, "sha256", rng.randbytes(32)) for nm in sorted(names))
+    return Manifest("model-\u00e9", resources, Serialization(ignore_paths=DEFAULT_IGNORE_PATHS))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_statement_bytes_equal_json_dumps(seed: int):
+    """The one-pass builder is pinned to json.dumps of to_statement(), byte for byte."""
+    m = _random_manifest(random.Random(seed), 50)
+    expected = json.dumps(m.to_statement(), separators=(",", ":"), ensure_ascii=False).encode()
+    assert m.statement_bytes() == expected
+
+
+def test_bundle_to_bytes_equals_json_dumps(model: Path, p256, pki):
+    payload = provenance.hash_model(model).statement_bytes()
+    bundle = KeySigner.from_file(p256.private).sign(payload)
+    assert bundle.to_bytes() == json.dumps(bundle.to_json(), separators=(",", ":")).encode()
+    chain = Bundle.for_chain(
+        Envelope(payload, "application/vnd.in-toto+json", b"sig"), [b"a", b"b"]
+    )
+    assert chain.to_bytes() == json.dumps(chain.to_json(), separators=(",", ":")).encode()
+
+
+def _fast_says_plain(name: str) -> bool:
+    return _all_plain([name])
+
+
+def _slow_says_plain(name: str) -> bool:
+    try:
+        check_name(name)
+    except InputError:
+        return False
+    return True
+
+
+_TRICKY = [
+    "a", "a/b", "./a", "a/./b", "a/../b", "..", "/a", "a/", "a//b", "C:x", "c:/x",
+    "a\\b", "a\nb", "a\x00b", "a\x7fb", "a\tb", "...", "..a", "a..", "a/.../b", "é/模型",
+    "a:b", ":a", "a/C:b", " a", "a ", "\n", "a/\n/b", "a\rb",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", _TRICKY)
+def test_name_checks_agree_on_tricky_names(name: str):
+    assert _fast_says_plain(name) == _slow_says_plain(name), repr(name)
+
+
+def test_name_checks_agree_on_random_names():
+    rng = random.Random(7)
+    alphabet = "ab./\\:\n\x00\x1f\x7f C"
+    for _ in range(20000):
+        name = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 7)))
+        if name == ".":
+            continue
+        assert _fast_says_plain(name) == _slow_says_plain(name), repr(name)
+
+
+def test_diff_names_each_file_once_by_its_worst_change():
+    s = Serialization(method="shards", shard_size=4)
+    algo = s.resource_algorithm
+    expected = Manifest(
+        "m",
+        (
+            Resource("a:0:4", algo, b"1" * 32),
+            Resource("a:4:8", algo, b"2" * 32),
+            Resource("b:0:4", algo, b"3" * 32),
+            Resource("c:0:4", algo, b"4" * 32),
+        ),
+        s,
+    )
+    actual = Manifest(
+        "m",
+        (
+            Resource("a:0:4", algo, b"X" * 32),  # modified (and resized)
+            Resource("b:0:4", algo, b"3" * 32),
+            Resource("b:4:6", algo, b"5" * 32),  # grew
+            Resource("d:0:4", algo, b"6" * 32),  # not signed
+        ),
+        s,
+    )
+    d = diff(expected, actual)
+    assert d.modified == ("a",)
+    assert d.resized == ("b",)
+    assert d.missing == ("c",)
+    assert d.extra == ("d",)
