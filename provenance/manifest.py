@@ -186,7 +186,12 @@ class Serialization:
         if not isinstance(data, Mapping):
             raise InputError("predicate.serialization is not an object")
         method = data.get("method")
-        hash_type = _FROM_WIRE_HASH_TYPE.get(data.get("hash_type"), data.get("hash_type"))
+        raw_hash_type = data.get("hash_type")
+        hash_type = (
+            _FROM_WIRE_HASH_TYPE.get(raw_hash_type, raw_hash_type)
+            if isinstance(raw_hash_type, str)
+            else raw_hash_type
+        )
         allow = data.get("allow_symlinks", False)
         if isinstance(allow, str):  # model-signing 0.2 wrote "false"
             allow = allow.lower() == "true"

@@ -66,7 +66,7 @@ def describe_certificate(cert: x509.Certificate) -> str:
     name = str(cns[0].value) if cns else subject_of(cert)
     ids = _identities(cert)
     issuer = cert.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)
-    by = f", issued by '{issuer[0].value}'" if issuer else ""
+    by = f", issued by '{issuer[0].value!s}'" if issuer else ""
     return f"certificate '{name}'" + (f" <{', '.join(ids)}>" if ids else "") + by
 
 

@@ -32,7 +32,11 @@ if TYPE_CHECKING:
 PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
 
-_CURVE_HASH = {"secp256r1": hashes.SHA256, "secp384r1": hashes.SHA384, "secp521r1": hashes.SHA512}
+_CURVE_HASH: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
+    "secp256r1": hashes.SHA256,
+    "secp384r1": hashes.SHA384,
+    "secp521r1": hashes.SHA512,
+}
 _CURVE_LABEL = {"secp256r1": "ECDSA P-256", "secp384r1": "ECDSA P-384", "secp521r1": "ECDSA P-521"}
 
 
@@ -69,7 +73,9 @@ def verify_raw(
         if isinstance(key, ed25519.Ed25519PublicKey):
             key.verify(signature, data)
         else:
-            algo = hashes.SHA256() if prehash == "sha256" else _CURVE_HASH[key.curve.name]()
+            algo: hashes.HashAlgorithm = (
+                hashes.SHA256() if prehash == "sha256" else _CURVE_HASH[key.curve.name]()
+            )
             key.verify(signature, data, ec.ECDSA(algo))
     except InvalidSignature:
         return False
@@ -320,11 +326,16 @@ def _verify_artifact(
 ) -> Verified:
     from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
+    root: Mapping[str, Any] | None
     if isinstance(trusted_root, (str, os.PathLike)):
         try:
-            trusted_root = json.loads(read_limited(trusted_root, "trusted root", 16 << 20))
+            root = json.loads(read_limited(trusted_root, "trusted root", 16 << 20))
         except ValueError:
             raise InputError(f"trusted root '{trusted_root}' is not valid JSON") from None
+        if not isinstance(root, Mapping):
+            raise InputError(f"trusted root '{trusted_root}' is not a JSON object")
+    else:
+        root = trusted_root
     digest = hashlib.sha256(artifact).digest()
     hint = (raw_bundle.get("verificationMaterial") or {}).get("publicKey", {}).get("hint")
     candidates = [k for k in verifier.keys if not hint or hint in _hint_forms(k)]
@@ -363,7 +374,7 @@ def _verify_artifact(
         logged_digest = digest
     entries = (raw_bundle.get("verificationMaterial") or {}).get("tlogEntries") or []
     if entries:
-        if trusted_root is None:
+        if root is None:
             raise VerificationError("bundle has log entries but no trusted root was given")
         from provenance.signing._rekor import verify_log_entry
 
@@ -378,7 +389,7 @@ def _verify_artifact(
                 raise VerificationError("log entry lacks the inclusion proof bundles v0.2+ require")
             verify_log_entry(
                 entry,
-                trusted_root=trusted_root,
+                trusted_root=root,
                 signature=signature,
                 public_key_pem=pem,
                 artifact_digest=logged_digest,

@@ -37,6 +37,11 @@ _OID_ISSUER_V2 = "1.3.6.1.4.1.57264.1.8"
 _OID_OTHERNAME_USERNAME = "1.3.6.1.4.1.57264.1.7"
 
 
+def _caught() -> tuple[type[Exception], ...]:
+    """What a Sigstore check can raise on hostile input: sigstore's errors, bad values."""
+    return (*_errors(), ValueError, TypeError, KeyError)
+
+
 def _errors() -> tuple[type[Exception], ...]:
     """sigstore's error types (its base Error covers e.g. an unusable trusted root)."""
     from sigstore.errors import Error as SigstoreError
@@ -418,7 +423,7 @@ class SigstoreVerifier:
             return Verifier(trusted_root=self.trusted_root).verify_dsse(
                 sigstore_bundle, self.policy
             )
-        except (*_errors(), ValueError, TypeError, KeyError) as e:
+        except _caught() as e:
             raise VerificationError(f"Sigstore verification failed: {_first_line(e)}") from None
 
     def verify_artifact(self, artifact: bytes, raw_bundle: Any) -> None:
@@ -450,7 +455,7 @@ class SigstoreVerifier:
             Verifier(trusted_root=self.trusted_root).verify_artifact(
                 artifact, sigstore_bundle, self.policy
             )
-        except (*_errors(), ValueError, TypeError, KeyError) as e:
+        except _caught() as e:
             raise VerificationError(f"Sigstore verification failed: {_first_line(e)}") from None
 
 
