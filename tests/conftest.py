@@ -35,6 +35,32 @@ def run_cli(*args: str | os.PathLike[str], env: dict[str, str] | None = None) ->
     return result
 
 
+def assert_ok(result: Result) -> str:
+    """Exit 0; returns stdout."""
+    assert result.exit_code == 0, f"exit {result.exit_code}:\n{result.output}{result.stderr or ''}"
+    return result.output
+
+
+def assert_fails(result: Result, code: int, *words: str) -> str:
+    """Exit ``code``, one reason line on stderr naming every word, no traceback.
+
+    Indented lines after the reason (``  also: ...``, ``  hint: ...``) are allowed.
+    """
+    out = result.output + (result.stderr or "")
+    assert result.exit_code == code, f"exit {result.exit_code}, wanted {code}:\n{out}"
+    assert "Traceback" not in out, out
+    assert ": unexpected " not in out, out  # an uncaught exception
+    lines = result.stderr.splitlines()
+    assert lines, f"nothing on stderr:\n{out}"
+    prefix = "verification failed: " if code == 1 else "error: "
+    assert lines[0].startswith(prefix), f"first stderr line is {lines[0]!r}"
+    others = [ln for ln in lines[1:] if not ln.startswith("  ")]
+    assert not others, f"more than one reason line on stderr: {lines!r}"
+    for w in words:
+        assert w.lower() in result.stderr.lower(), f"{w!r} not in {result.stderr!r}"
+    return result.stderr
+
+
 @dataclass
 class KeyPair:
     private: Path

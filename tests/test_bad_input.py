@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import make_cert, run_cli, snapshot
+from conftest import assert_fails, make_cert, run_cli, snapshot
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
@@ -33,22 +33,6 @@ def _no_password(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def assert_fails(result, code: int, *words: str) -> str:
-    """Exit ``code``, one reason line on stderr naming every word, no traceback."""
-    out = result.output + (result.stderr or "")
-    assert result.exit_code == code, f"exit {result.exit_code}, wanted {code}:\n{out}"
-    assert "Traceback" not in out
-    lines = result.stderr.splitlines()
-    assert lines, f"nothing on stderr:\n{out}"
-    prefix = "verification failed: " if code == 1 else "error: "
-    assert lines[0].startswith(prefix), f"first stderr line is {lines[0]!r}"
-    others = [ln for ln in lines[1:] if not ln.startswith("  ")]
-    assert not others, f"more than one reason line on stderr: {lines!r}"
-    for w in words:
-        assert w.lower() in result.stderr.lower(), f"{w!r} not in {result.stderr!r}"
-    return result.stderr
 
 
 def assert_ok(result) -> str:
