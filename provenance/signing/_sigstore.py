@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from provenance._internal.timefmt import format_time
 from provenance.bundle import Bundle
 from provenance.dsse import INTOTO_PAYLOAD_TYPE
 from provenance.errors import Hint, InputError, UsageError, VerificationError
@@ -499,8 +500,8 @@ def keyless_info(bundle: Bundle) -> SignerInfo:
         log_index = _int_or_none(entry.get("logIndex"))
         integrated = _int_or_none(entry.get("integratedTime"))
         if integrated and 0 < integrated < 253402300800:
-            signed_at = datetime.datetime.fromtimestamp(integrated, datetime.timezone.utc).strftime(
-                "%Y-%m-%dT%H:%M:%SZ"
+            signed_at = format_time(
+                datetime.datetime.fromtimestamp(integrated, datetime.timezone.utc)
             )
     timestamps = (material.get("timestampVerificationData") or {}).get("rfc3161Timestamps") or []
     if timestamps and signed_at is None:  # Rekor v2 entries carry no time; the timestamp does
@@ -530,7 +531,7 @@ def _timestamp_time(timestamp: Any) -> str | None:
         when = decode_timestamp_response(raw).tst_info.gen_time
     except Exception:
         return None
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(when)
 
 
 def _int_or_none(value: Any) -> int | None:
