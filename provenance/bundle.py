@@ -34,6 +34,12 @@ SIGNATURE_NAME = "model.sig"
 #: The largest signature read; a 200,000-file model's is about 40 MiB.
 MAX_BUNDLE_BYTES = 256 << 20
 
+#: JSON objects and arrays a bundle may hold before it is parsed. The model's
+#: manifest is base64 inside a string, so even the largest real bundle has a
+#: few dozen (log entries, proof hashes, certificates); the cap stops a file
+#: of nested empty arrays from expanding tens of times in memory.
+MAX_BUNDLE_CONTAINERS = 10_000
+
 
 def default_signature_path(model_path: str | os.PathLike[str]) -> Path:
     """``MODEL/model.sig`` for a folder, ``MODEL.sig`` beside a single file."""
@@ -145,10 +151,22 @@ class Bundle:
 
     @classmethod
     def from_bytes(cls, data: bytes, source: str = "signature") -> Bundle:
+        if len(data) > MAX_BUNDLE_BYTES:
+            raise InputError(f"{source} is larger than {MAX_BUNDLE_BYTES >> 20} MiB")
+        # Counted in C before parsing: brackets inside strings count too, which
+        # only makes the bound stricter.
+        if data.count(b"[") + data.count(b"{") > MAX_BUNDLE_CONTAINERS:
+            raise InputError(
+                f"{source} holds more than {MAX_BUNDLE_CONTAINERS} JSON objects and arrays; "
+                "it is not a signature",
+                code="bundle-too-complex",
+            )
         try:
             doc = json.loads(data)
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise InputError(f"{source} is not valid JSON ({e})") from None
+        except RecursionError:
+            raise InputError(f"{source} nests too deeply to be a signature") from None
         if not isinstance(doc, dict):
             raise InputError(f"{source} is not a JSON object")
         media_type = doc.get("mediaType")
