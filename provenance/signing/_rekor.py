@@ -20,20 +20,23 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from provenance.errors import VerificationError
 
 
-def _b64(value: Any, what: str) -> bytes:
-    try:
-        return base64.b64decode(value, validate=True)
-    except (TypeError, ValueError):
-        raise VerificationError(f"log entry {what} is not valid base64") from None
+def _b64(value: object, what: str) -> bytes:
+    if isinstance(value, (str, bytes)):
+        try:
+            return base64.b64decode(value, validate=True)
+        except ValueError:
+            pass
+    raise VerificationError(f"log entry {what} is not valid base64")
 
 
 @dataclass(frozen=True)
 class _LogKey:
-    key: Any
+    key: PublicKeyTypes
     start: datetime.datetime
     end: datetime.datetime | None
 
@@ -48,7 +51,7 @@ def log_keys(trusted_root: Mapping[str, Any]) -> dict[bytes, _LogKey]:
     A key without a validity start is unusable (the trusted-root format
     requires one), so it is left out rather than trusted forever.
     """
-    keys = {}
+    keys: dict[bytes, _LogKey] = {}
     for tlog in trusted_root.get("tlogs") or []:
         try:
             log_id = base64.b64decode(tlog["logId"]["keyId"])
@@ -63,7 +66,7 @@ def log_keys(trusted_root: Mapping[str, Any]) -> dict[bytes, _LogKey]:
     return keys
 
 
-def _verify_with(key: Any, signature: bytes, data: bytes) -> bool:
+def _verify_with(key: PublicKeyTypes, signature: bytes, data: bytes) -> bool:
     try:
         if isinstance(key, ed25519.Ed25519PublicKey):
             key.verify(signature, data)
@@ -106,7 +109,9 @@ def _root_from_inclusion_proof(index: int, size: int, leaf: bytes, proof: Sequen
     return r
 
 
-def _check_checkpoint(note: str, key: Any, log_id: bytes, size: int, root: bytes) -> None:
+def _check_checkpoint(
+    note: str, key: PublicKeyTypes, log_id: bytes, size: int, root: bytes
+) -> None:
     """A signed note: origin, size, base64 root; then signature lines from the log."""
     body, sep, signatures = note.partition("\n\n")
     lines = body.split("\n")
