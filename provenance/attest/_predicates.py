@@ -159,7 +159,7 @@ def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     text = raw.decode("utf-8", "replace")
     if str(path).endswith((".yaml", ".yml")):
         try:
-            import yaml  # type: ignore[import-untyped]
+            import yaml
         except ImportError:
             raise InputError(f"config '{path}' is YAML; install PyYAML or give JSON") from None
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from provenance.attest._predicates import (
     DATASET_PREDICATE_TYPE,
@@ -18,6 +18,9 @@ from provenance.attest._predicates import (
     TRAINING_BUILD_TYPE,
 )
 from provenance.errors import InputError, VerificationError
+
+if TYPE_CHECKING:
+    from jsonschema.protocols import Validator
 
 _FILES = (
     "resource-descriptor.schema.json",
@@ -41,7 +44,7 @@ def schema(name: str) -> dict[str, Any]:
     return _schemas()[name]
 
 
-def _validator(name: str) -> Any:
+def _validator(name: str) -> Validator:
     import jsonschema
     from referencing import Registry, Resource
 

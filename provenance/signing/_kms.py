@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from provenance.bundle import Bundle
 from provenance.dsse import INTOTO_PAYLOAD_TYPE
@@ -28,22 +29,16 @@ from provenance.signing._keys import (
     verify_raw,
 )
 
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+    from securesystemslib.signer import Signer
+
 # The securesystemslib scheme that hashes as DSSE-over-ECDSA needs for each curve.
 _SCHEME_FOR_CURVE = {
     "secp256r1": "ecdsa-sha2-nistp256",
     "secp384r1": "ecdsa-sha2-nistp384",
     "secp521r1": "ecdsa-sha2-nistp521",
 }
-
-
-def _require_sslib() -> Any:
-    try:
-        import securesystemslib.signer as sslib
-    except ImportError:
-        raise UsageError(
-            "signing with --kms needs securesystemslib: pip install 'ml-provenance[kms]'"
-        ) from None
-    return sslib
 
 
 PIN_ENV = "PROVENANCE_HSM_PIN"
@@ -61,7 +56,7 @@ def _secret(what: str) -> str:
 class KmsSigner:
     """Adapts a securesystemslib ``Signer`` to provenance's signer shape."""
 
-    signer: Any
+    signer: Signer
     key: PublicKey
     uri: str
 
@@ -100,11 +95,17 @@ def kms_signer(uri: str, public_key: str | os.PathLike[str] | None = None) -> Km
     looking it up would need credentials at a different moment than signing;
     an ``hsm:`` URI reads it from the token.
     """
-    sslib = _require_sslib()
+    try:
+        import securesystemslib.signer as sslib
+    except ImportError:
+        raise UsageError(
+            "signing with --kms needs securesystemslib: pip install 'ml-provenance[kms]'"
+        ) from None
     scheme = uri.split(":", 1)[0]
     if scheme not in sslib.SIGNER_FOR_URI_SCHEME:
         known = ", ".join(sorted(sslib.SIGNER_FOR_URI_SCHEME))
         raise UsageError(f"unknown key URI scheme {scheme!r}; securesystemslib knows {known}")
+    key: PublicKeyTypes
     if public_key is not None:
         key = load_public_key(public_key)
         uri_for_signer = uri
@@ -125,14 +126,15 @@ def kms_signer(uri: str, public_key: str | os.PathLike[str] | None = None) -> Km
             raise
         except Exception as e:
             raise InputError(f"cannot read the public key from the HSM: {e}") from None
-        key = serialization.load_pem_public_key(sslib_key.keyval["public"].encode())  # type: ignore[assignment]
+        key = serialization.load_pem_public_key(sslib_key.keyval["public"].encode())
     else:
         raise UsageError(f"--kms {uri} needs --kms-public-key PUBLIC.pem")
     check_supported(key, f"key '{uri}'")
-    sslib_key = sslib.SSlibKey.from_crypto(key)  # type: ignore[arg-type]
-    curve = getattr(getattr(key, "curve", None), "name", None)
-    if curve is not None:
-        sslib_key.scheme = _SCHEME_FOR_CURVE[curve]
+    # check_supported refused every other key type; this only tells the type checker.
+    assert isinstance(key, (ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey))
+    sslib_key = sslib.SSlibKey.from_crypto(key)
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        sslib_key.scheme = _SCHEME_FOR_CURVE[key.curve.name]
     try:
         signer = sslib.Signer.from_priv_key_uri(uri_for_signer, sslib_key, _secret)
     except FileNotFoundError:
