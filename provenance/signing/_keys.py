@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from provenance._internal.fsutil import read_limited
+from provenance._internal.jsonshape import array, obj, opt_obj, opt_str
 from provenance.bundle import Bundle
 from provenance.dsse import INTOTO_PAYLOAD_TYPE, Envelope, b64decode, legacy_pae, pae
 from provenance.errors import Hint, InputError, VerificationError
@@ -314,8 +315,8 @@ def verify_artifact(
         raise VerificationError("bundle is not a JSON object")
     try:
         return _verify_artifact(verifier, artifact, raw_bundle, trusted_root)
-    except (AttributeError, TypeError, KeyError, ValueError, UnsupportedAlgorithm) as e:
-        raise VerificationError(f"bundle is malformed ({type(e).__name__}: {e})") from None
+    except InputError as e:  # a malformed bundle: it does not verify
+        raise VerificationError(f"bundle is malformed: {e}", code="bundle-malformed") from None
 
 
 def _verify_artifact(
@@ -337,7 +338,11 @@ def _verify_artifact(
     else:
         root = trusted_root
     digest = hashlib.sha256(artifact).digest()
-    hint = (raw_bundle.get("verificationMaterial") or {}).get("publicKey", {}).get("hint")
+    material = opt_obj(raw_bundle.get("verificationMaterial"), "verificationMaterial")
+    hint = opt_str(
+        opt_obj(material.get("publicKey"), "verificationMaterial.publicKey").get("hint"),
+        "publicKey.hint",
+    )
     candidates = [k for k in verifier.keys if not hint or hint in _hint_forms(k)]
     if not candidates:
         raise VerificationError("bundle was signed with a different key (the key hint differs)")
@@ -372,7 +377,7 @@ def _verify_artifact(
         else:
             raise VerificationError("the signature does not match the artifact and key")
         logged_digest = digest
-    entries = (raw_bundle.get("verificationMaterial") or {}).get("tlogEntries") or []
+    entries = array(material.get("tlogEntries") or [], "verificationMaterial.tlogEntries")
     if entries:
         if root is None:
             raise VerificationError("bundle has log entries but no trusted root was given")
@@ -400,11 +405,15 @@ def _verify_artifact(
 
 
 def _check_subject(payload: bytes, digest: bytes) -> None:
+    """The signed statement names the artifact's SHA-256 among its subjects."""
     try:
         statement = json.loads(payload)
-        subjects = statement["subject"]
-        if any(s.get("digest", {}).get("sha256") == digest.hex() for s in subjects):
+    except (ValueError, RecursionError):
+        raise VerificationError("signed statement is not JSON") from None
+    where = "signed statement"
+    subjects = array(obj(statement, where).get("subject"), f"{where} subject", VerificationError)
+    for s in subjects:
+        digests = opt_obj(obj(s, "a subject", VerificationError).get("digest"), "subject digest")
+        if digests.get("sha256") == digest.hex():
             return
-    except (ValueError, KeyError, TypeError, AttributeError):
-        raise VerificationError("signed statement is malformed") from None
     raise VerificationError("signed statement is about a different artifact")

@@ -59,7 +59,21 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
+from provenance._internal.jsonshape import array, obj, opt_obj, string
 from provenance.errors import VerificationError
+
+_E = VerificationError
+
+
+def _int(value: object, what: str) -> int:
+    """An integer field (Rekor writes them as numbers or decimal strings)."""
+    if isinstance(value, bool):
+        raise VerificationError(f"log entry {what} is not an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.lstrip("-").isdigit() and len(value) < 40:
+        return int(value)
+    raise VerificationError(f"log entry {what} is not an integer")
 
 
 def _b64(value: object, what: str) -> bytes:
@@ -89,17 +103,20 @@ def log_keys(trusted_root: Mapping[str, Any]) -> dict[bytes, _LogKey]:
     requires one), so it is left out rather than trusted forever.
     """
     keys: dict[bytes, _LogKey] = {}
-    for tlog in trusted_root.get("tlogs") or []:
+    tlogs = trusted_root.get("tlogs")
+    for tlog in tlogs if isinstance(tlogs, list) else []:
         try:
-            log_id = base64.b64decode(tlog["logId"]["keyId"])
-            public = tlog["publicKey"]
-            valid = public.get("validFor") or {}
-            start = _instant(valid["start"])
-            end = _instant(valid["end"]) if valid.get("end") else None
-            der = base64.b64decode(public["rawBytes"])
+            tlog = obj(tlog, "tlog", _E)
+            log_id = _b64(obj(tlog.get("logId"), "logId", _E).get("keyId"), "log id")
+            public = obj(tlog.get("publicKey"), "publicKey", _E)
+            valid = opt_obj(public.get("validFor"), "validFor", _E)
+            start = _instant(string(valid.get("start"), "validFor.start", _E))
+            end_text = valid.get("end")
+            end = _instant(string(end_text, "validFor.end", _E)) if end_text else None
+            der = _b64(public.get("rawBytes"), "log key")
             keys[log_id] = _LogKey(serialization.load_der_public_key(der), start, end)
-        except (KeyError, TypeError, ValueError, AttributeError):
-            continue
+        except (VerificationError, ValueError):
+            continue  # an unusable key is not trusted
     return keys
 
 
@@ -180,20 +197,24 @@ def verify_log_entry(
     """Check one hashedrekord/0.0.1 entry against the bundle and the trusted root."""
     import rfc8785
 
-    kind = entry.get("kindVersion") or {}
+    entry = obj(entry, "log entry", _E)
+    kind = opt_obj(entry.get("kindVersion"), "log entry kindVersion", _E)
     if (kind.get("kind"), kind.get("version")) != ("hashedrekord", "0.0.1"):
         raise VerificationError(
-            f"unsupported log entry kind {kind.get('kind')}/{kind.get('version')}"
+            f"unsupported log entry kind {kind.get('kind')!s:.40}/{kind.get('version')!s:.40}"
         )
-    body_b64 = entry.get("canonicalizedBody")
+    body_b64 = string(entry.get("canonicalizedBody"), "log entry body", _E)
     body_raw = _b64(body_b64, "body")
     try:
-        body = json.loads(body_raw)
-        spec = body["spec"]
-        logged_sig = base64.b64decode(spec["signature"]["content"])
-        logged_key = base64.b64decode(spec["signature"]["publicKey"]["content"])
-        logged_hash = spec["data"]["hash"]
-    except (KeyError, TypeError, ValueError):
+        body = obj(json.loads(body_raw), "log entry body", _E)
+        spec = obj(body.get("spec"), "log entry spec", _E)
+        sig_spec = obj(spec.get("signature"), "log entry signature", _E)
+        logged_sig = _b64(sig_spec.get("content"), "signature")
+        key_spec = obj(sig_spec.get("publicKey"), "log entry public key", _E)
+        logged_key = _b64(key_spec.get("content"), "public key")
+        data_spec = obj(spec.get("data"), "log entry data", _E)
+        logged_hash = obj(data_spec.get("hash"), "log entry hash", _E)
+    except (VerificationError, ValueError, RecursionError):
         raise VerificationError("log entry body is not a hashedrekord record") from None
     if logged_sig != signature:
         raise VerificationError("log entry records a different signature")
@@ -202,29 +223,33 @@ def verify_log_entry(
         or logged_hash.get("value") != artifact_digest.hex()
     ):
         raise VerificationError("log entry records a different artifact")
-    if serialization.load_pem_public_key(logged_key) != serialization.load_pem_public_key(
-        public_key_pem
-    ):
+    try:
+        logged = serialization.load_pem_public_key(logged_key)
+    except (ValueError, TypeError):
+        raise VerificationError("log entry records an unreadable key") from None
+    if logged != serialization.load_pem_public_key(public_key_pem):
         raise VerificationError("log entry records a different key")
 
-    log_id = _b64((entry.get("logId") or {}).get("keyId"), "log id")
+    log_id = _b64(opt_obj(entry.get("logId"), "log entry logId", _E).get("keyId"), "log id")
     log_key = log_keys(trusted_root).get(log_id)
     if log_key is None:
         raise VerificationError("log entry comes from a log the trusted root does not know")
     key = log_key.key
-    try:
-        log_index = int(entry["logIndex"])
-        integrated = int(entry["integratedTime"])
-    except (KeyError, TypeError, ValueError):
-        raise VerificationError("log entry lacks its index or time") from None
+    if entry.get("logIndex") is None or entry.get("integratedTime") is None:
+        raise VerificationError("log entry lacks its index or time")
+    log_index = _int(entry.get("logIndex"), "index")
+    integrated = _int(entry.get("integratedTime"), "time")
     if log_index < 0 or integrated < 0:
         raise VerificationError("log entry has a negative index or time")
-    when = datetime.datetime.fromtimestamp(integrated, datetime.timezone.utc)
+    try:
+        when = datetime.datetime.fromtimestamp(integrated, datetime.timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        raise VerificationError("log entry time is out of range") from None
     if when < log_key.start or (log_key.end is not None and when > log_key.end):
         raise VerificationError("log entry was made outside its log key's validity period")
 
-    promise = entry.get("inclusionPromise")
-    proof = entry.get("inclusionProof")
+    promise = opt_obj(entry.get("inclusionPromise") or None, "inclusion promise", _E)
+    proof = opt_obj(entry.get("inclusionProof") or None, "inclusion proof", _E)
     if not promise and not proof:
         raise VerificationError("log entry has neither an inclusion promise nor a proof")
     if promise:
@@ -241,11 +266,13 @@ def verify_log_entry(
             raise VerificationError("log entry's signed entry timestamp does not verify")
     if proof:
         try:
-            index, size = int(proof["logIndex"]), int(proof["treeSize"])
-            hashes_ = [_b64(h, "proof hash") for h in proof.get("hashes", [])]
-            root = _b64(proof["rootHash"], "root hash")
-            note = proof["checkpoint"]["envelope"]
-        except (KeyError, TypeError, ValueError):
+            index = _int(proof.get("logIndex"), "proof index")
+            size = _int(proof.get("treeSize"), "proof tree size")
+            hashes_ = [_b64(h, "proof hash") for h in array(proof.get("hashes", []), "hashes", _E)]
+            root = _b64(proof.get("rootHash"), "root hash")
+            checkpoint = obj(proof.get("checkpoint"), "checkpoint", _E)
+            note = string(checkpoint.get("envelope"), "checkpoint", _E)
+        except VerificationError:
             raise VerificationError("log entry inclusion proof is incomplete") from None
         if _root_from_inclusion_proof(index, size, _leaf_hash(body_raw), hashes_) != root:
             raise VerificationError("log entry inclusion proof does not lead to its root hash")
