@@ -1,49 +1,44 @@
-"""What every command shares: exit codes, error rendering, options, progress."""
+"""What every command shares: exit codes, error handling, option groups, progress.
+
+Option groups parse into frozen dataclasses (:class:`HashingOptions` here,
+``SignerOptions`` and ``TrustOptions`` beside their commands) so a command
+receives one typed object per group instead of a dozen loose keyword
+arguments popped in order. Output goes through :mod:`provenance_cli._output`.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import json
-import os
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import click
 
 from provenance.errors import InputError, ProvenanceError, UsageError, VerificationError
+from provenance_cli._output import emit_error, write_json
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # verification failed or policy denied
 EXIT_USAGE = 2
 EXIT_INPUT = 3  # missing, malformed or unreadable input
+EXIT_INTERRUPTED = 130
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
-def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+def emit_json(data: Mapping[str, Any]) -> None:
+    """Print ``data`` as it is (no contract head), safe against a closed stdout.
 
-
-def fail(error: ProvenanceError | str, code: int, as_json: bool) -> None:
-    """Report a failure in one line (or one JSON object) and exit."""
-    reason = str(error)
-    details = getattr(error, "details", [])
-    if as_json:
-        out: dict[str, Any] = {"ok": False, "error": reason}
-        if details:
-            out["details"] = details
-        emit_json(out)
-    else:
-        prefix = "verification failed" if code == EXIT_FAILED else "error"
-        click.secho(f"{prefix}: {reason}", fg="red", err=True)
-        for d in details[1:21]:
-            click.echo(f"  also: {d}", err=True)
-        if len(details) > 21:
-            click.echo(f"  ... and {len(details) - 21} more", err=True)
-    sys.exit(code)
+    Kept for commands not yet on :func:`provenance_cli._output.emit`; new
+    code calls ``emit`` so the object carries ``version``/``command``/``ok``.
+    """
+    write_json(data)
 
 
 def handle_errors(*, failure_code: int = EXIT_INPUT) -> Callable[[F], F]:
@@ -61,25 +56,85 @@ def handle_errors(*, failure_code: int = EXIT_INPUT) -> Callable[[F], F]:
             try:
                 return fn(*args, **kwargs)
             except VerificationError as e:
-                fail(e, EXIT_FAILED, as_json)
+                emit_error(e, EXIT_FAILED, as_json=as_json)
             except UsageError as e:
-                fail(e, EXIT_USAGE, as_json)
+                emit_error(e, EXIT_USAGE, as_json=as_json)
             except InputError as e:
-                fail(e, EXIT_INPUT, as_json)
+                emit_error(e, EXIT_INPUT, as_json=as_json)
             except ProvenanceError as e:
-                fail(e, failure_code, as_json)
+                emit_error(e, failure_code, as_json=as_json)
             except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
                 raise
             except KeyboardInterrupt:
-                fail("interrupted", 130, as_json)
+                emit_error(
+                    ProvenanceError("interrupted", code="interrupted"),
+                    EXIT_INTERRUPTED,
+                    as_json=as_json,
+                )
             except Exception as e:
+                import os
+
                 if os.environ.get("PROVENANCE_DEBUG"):
                     raise
-                fail(f"unexpected {type(e).__name__}: {e}", failure_code, as_json)
+                error = ProvenanceError(f"unexpected {type(e).__name__}: {e}", code="unexpected")
+                emit_error(error, failure_code, as_json=as_json)
 
         return inner  # type: ignore[return-value]
 
     return wrap
+
+
+# ---------------------------------------------------------------- option groups
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One option of a group: the dataclass field it fills and how Click declares it.
+
+    ``legacy`` is the keyword the option had before groups existed, for the
+    loose-keyword decorators kept until every command uses the group.
+    """
+
+    field: str
+    decls: tuple[str, ...]
+    attrs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    legacy: str | None = None
+
+    def option(self, dest: str | None = None) -> Callable[[F], F]:
+        return click.option(*self.decls, dest or self.field, **self.attrs)
+
+
+def add_options(specs: Sequence[OptionSpec], *, legacy: bool = False) -> Callable[[F], F]:
+    """Add the options as loose keyword arguments (their legacy names if asked)."""
+
+    def decorate(fn: F) -> F:
+        for spec in reversed(specs):
+            fn = spec.option(spec.legacy if legacy else None)(fn)
+        return fn
+
+    return decorate
+
+
+def option_group(cls: type[T], specs: Sequence[OptionSpec], into: str) -> Callable[[F], F]:
+    """Add the options and hand the command one frozen ``cls`` as keyword ``into``.
+
+    Building the dataclass validates nothing, so it cannot fail outside the
+    command's error handling; checks live in the group's methods, which the
+    command calls.
+    """
+    names = [s.field for s in specs]
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    assert set(names) == known, f"{cls.__name__}: options {names} vs fields {known}"
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def inner(*args: Any, **kwargs: Any) -> Any:
+            kwargs[into] = cls(**{n: kwargs.pop(n) for n in names})
+            return fn(*args, **kwargs)
+
+        return add_options(specs)(inner)  # type: ignore[return-value]
+
+    return decorate
 
 
 json_option = click.option(
@@ -108,56 +163,104 @@ def parse_size(_ctx: Any, _param: Any, value: str | None) -> int | None:
     return size
 
 
-def hashing_options(fn: F) -> F:
-    """``--hash``, ``--method``, ``--shard-size``, ``--ignore``, ``--allow-symlinks``."""
-    options = [
-        click.option(
-            "--hash",
-            "algorithm",
-            type=click.Choice(["sha256", "sha384", "sha512", "blake2b", "blake3"]),
-            default="sha256",
-            show_default=True,
-            help="Digest algorithm for every file or shard.",
-        ),
-        click.option(
-            "--method",
-            type=click.Choice(["files", "shards"]),
-            default=None,
-            help="One digest per file, or per fixed-size byte range "
+_HASHING_SPECS = (
+    OptionSpec(
+        "algorithm",
+        ("--hash",),
+        {
+            "type": click.Choice(["sha256", "sha384", "sha512", "blake2b", "blake3"]),
+            "default": "sha256",
+            "show_default": True,
+            "help": "Digest algorithm for every file or shard.",
+        },
+    ),
+    OptionSpec(
+        "method",
+        ("--method",),
+        {
+            "type": click.Choice(["files", "shards"]),
+            "default": None,
+            "help": "One digest per file, or per fixed-size byte range "
             "(default: files; shards when --shard-size is given).",
-        ),
-        click.option(
-            "--shard-size",
-            callback=parse_size,
-            default=None,
-            metavar="SIZE",
-            help="Shard size for --method shards, e.g. 1GB (the default) or 256MiB.",
-        ),
-        click.option(
-            "--ignore",
-            "ignore_paths",
-            multiple=True,
-            metavar="PATH",
-            help="A file or folder, relative to the model, to leave out (repeatable). "
+        },
+    ),
+    OptionSpec(
+        "shard_size",
+        ("--shard-size",),
+        {
+            "callback": parse_size,
+            "default": None,
+            "metavar": "SIZE",
+            "help": "Shard size for --method shards, e.g. 1GB (the default) or 256MiB.",
+        },
+    ),
+    OptionSpec(
+        "ignore_paths",
+        ("--ignore",),
+        {
+            "multiple": True,
+            "metavar": "PATH",
+            "help": "A file or folder, relative to the model, to leave out (repeatable). "
             ".git*, model.sig and model.intoto.jsonl are always left out.",
-        ),
-        click.option(
-            "--allow-symlinks",
-            is_flag=True,
-            help="Follow symbolic links that stay inside the model (refused by default).",
-        ),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+        },
+    ),
+    OptionSpec(
+        "allow_symlinks",
+        ("--allow-symlinks",),
+        {
+            "is_flag": True,
+            "help": "Follow symbolic links that stay inside the model (refused by default).",
+        },
+    ),
+)
+
+
+@dataclass(frozen=True)
+class HashingOptions:
+    """How to hash a model: ``--hash``, ``--method``, ``--shard-size``, ``--ignore``,
+    ``--allow-symlinks``, as given (nothing resolved or checked yet)."""
+
+    algorithm: str = "sha256"
+    method: str | None = None
+    shard_size: int | None = None
+    ignore_paths: tuple[str, ...] = ()
+    allow_symlinks: bool = False
+
+    @classmethod
+    def options(cls, fn: F) -> F:
+        """Decorator: add the options; the command gets ``hashing: HashingOptions``."""
+        return option_group(cls, _HASHING_SPECS, "hashing")(fn)
+
+    def resolved_method(self) -> str:
+        """``files`` unless shards were asked for; a ``--shard-size`` alone means shards.
+
+        Raises :class:`UsageError` for ``--method files`` with a shard size,
+        which would otherwise be silently dropped.
+        """
+        if self.method == "files" and self.shard_size is not None:
+            raise UsageError("--shard-size only applies to --method shards")
+        return self.method or ("shards" if self.shard_size else "files")
+
+
+def hashing_options(fn: F) -> F:
+    """Compatibility: the hashing options as loose keywords (``algorithm``, ``method``,
+    ``shard_size``, ``ignore_paths``, ``allow_symlinks``).
+
+    New code uses :meth:`HashingOptions.options`, which hands the command
+    one ``hashing: HashingOptions``.
+    """
+    return add_options(_HASHING_SPECS, legacy=True)(fn)
 
 
 def hashing_kwargs(algorithm: str, method: str | None, shard_size: int | None) -> dict[str, Any]:
-    if method == "files" and shard_size is not None:
-        raise UsageError("--shard-size only applies to --method shards")
+    """Compatibility: ``algorithm``/``method``/``shard_size`` for the library.
+
+    New code uses ``HashingOptions(...).resolved_method()``.
+    """
+    options = HashingOptions(algorithm, method, shard_size)
     return {
         "algorithm": algorithm,
-        "method": method or ("shards" if shard_size else "files"),
+        "method": options.resolved_method(),
         "shard_size": shard_size,
     }
 
@@ -174,10 +277,11 @@ def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[int, int], Non
         if state["bar"] is None:
             if total < (256 << 20):
                 return
-            state["bar"] = click.progressbar(
+            bar = click.progressbar(
                 length=total, label=label, file=sys.stderr, show_pos=False, show_percent=True
             )
-            state["bar"].__enter__()
+            bar.__enter__()
+            state["bar"] = bar
         state["bar"].update(done - state["shown"])
         state["shown"] = done
 

@@ -4,30 +4,16 @@ from __future__ import annotations
 
 import click
 
-from provenance_cli._common import (
-    emit_json,
-    handle_errors,
-    hashing_kwargs,
-    hashing_options,
-    json_option,
-    progress_bar,
-)
+from provenance_cli._common import HashingOptions, handle_errors, json_option, progress_bar
+from provenance_cli._output import emit
 
 
 @click.command("hash")
-@click.argument("model", type=click.Path(path_type=str))
-@hashing_options
-@json_option
 @handle_errors()
-def hash_command(
-    model: str,
-    algorithm: str,
-    method: str | None,
-    shard_size: int | None,
-    ignore_paths: tuple[str, ...],
-    allow_symlinks: bool,
-    as_json: bool,
-) -> None:
+@click.argument("model", type=click.Path(path_type=str))
+@HashingOptions.options
+@json_option
+def hash_command(model: str, hashing: HashingOptions, as_json: bool) -> None:
     """Hash MODEL (a file or a folder) and print its root digest.
 
     The root digest is SHA-256 over the digests of every file (or shard) in
@@ -36,15 +22,15 @@ def hash_command(
     """
     import provenance
 
+    method = hashing.resolved_method()
     with progress_bar("hashing", not as_json) as progress:
         manifest = provenance.hash_model(
             model,
-            ignore_paths=ignore_paths,
-            allow_symlinks=allow_symlinks,
+            method=method,
+            algorithm=hashing.algorithm,
+            shard_size=hashing.shard_size,
+            ignore_paths=hashing.ignore_paths,
+            allow_symlinks=hashing.allow_symlinks,
             progress=progress,
-            **hashing_kwargs(algorithm, method, shard_size),
         )
-    if as_json:
-        emit_json(manifest.to_json())
-    else:
-        click.echo(manifest.root_digest)
+    emit(manifest, as_json=as_json, lines=[manifest.root_digest])

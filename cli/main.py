@@ -1,7 +1,10 @@
 """Entry point: a Click group that imports each command only when it runs.
 
 ``provenance --version`` and ``--help`` therefore load neither cryptography
-nor the Sigstore stack.
+nor the Sigstore stack. The group also renders Click's own usage errors (a
+bad option value, a missing argument, an unknown option) as the output
+contract's error object when ``--json`` was asked for, so a CI step parses
+every failure the same way.
 """
 
 from __future__ import annotations
@@ -24,7 +27,44 @@ _COMMANDS = {
 }
 
 
+def _wants_json(args: list[str]) -> bool:
+    """``--json`` among the options (before a ``--`` that ends them)."""
+    options = args[: args.index("--")] if "--" in args else args
+    return "--json" in options
+
+
+def _command_of(args: list[str]) -> str:
+    """The command the arguments name (``attest training``), for an error's ``command``."""
+    words = [a for a in args if not a.startswith("-")][:2]
+    if not words or words[0] not in _COMMANDS:
+        return "provenance"
+    if words[0] == "attest" and len(words) > 1:
+        return f"attest {words[1]}"
+    return words[0]
+
+
 class _LazyGroup(click.Group):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["provenance.args"] = list(args)
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; a Click usage error under ``--json`` becomes the error object."""
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as e:
+            args: list[str] = ctx.meta.get("provenance.args", [])
+            if not _wants_json(args):
+                raise
+            from provenance.errors import UsageError
+            from provenance_cli._output import HELP_HINT, emit_error
+
+            command = _command_of(args)
+            hint = HELP_HINT if command != "provenance" else None
+            error = UsageError(e.format_message(), code="usage", hint=hint)
+            code = e.exit_code if e.exit_code in (1, 2, 3) else 2
+            emit_error(error, code, as_json=True, command=command)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(_COMMANDS)
 
@@ -33,7 +73,8 @@ class _LazyGroup(click.Group):
         if entry is None:
             return None
         module = importlib.import_module(f"provenance_cli.{entry[0]}")
-        return getattr(module, entry[1])
+        command: click.Command = getattr(module, entry[1])
+        return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Listing help must not import every command module.

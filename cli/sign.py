@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from provenance_cli._common import (
-    emit_json,
-    handle_errors,
-    hashing_kwargs,
-    hashing_options,
-    json_option,
-    progress_bar,
-)
-from provenance_cli._signer_options import build_signer, describe_signer, signer_options
+from provenance_cli._common import HashingOptions, handle_errors, json_option, progress_bar
+from provenance_cli._output import emit
+from provenance_cli._signer_options import SignerOptions
+
+if TYPE_CHECKING:
+    from provenance.sign import SignResult
 
 
 @click.command("sign")
+@handle_errors()
 @click.argument("model", type=click.Path(path_type=str))
-@signer_options
+@SignerOptions.options
 @click.option(
     "--signature",
     "signature_path",
@@ -25,26 +25,13 @@ from provenance_cli._signer_options import build_signer, describe_signer, signer
     metavar="PATH",
     help="Where to write the signature (default MODEL/model.sig, or MODEL.sig for a file).",
 )
-@hashing_options
+@HashingOptions.options
 @json_option
-@handle_errors()
 def sign_command(
     model: str,
-    key_path: str | None,
-    cert_path: str | None,
-    chain_paths: tuple[str, ...],
-    kms_uri: str | None,
-    kms_public_key: str | None,
-    use_sigstore: bool,
-    identity_token: str | None,
-    trust_config: str | None,
-    staging: bool,
+    signer: SignerOptions,
     signature_path: str | None,
-    algorithm: str,
-    method: str | None,
-    shard_size: int | None,
-    ignore_paths: tuple[str, ...],
-    allow_symlinks: bool,
+    hashing: HashingOptions,
     as_json: bool,
 ) -> None:
     """Hash MODEL (a file or a folder) and sign it.
@@ -60,44 +47,29 @@ def sign_command(
     """
     import provenance
 
-    kwargs = hashing_kwargs(algorithm, method, shard_size)
-    signer = build_signer(
-        key_path,
-        cert_path,
-        chain_paths,
-        kms_uri,
-        kms_public_key,
-        use_sigstore,
-        identity_token,
-        trust_config,
-        staging,
-    )
+    method = hashing.resolved_method()  # before any sign-in: a usage error costs nothing
+    the_signer = signer.build()
     with progress_bar("hashing", not as_json) as progress:
         result = provenance.sign(
             model,
-            signer,
+            the_signer,
             signature_path=signature_path,
-            ignore_paths=ignore_paths,
-            allow_symlinks=allow_symlinks,
+            method=method,
+            algorithm=hashing.algorithm,
+            shard_size=hashing.shard_size,
+            ignore_paths=hashing.ignore_paths,
+            allow_symlinks=hashing.allow_symlinks,
             progress=progress,
-            **kwargs,
         )
+    emit(result, as_json=as_json, lines=[_text(result)])
+
+
+def _text(result: SignResult) -> str:
+    """What was signed, in three lines for people."""
     m = result.manifest
-    if as_json:
-        emit_json(
-            {
-                "ok": True,
-                "signature": str(result.signature_path),
-                "signer": describe_signer(signer),
-                "root_digest": m.root_digest,
-                "files": len(m.files),
-                "resources": len(m.resources),
-                "serialization": m.serialization.to_json(),
-            }
-        )
-    else:
-        click.echo(
-            f"Signed {len(m.files)} file(s) of '{m.model_name}' as {describe_signer(signer)}\n"
-            f"  root digest  sha256:{m.root_digest}\n"
-            f"  signature    {result.signature_path}"
-        )
+    who = result.signer.description if result.signer is not None else "the given signer"
+    return (
+        f"Signed {len(m.files)} file(s) of '{m.model_name}' as {who}\n"
+        f"  root digest  sha256:{m.root_digest}\n"
+        f"  signature    {result.signature_path}"
+    )

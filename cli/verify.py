@@ -1,139 +1,225 @@
-"""``provenance verify``: check a model against its signature."""
+"""``provenance verify``: check a model against its signature.
+
+The verdict is the library's (:func:`provenance.verify.check_model`, or
+:func:`~provenance.verify.check_attestations_only` for a target with
+attestations and no signature); this module parses the trust options and
+renders the report.
+"""
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from provenance.errors import UsageError
-from provenance_cli._common import EXIT_FAILED, emit_json, handle_errors, json_option, progress_bar
+from provenance.errors import UsageError, VerificationError
+from provenance_cli._common import (
+    EXIT_FAILED,
+    OptionSpec,
+    handle_errors,
+    json_option,
+    option_group,
+    progress_bar,
+)
+from provenance_cli._output import Line, emit
 
-_TRUST_KEYS = ("trust_root", "trust_config", "staging", "offline")
+if TYPE_CHECKING:
+    from provenance.attest import AttestationReport
+    from provenance.signing import Verifier
+    from provenance.verify import VerificationReport
 
+F = TypeVar("F", bound=Callable[..., Any])
 
-def _build_verifier(
-    keys: tuple[str, ...], roots: tuple[str, ...], chain: tuple[str, ...], keyless: dict[str, Any]
-) -> object:
-    """Exactly one kind of trust: plain keys, certificate roots, or a keyless identity."""
-    from provenance import signing
-
-    trust = {k: keyless.pop(k) for k in _TRUST_KEYS}
-    wants_keyless = any(keyless.values())
-    if sum(map(bool, (keys, roots, wants_keyless))) > 1:
-        raise UsageError("give one kind of trust: --key, --root, or --identity/--issuer")
-    if chain and not roots:
-        raise UsageError("--chain needs --root")
-    if any(trust.values()) and not wants_keyless:
-        raise UsageError("--trust-root/--trust-config/--staging/--offline go with --identity")
-    if keys:
-        return signing.KeyVerifier.from_files(*keys)
-    if roots:
-        return signing.CertificateVerifier.from_files(roots, chain)
-    if wants_keyless:
-        policy = signing.identity_policy(**keyless)
-        return signing.SigstoreVerifier(policy, signing.load_trusted_root(**trust))
-    raise UsageError(
-        "say whom to trust: --key PUBLIC.pem, --root CA.pem, or --identity ID --issuer URL"
-    )
+_PATH = click.Path(path_type=str)
 
 
-def _keyless_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    path = click.Path(path_type=str)
-    options = [
-        click.option(
-            "--identity",
-            metavar="ID",
-            help="Keyless: the signer's exact identity (e-mail, or workflow URI for CI).",
-        ),
-        click.option(
-            "--identity-regexp",
-            metavar="PATTERN",
-            help="Keyless: a regular expression the whole identity must match.",
-        ),
-        click.option(
-            "--issuer",
-            metavar="URL",
-            help="Keyless: the OIDC issuer that vouched for the identity, "
-            "e.g. https://token.actions.githubusercontent.com.",
-        ),
-        click.option(
-            "--github-repository",
-            metavar="OWNER/REPO",
-            help="Keyless: the GitHub repository whose workflow signed.",
-        ),
-        click.option(
-            "--github-ref",
-            metavar="REF",
-            help="Keyless: the git ref the workflow ran on, e.g. refs/heads/main.",
-        ),
-        click.option("--github-workflow-name", metavar="NAME", help="Keyless: the workflow name."),
-        click.option(
-            "--github-trigger",
-            metavar="EVENT",
-            help="Keyless: the event that started the workflow, e.g. push.",
-        ),
-        click.option(
-            "--github-sha", metavar="SHA", help="Keyless: the commit the workflow ran at."
-        ),
-        click.option(
-            "--trust-root",
-            type=path,
-            metavar="FILE",
-            help="Keyless: a trusted_root.json, for private deployments and air-gapped machines.",
-        ),
-        click.option(
-            "--trust-config",
-            type=path,
-            metavar="FILE",
-            help="Keyless: a Sigstore client trust config (its trusted root is used).",
-        ),
-        click.option("--staging", is_flag=True, help="Keyless: trust Sigstore's staging instance."),
-        click.option(
-            "--offline",
-            is_flag=True,
-            help="Keyless: use the pinned or cached trust root; no network.",
-        ),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+def _keyless(field: str, flag: str, help_: str, **attrs: Any) -> OptionSpec:
+    return OptionSpec(field, (flag,), {"help": f"Keyless: {help_}", **attrs})
+
+
+_TRUST_SPECS = (
+    OptionSpec(
+        "keys",
+        ("--key",),
+        {
+            "multiple": True,
+            "type": _PATH,
+            "metavar": "PUBLIC.pem",
+            "help": "Trusted public key (repeatable: any one of them may have signed).",
+        },
+    ),
+    OptionSpec(
+        "roots",
+        ("--root",),
+        {
+            "multiple": True,
+            "type": _PATH,
+            "metavar": "CA.pem",
+            "help": "Trusted root certificate(s) for certificate signatures (repeatable).",
+        },
+    ),
+    OptionSpec(
+        "chain",
+        ("--chain",),
+        {
+            "multiple": True,
+            "type": _PATH,
+            "metavar": "INT.pem",
+            "help": "Extra intermediate certificate(s), if the signature does not carry them.",
+        },
+    ),
+    _keyless(
+        "identity",
+        "--identity",
+        "the signer's exact identity (e-mail, or workflow URI for CI).",
+        metavar="ID",
+    ),
+    _keyless(
+        "identity_regexp",
+        "--identity-regexp",
+        "a regular expression the whole identity must match.",
+        metavar="PATTERN",
+    ),
+    _keyless(
+        "issuer",
+        "--issuer",
+        "the OIDC issuer that vouched for the identity, "
+        "e.g. https://token.actions.githubusercontent.com.",
+        metavar="URL",
+    ),
+    _keyless(
+        "github_repository",
+        "--github-repository",
+        "the GitHub repository whose workflow signed.",
+        metavar="OWNER/REPO",
+    ),
+    _keyless(
+        "github_ref",
+        "--github-ref",
+        "the git ref the workflow ran on, e.g. refs/heads/main.",
+        metavar="REF",
+    ),
+    _keyless(
+        "github_workflow_name", "--github-workflow-name", "the workflow name.", metavar="NAME"
+    ),
+    _keyless(
+        "github_trigger",
+        "--github-trigger",
+        "the event that started the workflow, e.g. push.",
+        metavar="EVENT",
+    ),
+    _keyless("github_sha", "--github-sha", "the commit the workflow ran at.", metavar="SHA"),
+    _keyless(
+        "trust_root",
+        "--trust-root",
+        "a trusted_root.json, for private deployments and air-gapped machines.",
+        type=_PATH,
+        metavar="FILE",
+    ),
+    _keyless(
+        "trust_config",
+        "--trust-config",
+        "a Sigstore client trust config (its trusted root is used).",
+        type=_PATH,
+        metavar="FILE",
+    ),
+    _keyless("staging", "--staging", "trust Sigstore's staging instance.", is_flag=True),
+    _keyless(
+        "offline", "--offline", "use the pinned or cached trust root; no network.", is_flag=True
+    ),
+)
+
+
+@dataclass(frozen=True)
+class TrustOptions:
+    """Whom ``verify`` trusts, as given on the command line (checked by :meth:`build`)."""
+
+    keys: tuple[str, ...] = ()
+    roots: tuple[str, ...] = ()
+    chain: tuple[str, ...] = ()
+    identity: str | None = None
+    identity_regexp: str | None = None
+    issuer: str | None = None
+    github_repository: str | None = None
+    github_ref: str | None = None
+    github_workflow_name: str | None = None
+    github_trigger: str | None = None
+    github_sha: str | None = None
+    trust_root: str | None = None
+    trust_config: str | None = None
+    staging: bool = False
+    offline: bool = False
+
+    @classmethod
+    def options(cls, fn: F) -> F:
+        """Decorator: add the trust options; the command gets ``trust: TrustOptions``."""
+        return option_group(cls, _TRUST_SPECS, "trust")(fn)
+
+    @property
+    def wants_keyless(self) -> bool:
+        return any(
+            (
+                self.identity,
+                self.identity_regexp,
+                self.issuer,
+                self.github_repository,
+                self.github_ref,
+                self.github_workflow_name,
+                self.github_trigger,
+                self.github_sha,
+            )
+        )
+
+    def build(self) -> Verifier:
+        """Exactly one kind of trust: plain keys, certificate roots, or a keyless identity.
+
+        Mixing kinds is refused instead of guessing which one the user meant:
+        a verifier that quietly trusts more than asked is a silent pass.
+        """
+        from provenance import signing
+
+        keyless = self.wants_keyless
+        if sum(map(bool, (self.keys, self.roots, keyless))) > 1:
+            raise UsageError("give one kind of trust: --key, --root, or --identity/--issuer")
+        if self.chain and not self.roots:
+            raise UsageError("--chain needs --root")
+        sigstore_root = (self.trust_root, self.trust_config, self.staging, self.offline)
+        if any(sigstore_root) and not keyless:
+            raise UsageError("--trust-root/--trust-config/--staging/--offline go with --identity")
+        if self.keys:
+            return signing.KeyVerifier.from_files(*self.keys)
+        if self.roots:
+            return signing.CertificateVerifier.from_files(self.roots, self.chain)
+        if keyless:
+            policy = signing.identity_policy(
+                identity=self.identity,
+                identity_regexp=self.identity_regexp,
+                issuer=self.issuer,
+                github_repository=self.github_repository,
+                github_ref=self.github_ref,
+                github_workflow_name=self.github_workflow_name,
+                github_trigger=self.github_trigger,
+                github_sha=self.github_sha,
+            )
+            root = signing.load_trusted_root(
+                self.trust_root, self.trust_config, staging=self.staging, offline=self.offline
+            )
+            return signing.SigstoreVerifier(policy, root)
+        raise UsageError(
+            "say whom to trust: --key PUBLIC.pem, --root CA.pem, or --identity ID --issuer URL"
+        )
 
 
 @click.command("verify")
+@handle_errors(failure_code=EXIT_FAILED)
 @click.argument("model", type=click.Path(path_type=str))
-@click.option(
-    "--key",
-    "keys",
-    multiple=True,
-    type=click.Path(path_type=str),
-    metavar="PUBLIC.pem",
-    help="Trusted public key (repeatable: any one of them may have signed).",
-)
-@click.option(
-    "--root",
-    "roots",
-    multiple=True,
-    type=click.Path(path_type=str),
-    metavar="CA.pem",
-    help="Trusted root certificate(s) for certificate signatures (repeatable).",
-)
-@click.option(
-    "--chain",
-    "chain",
-    multiple=True,
-    type=click.Path(path_type=str),
-    metavar="INT.pem",
-    help="Extra intermediate certificate(s), if the signature does not carry them.",
-)
-@_keyless_options
+@TrustOptions.options
 @click.option(
     "--signature",
     "signature_path",
-    type=click.Path(path_type=str),
+    type=_PATH,
     metavar="PATH",
     help="The signature to check (default MODEL/model.sig, or MODEL.sig for a file).",
 )
@@ -158,18 +244,14 @@ def _keyless_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     "signer, about this model, valid against its schema, with local inputs re-hashed.",
 )
 @json_option
-@handle_errors(failure_code=EXIT_FAILED)
 def verify_command(
     model: str,
-    keys: tuple[str, ...],
-    roots: tuple[str, ...],
-    chain: tuple[str, ...],
+    trust: TrustOptions,
     signature_path: str | None,
     ignore_paths: tuple[str, ...],
     ignore_unsigned_files: bool,
     check_attestations: bool,
     as_json: bool,
-    **keyless: Any,
 ) -> None:
     """Verify that MODEL matches its signature and that a trusted signer made it.
 
@@ -191,88 +273,68 @@ def verify_command(
     import provenance
     from provenance.verification import check_attestations_only, check_model
 
-    verifier = _build_verifier(keys, roots, chain, keyless)
-    sig = signature_path or provenance.default_signature_path(model)
-    if check_attestations and not os.path.exists(sig):
-        # A dataset has attestations but often no signature: check them
-        # against a fresh hash of it.
+    verifier = trust.build()
+    report: VerificationReport
+    if (
+        check_attestations
+        and signature_path is None
+        and not provenance.default_signature_path(model).exists()
+    ):
+        # A dataset has attestations but often no signature: they are checked
+        # against a fresh hash of it. A signature named explicitly must exist.
         report = check_attestations_only(model, verifier)
     else:
         with progress_bar("verifying", not as_json) as progress:
             report = check_model(
                 model,
-                verifier,  # type: ignore[arg-type]
+                verifier,
                 signature_path=signature_path,
                 ignore_paths=ignore_paths,
                 ignore_unsigned_files=ignore_unsigned_files,
                 attestations=check_attestations,
                 progress=progress,
             )
-    _render(report, as_json)
+    failure = _failure(report)
+    if failure is not None:
+        emit(report, as_json=as_json, error=failure, exit_code=EXIT_FAILED)
+    else:
+        emit(report, as_json=as_json, lines=_text(report))
 
 
-def _render(report: Any, as_json: bool) -> None:
-    from provenance.errors import VerificationError
-
-    if not report.ok:
-        if as_json and report.attestations is not None:
-            # every line's verdict, the good ones too
-            try:
-                report.raise_for_failure()
-            except VerificationError as e:
-                emit_json(
-                    {
-                        "ok": False,
-                        "error": str(e),
-                        "details": e.details,
-                        "attestations": report.attestations.to_json(),
-                    }
-                )
-            sys.exit(EXIT_FAILED)
+def _failure(report: VerificationReport) -> VerificationError | None:
+    """The report's verdict as the library states it, or None when it passed."""
+    try:
         report.raise_for_failure()
+    except VerificationError as e:
+        return e
+    return None
+
+
+def _text(report: VerificationReport) -> list[Line]:
+    """A passed verification in words: who signed, the digest, what was let through."""
     m = report.manifest
-    attestations = report.attestations
-    if report.verified is None:  # attestations only
-        if as_json:
-            emit_json(
-                {"ok": True, "root_digest": m.root_digest, "attestations": attestations.to_json()}
-            )
-            return
-        click.secho(
-            f"No signature; attestations checked against sha256:{m.root_digest}", fg="green"
+    assert m is not None  # a report that passed has its manifest
+    lines: list[Line] = []
+    if report.verified is None:  # attestations only: nothing signed the target itself
+        lines.append(
+            Line(f"No signature; attestations checked against sha256:{m.root_digest}", "green")
         )
-        _print_report(attestations)
-        return
-    signer = report.verified.signer
-    if as_json:
-        emit_json(
-            {
-                "ok": True,
-                "signer": signer.description,
-                "method": report.verified.method,
-                "root_digest": m.root_digest,
-                "files": len(m.files),
-                "signature": str(report.signature_path),
-                "unsigned_files_ignored": list(report.unsigned_files),
-                "warnings": list(report.warnings),
-                "manifest": m.to_json(),
-                **({"attestations": attestations.to_json()} if attestations else {}),
-            }
-        )
-        return
-    click.secho(f"Verified: {len(m.files)} file(s) signed by {signer.description}", fg="green")
-    click.echo(f"  root digest  sha256:{m.root_digest}")
-    for f in report.unsigned_files:
-        click.echo(f"  not signed (ignored): {f}")
-    for w in report.warnings:
-        click.secho(f"  warning: {w}", fg="yellow", err=True)
-    if attestations is not None:
-        _print_report(attestations)
+    else:
+        who = report.verified.signer.description
+        lines.append(Line(f"Verified: {len(m.files)} file(s) signed by {who}", "green"))
+        lines.append(Line(f"  root digest  sha256:{m.root_digest}"))
+        lines.extend(Line(f"  not signed (ignored): {f}") for f in report.unsigned_files)
+        lines.extend(Line(f"  warning: {w}", "yellow", err=True) for w in report.warnings)
+    if report.attestations is not None:
+        lines.extend(_attestation_lines(report.attestations))
+    return lines
 
 
-def _print_report(report: Any) -> None:
-    click.secho(f"Attestations: {len(report.checks)} verified in {report.path}", fg="green")
-    for c in report.checks:
-        click.echo(f"  line {c.line}: {c.predicate_type} by {c.signer}")
-        for n in c.notes:
-            click.echo(f"    note: {n}")
+def _attestation_lines(attestations: AttestationReport) -> list[Line]:
+    lines = [
+        Line(f"Attestations: {len(attestations.checks)} verified in {attestations.path}", "green")
+    ]
+    for c in attestations.checks:
+        lines.append(Line(f"  line {c.line}: {c.predicate_type} by {c.signer}"))
+        lines.extend(Line(f"    note: {n}") for n in c.notes)
+    return lines

@@ -300,7 +300,13 @@ class Manifest:
         return (text[:-3] + ",".join(parts) + "]}}").encode("utf-8")
 
     def to_json(self) -> dict[str, Any]:
-        """A plain summary for ``--json`` output and tooling."""
+        """The manifest as data: ``hash --json``'s body and ``verify --json``'s ``manifest``.
+
+        Keep these four fields and their shape stable: ``attest dataset``
+        records ``manifestDigest``, SHA-256 over this object as canonical
+        JSON (sorted keys, no spaces), so a new field would change the digest
+        of every manifest and orphan the ones already recorded.
+        """
         return {
             "model_name": self.model_name,
             "root_digest": self.root_digest,

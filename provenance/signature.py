@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from provenance.bundle import Bundle, default_signature_path
 from provenance.errors import InputError, UsageError
@@ -31,6 +31,29 @@ class SignResult:
     bundle: Bundle
     signature_path: Path
     signer: SignerInfo | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """What was signed, by whom, and where the signature went (``sign --json``).
+
+        ``signer`` has the shape ``verify`` reports, so a release log and a
+        verification log name a signer alike. A signer that cannot describe
+        itself is described from the bundle it wrote (read, not verified).
+        ``files`` counts files, ``resource_count`` the digests (shards).
+        """
+        from provenance.signing import describe_bundle
+
+        m = self.manifest
+        signer = self.signer if self.signer is not None else describe_bundle(self.bundle)
+        return {
+            "ok": True,
+            "model_name": m.model_name,
+            "root_digest": m.root_digest,
+            "signature": str(self.signature_path),
+            "signer": signer.to_json(),
+            "files": len(m.files),
+            "resource_count": len(m.resources),
+            "serialization": m.serialization.to_json(),
+        }
 
 
 def sign(

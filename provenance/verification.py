@@ -85,19 +85,29 @@ class VerificationReport:
         )
 
     def to_json(self) -> dict[str, Any]:
+        """Every field of the report, passed or failed (the ``verify --json`` body).
+
+        The same fields whatever the outcome, so a CI step reads one shape:
+        ``signer`` (the one that counted first, once a signature verified)
+        and ``signers`` (all that counted) in the one :class:`SignerInfo`
+        shape; ``findings`` with every problem, warning and note; the
+        ``manifest`` only once there is one to trust (the signed one after the
+        signature verified, or the fresh hash attestations were checked
+        against), since an unverified one is a claim nobody checked.
+        """
         m = self.manifest
         out: dict[str, Any] = {
             "ok": self.ok,
             "model": str(self.model_path),
             "signature": str(self.signature_path) if self.signature_path else None,
             "root_digest": self.root_digest,
-            "signers": [s.to_json() for s in self.verified.signers] if self.verified else [],
-            "files": len(m.files) if m is not None else 0,
-            "unsigned_files_ignored": list(self.unsigned_files),
-            "findings": [f.to_json() for f in self.findings],
         }
         if self.verified is not None:
             out["signer"] = self.verified.signer.to_json()
+        out["signers"] = [s.to_json() for s in self.verified.signers] if self.verified else []
+        out["files"] = len(m.files) if m is not None else 0
+        out["unsigned_files_ignored"] = list(self.unsigned_files)
+        out["findings"] = [f.to_json() for f in self.findings]
         if m is not None:
             out["manifest"] = m.to_json()
         if self.attestations is not None:

@@ -796,8 +796,9 @@ def _one_json_object(result) -> dict:
     data = json.loads(result.stdout)  # exactly one JSON document, nothing else
     assert isinstance(data, dict)
     assert data["ok"] is False
-    assert isinstance(data["error"], str)
-    assert data["error"]
+    assert isinstance(data["error"], dict)  # output contract v1: {code, message, exit_code, ...}
+    assert data["error"]["message"]
+    assert data["error"]["exit_code"] == result.exit_code
     return data
 
 
@@ -807,11 +808,11 @@ def test_json_failure_output(model, tmp_path, p256):
     result = verify(model, p256, "--json")
     assert result.exit_code == 1
     data = _one_json_object(result)
-    assert WEIGHTS in data["error"]
+    assert WEIGHTS in data["error"]["message"]
 
     result = run_cli("sign", model, "--key", tmp_path / "nope.pem", "--json")
     assert result.exit_code == 3
-    assert "nope.pem" in _one_json_object(result)["error"]
+    assert "nope.pem" in _one_json_object(result)["error"]["message"]
 
     result = run_cli("verify", model, "--json")
     assert result.exit_code == 2
@@ -821,7 +822,7 @@ def test_json_failure_output(model, tmp_path, p256):
     bad.write_bytes(b"")
     result = verify(model, p256, "--signature", bad, "--json")
     assert result.exit_code == 3
-    assert "broken.sig" in _one_json_object(result)["error"]
+    assert "broken.sig" in _one_json_object(result)["error"]["message"]
 
     result = run_cli("hash", tmp_path / "missing", "--json")
     assert result.exit_code == 3
@@ -836,7 +837,7 @@ def test_json_failure_lists_every_problem(model, p256):
     result = verify(model, p256, "--json")
     assert result.exit_code == 1
     data = _one_json_object(result)
-    details = "\n".join(data["details"])
+    details = "\n".join(data["error"]["details"])
     for name in (WEIGHTS, "config.json", "extra"):
         assert name in details
 

@@ -49,11 +49,12 @@ def assert_ok(result) -> str:
 
 
 def assert_fails(result, code: int, *words: str) -> str:
-    """Exit ``code``, one ``error:`` line on stderr naming every word, no traceback."""
+    """Exit ``code``, one ``error:`` line on stderr naming every word (and at most
+    a ``  hint:`` line after it), no traceback."""
     out = result.output + (result.stderr or "")
     assert result.exit_code == code, f"exit {result.exit_code}, wanted {code}:\n{out}"
     assert "Traceback" not in out
-    lines = result.stderr.splitlines()
+    lines = [ln for ln in result.stderr.splitlines() if not ln.startswith("  hint: ")]
     assert len(lines) == 1, f"wanted one reason line on stderr, got {lines!r}"
     prefix = "verification failed: " if code == 1 else "error: "
     assert lines[0].startswith(prefix), f"stderr line is {lines[0]!r}"

@@ -27,6 +27,7 @@ from provenance.signing._base import (
 )
 
 if TYPE_CHECKING:
+    from provenance.bundle import Bundle
     from provenance.signing._certs import CertificateSigner, CertificateVerifier
     from provenance.signing._keys import KeySigner, KeyVerifier
     from provenance.signing._kms import kms_signer
@@ -55,6 +56,7 @@ __all__ = [
     "Threshold",
     "Verified",
     "Verifier",
+    "describe_bundle",
     "get_identity_token",
     "identity_policy",
     "kms_signer",
@@ -76,6 +78,55 @@ _WHERE = {
     "load_trust_config": "_sigstore",
     "load_trusted_root": "_sigstore",
 }
+
+
+def describe_bundle(bundle: Bundle) -> SignerInfo:
+    """Who a bundle *says* signed it, read and not verified (for ``inspect`` and reports).
+
+    The same :class:`SignerInfo` shape a verifier returns, so a report can
+    show one signer shape whether or not it verified; nothing here is a
+    claim anyone checked. A plain key is known only by its hint (a
+    fingerprint when it is the OMS hex form); a certificate or Sigstore
+    bundle by its leaf certificate.
+    """
+    import re
+
+    if bundle.kind == "public_key":
+        if bundle.key_raw:  # model-signing before 1.1 embedded the key itself
+            from cryptography.exceptions import UnsupportedAlgorithm
+            from cryptography.hazmat.primitives import serialization
+
+            from provenance.errors import InputError
+            from provenance.signing._keys import check_supported, key_info
+
+            try:
+                key = serialization.load_pem_public_key(bundle.key_raw)
+                check_supported(key, "the embedded key")
+            except (ValueError, TypeError, UnsupportedAlgorithm, InputError):
+                return SignerInfo(kind="key", description="a plain key (embedded, unreadable)")
+            return key_info(key)  # type: ignore[arg-type]
+        hint = bundle.key_hint
+        if not hint:
+            return SignerInfo(kind="key", description="a plain key (no key hint)")
+        fingerprint = hint if re.fullmatch(r"[0-9a-f]{64}", hint) else None
+        return SignerInfo(
+            kind="key", description=f"a plain key (hint {hint})", key_fingerprint=fingerprint
+        )
+    if bundle.kind == "sigstore":
+        from provenance.signing._sigstore import keyless_info
+
+        return keyless_info(bundle)
+    from cryptography import x509
+
+    from provenance.signing._certs import certificate_info
+
+    try:
+        chain = [x509.load_der_x509_certificate(der) for der in bundle.certificates]
+    except ValueError:
+        chain = []
+    if not chain:
+        return SignerInfo(kind="certificate", description="an unreadable certificate")
+    return certificate_info(chain[0], chain)
 
 
 def __getattr__(name: str) -> Any:
