@@ -11,7 +11,7 @@ from provenance_cli._output import emit
 from provenance_cli._signer_options import SignerOptions
 
 if TYPE_CHECKING:
-    from provenance.sign import SignResult
+    from provenance.signature import SignResult
 
 
 @click.command("sign")

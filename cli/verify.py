@@ -28,7 +28,7 @@ from provenance_cli._output import Line, emit
 if TYPE_CHECKING:
     from provenance.attest import AttestationReport
     from provenance.signing import Verifier
-    from provenance.verify import VerificationReport
+    from provenance.verification import VerificationReport
 
 F = TypeVar("F", bound=Callable[..., Any])
 
