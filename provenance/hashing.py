@@ -166,6 +166,15 @@ def walk(
         name = prefix + child.name
         if name in ignored:
             continue
+        if not child.name.isascii() and not _utf8(child.name):
+            # A manifest is UTF-8 JSON: such a name cannot be signed or named.
+            shown = child.name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            # The refusal names it printably: it goes into messages and JSON.
+            printable = prefix + shown
+            refused.append(
+                Refusal(printable, "name-not-utf8", f"'{printable}' has a name that is not UTF-8")
+            )
+            continue
         try:
             if child.is_symlink():
                 refusal = _follow(child, name, links, allowed_roots, seen_dirs, stack, files)
@@ -187,6 +196,14 @@ def walk(
         except FileNotFoundError:
             continue  # vanished while listing: it is simply not there
     return out
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes, kept as surrogates by os.fsdecode
+        return False
+    return True
 
 
 def _follow(

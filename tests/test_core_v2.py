@@ -296,3 +296,20 @@ def test_diff_names_each_file_once_by_its_worst_change():
     assert d.resized == ("b",)
     assert d.missing == ("c",)
     assert d.extra == ("d",)
+
+
+def test_name_that_is_not_utf8_is_refused_by_sign_and_reported_by_verify(tmp_path: Path, p256):
+    model = make_model(tmp_path / "m")
+    bad = os.path.join(os.fsencode(model), b"bad\xff.bin")
+    with open(bad, "wb") as f:
+        f.write(b"x")
+    with pytest.raises(InputError) as info:
+        provenance.sign(model, KeySigner.from_file(p256.private))
+    assert info.value.code == "name-not-utf8"
+    os.unlink(bad)
+    _signed(model, p256)
+    with open(bad, "wb") as f:
+        f.write(b"x")
+    report = check_model(model, KeyVerifier.from_files(p256.public))
+    assert not report.ok
+    json.dumps(report.to_json(), ensure_ascii=False).encode("utf-8")  # valid UTF-8 JSON

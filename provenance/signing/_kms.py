@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from provenance.bundle import Bundle
 from provenance.dsse import INTOTO_PAYLOAD_TYPE
-from provenance.errors import InputError, UsageError
+from provenance.errors import Hint, InputError, UsageError
 from provenance.signing._base import SignerInfo, envelope_for
 from provenance.signing._keys import (
     PublicKey,
@@ -77,7 +77,9 @@ class KmsSigner:
         if not verify_raw(self.key, raw, data):
             raise InputError(
                 f"the signature from '{self.uri}' does not verify with the given public key; "
-                "is --kms-public-key this key's?"
+                "is the public key given this key's?",
+                code="kms-key-mismatch",
+                hint=Hint.KMS_PUBLIC_KEY,
             )
         return raw
 
@@ -99,7 +101,8 @@ def kms_signer(uri: str, public_key: str | os.PathLike[str] | None = None) -> Km
         import securesystemslib.signer as sslib
     except ImportError:
         raise UsageError(
-            "signing with --kms needs securesystemslib: pip install 'ml-provenance[kms]'"
+            "signing with a KMS or HSM key needs securesystemslib (the kms extra)",
+            hint=Hint.KMS_EXTRA,
         ) from None
     scheme = uri.split(":", 1)[0]
     if scheme not in sslib.SIGNER_FOR_URI_SCHEME:
@@ -128,7 +131,10 @@ def kms_signer(uri: str, public_key: str | os.PathLike[str] | None = None) -> Km
             raise InputError(f"cannot read the public key from the HSM: {e}") from None
         key = serialization.load_pem_public_key(sslib_key.keyval["public"].encode())
     else:
-        raise UsageError(f"--kms {uri} needs --kms-public-key PUBLIC.pem")
+        raise UsageError(
+            f"key '{uri}' needs its public key (a PEM file): it cannot be looked up here",
+            hint=Hint.KMS_PUBLIC_KEY,
+        )
     check_supported(key, f"key '{uri}'")
     # check_supported refused every other key type; this only tells the type checker.
     assert isinstance(key, (ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey))
