@@ -199,9 +199,12 @@ _HASHING_SPECS = (
         ("--ignore",),
         {
             "multiple": True,
-            "metavar": "PATH",
-            "help": "A file or folder, relative to the model, to leave out (repeatable). "
-            ".git*, model.sig and model.intoto.jsonl are always left out.",
+            "metavar": "PATH|GLOB",
+            "help": "A file or folder relative to the model, or a glob ('*.log', "
+            "'logs/**/*.txt'), to leave out (repeatable; warns if it matches nothing). "
+            "Always left out: model.sig, model.intoto.jsonl, and at any depth .git, "
+            ".github, .git{attributes,ignore,modules,keep}, __pycache__, *.pyc, "
+            ".DS_Store, .ipynb_checkpoints.",
         },
     ),
     OptionSpec(

@@ -70,6 +70,7 @@ __all__ = [
     "error_json",
     "head",
     "render_hint",
+    "warn",
     "write_json",
 ]
 
@@ -223,6 +224,11 @@ def write_json(data: Mapping[str, Any]) -> None:
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     raw = text.encode("utf-8", "backslashreplace")
     _safely(False, click.echo, raw, nl=False)
+
+
+def warn(message: str) -> None:
+    """One warning on stderr (never stdout, so ``--json`` output stays one object)."""
+    _write_lines([Line(f"warning: {message}", fg="yellow", err=True)])
 
 
 def _write_lines(lines: Iterable[Line | str]) -> None:

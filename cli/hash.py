@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from provenance_cli._common import HashingOptions, handle_errors, json_option, progress_bar
-from provenance_cli._output import emit
+from provenance_cli._output import emit, warn
 
 
 @click.command("hash")
@@ -20,17 +20,18 @@ def hash_command(model: str, hashing: HashingOptions, as_json: bool) -> None:
     manifest order; attestations and lineage name models and datasets by it.
     With --json, print the whole manifest, with the digest under root_digest.
     """
-    import provenance
+    from provenance.hashing import hash_tree, ignore_warnings, serialization_for
 
-    method = hashing.resolved_method()
+    serialization = serialization_for(
+        model,
+        method=hashing.resolved_method(),
+        algorithm=hashing.algorithm,
+        shard_size=hashing.shard_size,
+        ignore_paths=hashing.ignore_paths,
+        allow_symlinks=hashing.allow_symlinks,
+    )
     with progress_bar("hashing", not as_json) as progress:
-        manifest = provenance.hash_model(
-            model,
-            method=method,
-            algorithm=hashing.algorithm,
-            shard_size=hashing.shard_size,
-            ignore_paths=hashing.ignore_paths,
-            allow_symlinks=hashing.allow_symlinks,
-            progress=progress,
-        )
+        manifest, found = hash_tree(model, serialization, progress=progress)
+    for warning in ignore_warnings(model, serialization, found, hashing.ignore_paths):
+        warn(warning)
     emit(manifest, as_json=as_json, lines=[manifest.root_digest])

@@ -227,8 +227,8 @@ class TrustOptions:
     "--ignore",
     "ignore_paths",
     multiple=True,
-    metavar="PATH",
-    help="A local file or folder, relative to the model, to leave out (repeatable). "
+    metavar="PATH|GLOB",
+    help="A local file, folder or glob, relative to the model, to leave out (repeatable). "
     "Files the signature lists are checked regardless.",
 )
 @click.option(

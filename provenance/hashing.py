@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import re
 import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +31,9 @@ from provenance.manifest import DEFAULT_IGNORE_PATHS, Manifest, Resource, Serial
 
 __all__ = [
     "ALGORITHMS",
+    "DEFAULT_IGNORE_PATTERNS",
     "FileEntry",
+    "Ignore",
     "LinkPolicy",
     "Progress",
     "Refusal",
@@ -38,6 +41,8 @@ __all__ = [
     "hash_as",
     "hash_entries",
     "hash_model",
+    "hash_tree",
+    "ignore_warnings",
     "model_name",
     "relative_ignores",
     "walk",
@@ -61,6 +66,103 @@ class LinkPolicy:
     within: tuple[str, ...] = ()
 
 
+#: Left out wherever they stand, by name (any depth): version control, OS and
+#: notebook litter, and Python's bytecode caches, which importing a model's
+#: own code rewrites. A signature records the concrete paths they hid, so
+#: ``model-signing`` (which knows only exact paths) verifies it too.
+DEFAULT_IGNORE_PATTERNS: tuple[str, ...] = (
+    ".git",
+    ".gitattributes",
+    ".github",
+    ".gitignore",
+    ".gitmodules",
+    ".gitkeep",
+    ".DS_Store",
+    ".ipynb_checkpoints",
+    "__pycache__",
+    "*.pyc",
+)
+
+#: Patterns whose unsigned matches a verifier reports as a warning: Python may
+#: run such bytecode instead of the signed source beside it.
+BYTECODE_PATTERNS: frozenset[str] = frozenset({"__pycache__", "*.pyc"})
+
+_GLOB = re.compile(r"[*?\[]")
+
+
+def is_pattern(text: str) -> bool:
+    """A glob (``*.pyc``, ``**/cache``) rather than an exact path."""
+    return bool(_GLOB.search(text))
+
+
+class Ignore:
+    """Which walked names to leave out: exact paths and glob patterns.
+
+    Exact paths hide that file or folder (``model-signing``'s semantics, and
+    what a signature records). A pattern without ``/`` matches a name at any
+    depth (``*.pyc``, ``__pycache__``); one with ``/`` matches the whole
+    relative path (``logs/*.txt``, ``**/tmp``). Names in ``keep`` (files a
+    signature lists, and their folders) are never hidden by a pattern.
+    """
+
+    def __init__(
+        self,
+        exact: Iterable[str] = (),
+        patterns: Iterable[str] = (),
+        keep: frozenset[str] = frozenset(),
+    ) -> None:
+        self.exact = {normalize_ignore(p) for p in exact} - {""}
+        self.patterns = tuple(dict.fromkeys(normalize_ignore(p) for p in patterns if p))
+        base = [p for p in self.patterns if "/" not in p]
+        full = [p for p in self.patterns if "/" in p]
+        self._base = re.compile("|".join(f"(?:{_glob_regex(p)})" for p in base)) if base else None
+        self._full = [(p, re.compile(_glob_regex(p))) for p in full]
+        self._base_list = [(p, re.compile(_glob_regex(p))) for p in base]
+        self.keep = keep
+
+    def match(self, name: str, basename: str) -> str | None:
+        """The exact path or pattern that hides ``name``, or None."""
+        if name in self.exact:
+            return name
+        if name in self.keep:
+            return None
+        if self._base is not None and self._base.fullmatch(basename):
+            return next(p for p, rx in self._base_list if rx.fullmatch(basename))
+        for p, rx in self._full:
+            if rx.fullmatch(name):
+                return p
+        return None
+
+
+def _glob_regex(pattern: str) -> str:
+    """fnmatch-style, but ``*`` stays within a path component and ``**/`` spans folders."""
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:[^/]*/)*")
+            i += 3
+            continue
+        c = pattern[i]
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            end = pattern.find("]", i + 1)
+            if end == -1:
+                out.append(re.escape(c))
+            else:
+                body = pattern[i + 1 : end].replace("\\", "\\\\")
+                if body.startswith("!"):
+                    body = "^" + body[1:]
+                out.append(f"[{body}]")
+                i = end
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return "".join(out)
+
+
 @dataclass(frozen=True, slots=True)
 class Refusal:
     """An entry the walk would not hash, and why (a machine code and words)."""
@@ -77,6 +179,13 @@ class Walk:
 
     files: list[FileEntry] = field(default_factory=list)
     refused: list[Refusal] = field(default_factory=list)
+    #: (name, the exact path or pattern that hid it), for the outermost hidden entries.
+    ignored: list[tuple[str, str]] = field(default_factory=list)
+
+    def unmatched(self, wanted: Iterable[str]) -> list[str]:
+        """Which of ``wanted`` (exact paths or patterns) hid nothing."""
+        hit = {by for _, by in self.ignored}
+        return [w for w in dict.fromkeys(normalize_ignore(w) for w in wanted) if w not in hit]
 
     def raise_for_refusals(self) -> None:
         if self.refused:
@@ -109,6 +218,7 @@ def walk(
     root: str | os.PathLike[str],
     *,
     ignore_paths: Iterable[str] = (),
+    ignore: Ignore | None = None,
     links: LinkPolicy = LinkPolicy(),
 ) -> Walk:
     """List the regular files of a model in manifest order, without reading any.
@@ -149,12 +259,15 @@ def walk(
             code="special-file",
         )
 
-    ignored = {normalize_ignore(p) for p in ignore_paths}
-    ignored.discard("")
+    if ignore is None:
+        ignore = Ignore(exact=ignore_paths)
+    elif ignore_paths:
+        ignore = Ignore([*ignore.exact, *ignore_paths], ignore.patterns, ignore.keep)
     real_root = os.path.realpath(root)
     allowed_roots = (real_root, *links.within)
     out = Walk()
-    files, refused = out.files, out.refused
+    files, refused, hidden = out.files, out.refused, out.ignored
+    match = ignore.match
     stack: list[tuple[str, Iterator[os.DirEntry[str]]]] = [("", _children(root))]
     seen_dirs = {real_root}
     while stack:
@@ -164,7 +277,9 @@ def walk(
             stack.pop()
             continue
         name = prefix + child.name
-        if name in ignored:
+        by = match(name, child.name)
+        if by is not None:
+            hidden.append((name, by))
             continue
         if not child.name.isascii() and not _utf8(child.name):
             # A manifest is UTF-8 JSON: such a name cannot be signed or named.
@@ -336,6 +451,48 @@ def hash_entries(
         )
 
 
+def hash_tree(
+    model_path: str | os.PathLike[str],
+    serialization: Serialization,
+    *,
+    links: LinkPolicy | None = None,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> tuple[Manifest, Walk]:
+    """Hash a model as ``serialization`` says; also return the walk (what it hid).
+
+    The returned manifest's serialization lists, as exact paths, everything
+    the default and user patterns hid, so the signature that records it can
+    be repeated by any verifier; its ``ignore_patterns`` are dropped.
+    """
+    path = Path(model_path)
+    if links is None:
+        links = LinkPolicy(follow=serialization.allow_symlinks)
+    elif not serialization.allow_symlinks:
+        links = LinkPolicy()
+    if _is_dir(path):
+        ignore = Ignore(
+            [*serialization.ignore_paths, *DEFAULT_IGNORE_PATHS],
+            [*DEFAULT_IGNORE_PATTERNS, *serialization.ignore_patterns],
+        )
+    else:
+        ignore = Ignore()
+    found = walk(path, ignore=ignore, links=links)
+    found.raise_for_refusals()
+    resources = hash_entries(found.files, serialization, workers=workers, progress=progress)
+    recorded = serialization
+    hidden = [name for name, by in found.ignored if name not in serialization.ignore_paths]
+    if hidden or serialization.ignore_patterns:
+        recorded = Serialization(
+            serialization.method,
+            serialization.hash_type,
+            serialization.allow_symlinks,
+            serialization.shard_size,
+            tuple(dict.fromkeys([*serialization.ignore_paths, *hidden])),
+        )
+    return Manifest(model_name(path), resources, recorded), found
+
+
 def hash_as(
     model_path: str | os.PathLike[str],
     serialization: Serialization,
@@ -352,16 +509,24 @@ def hash_as(
     both the serialization allows them and ``links`` (the local rule, default:
     inside the model only) permits the target.
     """
-    path = Path(model_path)
-    if links is None:
-        links = LinkPolicy(follow=serialization.allow_symlinks)
-    elif not serialization.allow_symlinks:
-        links = LinkPolicy()
-    ignores = [*serialization.ignore_paths, *DEFAULT_IGNORE_PATHS] if _is_dir(path) else []
-    found = walk(path, ignore_paths=ignores, links=links)
-    found.raise_for_refusals()
-    resources = hash_entries(found.files, serialization, workers=workers, progress=progress)
-    return Manifest(model_name(path), resources, serialization)
+    return hash_tree(model_path, serialization, links=links, workers=workers, progress=progress)[0]
+
+
+def ignore_warnings(
+    model_path: str | os.PathLike[str],
+    serialization: Serialization,
+    found: Walk,
+    given: Iterable[str | os.PathLike[str]],
+) -> list[str]:
+    """Warnings for ignores the user gave that hid nothing: a typo, a missing
+    folder, a path outside the model. Silence here would sign what the user
+    meant to leave out."""
+    given = [os.fspath(g) for g in given]
+    out = outside_ignores(model_path, given)
+    wanted = [*relative_ignores(model_path, [g for g in given if not is_pattern(g)])]
+    wanted += [normalize_ignore(g) for g in given if is_pattern(g)]
+    out += [f"ignore '{w}' matched nothing in the model" for w in found.unmatched(wanted)]
+    return out
 
 
 def _is_dir(path: Path) -> bool:
@@ -416,11 +581,33 @@ def serialization_for(
     path = Path(model_path)
     if shard_size is not None and method == "files":
         method = "shards"
-    ignores = list(dict.fromkeys([*DEFAULT_IGNORE_PATHS, *relative_ignores(path, ignore_paths)]))
+    given = [os.fspath(p) for p in ignore_paths]
+    patterns = [normalize_ignore(p) for p in given if is_pattern(p)]
+    exact = relative_ignores(path, [p for p in given if not is_pattern(p)])
+    ignores = list(dict.fromkeys([*DEFAULT_IGNORE_PATHS, *exact]))
+    folder = _is_dir(path)
     return Serialization(
         method=method,
         hash_type=algorithm,
         allow_symlinks=allow_symlinks,
         shard_size=shard_size,
-        ignore_paths=tuple(ignores) if _is_dir(path) else (),
+        ignore_paths=tuple(ignores) if folder else (),
+        ignore_patterns=tuple(dict.fromkeys(patterns)) if folder else (),
     )
+
+
+def outside_ignores(
+    model_path: str | os.PathLike[str], ignore_paths: Iterable[str | os.PathLike[str]]
+) -> list[str]:
+    """Warnings for ignores that cannot name anything in the model (``../x``, ``/etc``)."""
+    root = Path(os.path.abspath(model_path))
+    out = []
+    for p in ignore_paths:
+        text = os.fspath(p)
+        if is_pattern(text):
+            continue
+        path = Path(text)
+        absolute = Path(os.path.abspath(path if path.is_absolute() else root / path))
+        if absolute != root and root not in absolute.parents:
+            out.append(f"ignore '{text}' is outside the model and hides nothing")
+    return out

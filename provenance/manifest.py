@@ -145,6 +145,10 @@ class Serialization:
     allow_symlinks: bool = False
     shard_size: int | None = None
     ignore_paths: tuple[str, ...] = ()
+    #: Glob patterns the user asked to leave out. Never written to a signature:
+    #: hashing expands them into the concrete ``ignore_paths`` they hid, which
+    #: every verifier (``model-signing`` too) can repeat exactly.
+    ignore_patterns: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         if self.method not in ("files", "shards"):

@@ -26,7 +26,18 @@ from typing import TYPE_CHECKING, Any
 from provenance.bundle import Bundle, default_signature_path
 from provenance.errors import Hint, InputError, ProvenanceError, VerificationError
 from provenance.findings import Finding, errors, first_error_summary
-from provenance.hashing import LinkPolicy, Progress, hash_entries, relative_ignores, walk
+from provenance.hashing import (
+    BYTECODE_PATTERNS,
+    DEFAULT_IGNORE_PATTERNS,
+    Ignore,
+    LinkPolicy,
+    Progress,
+    hash_entries,
+    is_pattern,
+    normalize_ignore,
+    relative_ignores,
+    walk,
+)
 from provenance.manifest import DEFAULT_IGNORE_PATHS, Manifest, Serialization, diff
 
 if TYPE_CHECKING:
@@ -305,22 +316,42 @@ def _check_files(
     serialization = expected.serialization
     single = expected.files == ["."]
     signed_files = set(expected.files)
-    ignores: list[str] = []
+    given = [os.fspath(p) for p in ignore_paths]
+    user_patterns = [normalize_ignore(p) for p in given if is_pattern(p)]
+    user_exact = relative_ignores(path, [p for p in given if not is_pattern(p)])
+    ignore = Ignore()
+    shadowing: set[str] = set()
     if not single:
         wanted = [
             *serialization.ignore_paths,
             *DEFAULT_IGNORE_PATHS,
-            *relative_ignores(path, ignore_paths),
+            *user_exact,
             *relative_ignores(path, [os.path.abspath(sig_path)]),
         ]
         # A file the signature lists is always checked, whatever an ignore list says.
-        ancestors = _ancestors(signed_files)
-        ignores = [p for p in dict.fromkeys(wanted) if p not in signed_files]
-        shadowing = {p for p in ignores if p in ancestors}
-        ignores = [p for p in ignores if p not in shadowing]
-    else:
-        shadowing = set()
-    found = walk(path, ignore_paths=ignores, links=LinkPolicy(follow=serialization.allow_symlinks))
+        keep = _ancestors(signed_files) | signed_files
+        exact = [p for p in dict.fromkeys(wanted) if p not in signed_files]
+        shadowing = {p for p in exact if p in keep}
+        exact = [p for p in exact if p not in shadowing]
+        ignore = Ignore(exact, [*DEFAULT_IGNORE_PATTERNS, *user_patterns], frozenset(keep))
+    found = walk(path, ignore=ignore, links=LinkPolicy(follow=serialization.allow_symlinks))
+    for name, by in found.ignored:
+        if by in BYTECODE_PATTERNS:
+            findings.append(
+                Finding(
+                    "bytecode-unsigned",
+                    f"'{name}' is Python bytecode the signature does not cover (left out); "
+                    "Python may run it instead of the signed source unless "
+                    "PYTHONPYCACHEPREFIX points elsewhere or it is deleted",
+                    name,
+                    "warning",
+                )
+            )
+    for w in found.unmatched([*user_exact, *user_patterns]):
+        if w not in shadowing:
+            findings.append(
+                Finding("ignore-unmatched", f"ignore '{w}' matched nothing", severity="warning")
+            )
 
     to_hash = []
     unsigned: list[str] = []

@@ -331,11 +331,20 @@ def test_default_ignores_hide_git_and_signatures(model):
     (model / "model.sig").write_text("{}")
     (model / "model.intoto.jsonl").write_text("{}")
     (model / "sub").mkdir()
-    (model / "sub" / ".git").write_text("not top-level: kept")
-    names = [r.name for r in provenance.hash_model(model).resources]
+    (model / "sub" / ".git").write_text("version control at any depth is left out")
+    (model / "sub" / ".gitkeep").write_text("")
+    (model / "sub" / "__pycache__").mkdir()
+    (model / "sub" / "__pycache__" / "m.cpython-311.pyc").write_bytes(b"bytecode")
+    (model / "stray.pyc").write_bytes(b"bytecode")
+    (model / ".DS_Store").write_bytes(b"finder")
+    manifest = provenance.hash_model(model)
+    names = [r.name for r in manifest.resources]
     assert not [n for n in names if n.startswith((".git", "model.sig", "model.intoto"))]
-    assert "sub/.git" in names
+    assert not [n for n in names if ".git" in n or "pyc" in n or "DS_Store" in n]
     assert "config.json" in names
+    # What the patterns hid is recorded as exact paths, for model-signing's verifier.
+    hidden = set(manifest.serialization.ignore_paths)
+    assert {"sub/.git", "sub/.gitkeep", "sub/__pycache__", "stray.pyc", ".DS_Store"} <= hidden
 
 
 def test_ignore_paths_hide_files_and_folders(model):

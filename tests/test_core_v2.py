@@ -313,3 +313,95 @@ def test_name_that_is_not_utf8_is_refused_by_sign_and_reported_by_verify(tmp_pat
     report = check_model(model, KeyVerifier.from_files(p256.public))
     assert not report.ok
     json.dumps(report.to_json(), ensure_ascii=False).encode("utf-8")  # valid UTF-8 JSON
+
+
+# ---------------------------------------------------------------- ignores
+
+
+def _litter(model: Path) -> None:
+    (model / "__pycache__").mkdir()
+    (model / "__pycache__" / "modeling.cpython-311.pyc").write_bytes(b"bytecode")
+    (model / "weights" / ".DS_Store").write_bytes(b"finder")
+    (model / "sub" / ".git").mkdir(parents=True)
+    (model / "sub" / ".git" / "HEAD").write_text("ref")
+
+
+def test_litter_is_left_out_and_recorded_as_exact_paths(model: Path, p256):
+    _litter(model)
+    result = provenance.sign(model, KeySigner.from_file(p256.private))
+    names = result.manifest.files
+    assert not [n for n in names if "pycache" in n or "DS_Store" in n or ".git" in n]
+    recorded = set(result.manifest.serialization.ignore_paths)
+    assert {"__pycache__", "weights/.DS_Store", "sub/.git"} <= recorded
+    assert provenance.verify(model, KeyVerifier.from_files(p256.public)).root_digest
+
+
+def test_new_bytecode_after_signing_verifies_with_a_warning(model: Path, p256):
+    _signed(model, p256)
+    _litter(model)  # importing the model's code writes __pycache__
+    report = check_model(model, KeyVerifier.from_files(p256.public))
+    assert report.ok
+    (warning,) = [f for f in report.findings if f.code == "bytecode-unsigned"]
+    assert warning.severity == "warning" and warning.path == "__pycache__"
+
+
+def test_signed_file_matching_a_default_pattern_is_still_checked(tmp_path: Path, p256):
+    """A signature (say, model-signing's) that lists a .pyc file: it is checked, not hidden."""
+    model = make_model(tmp_path / "m")
+    (model / "kept.pyc").write_bytes(b"signed bytecode")
+    serialization = Serialization(ignore_paths=DEFAULT_IGNORE_PATHS)
+    from provenance.hashing import hash_entries, walk
+
+    found = walk(model, ignore_paths=DEFAULT_IGNORE_PATHS)
+    manifest = Manifest("m", hash_entries(found.files, serialization), serialization)
+    assert "kept.pyc" in manifest.files
+    bundle = KeySigner.from_file(p256.private).sign(manifest.statement_bytes())
+    (model / "model.sig").write_bytes(bundle.to_bytes())
+    verifier = KeyVerifier.from_files(p256.public)
+    assert check_model(model, verifier).ok
+    (model / "kept.pyc").write_bytes(b"swapped")
+    report = check_model(model, verifier)
+    assert [(f.code, f.path) for f in report.findings if f.severity == "error"] == [
+        ("file-modified", "kept.pyc")
+    ]
+
+
+def test_glob_ignores_and_warnings(model: Path, p256):
+    from provenance.hashing import hash_tree, ignore_warnings, serialization_for
+
+    given = ["weights/*.bin", "**/*.txt", "nothere", "*.nomatch", "../outside"]
+    s = serialization_for(model, ignore_paths=given)
+    manifest, found = hash_tree(model, s)
+    assert not [n for n in manifest.files if n.startswith("weights/") or n.endswith(".txt")]
+    assert "weights/model-00001.bin" in manifest.serialization.ignore_paths
+    assert manifest.serialization.ignore_patterns == ()  # never written to a signature
+    warnings = ignore_warnings(model, s, found, given)
+    assert any("nothere" in w for w in warnings)
+    assert any("*.nomatch" in w for w in warnings)
+    assert any("../outside" in w and "outside" in w for w in warnings)
+    assert not any("weights/*.bin" in w for w in warnings)
+
+
+@pytest.mark.skipif(
+    not (Path(__import__("sys").executable).parent / "model_signing").exists(),
+    reason="model-signing (a test dependency) is not installed",
+)
+def test_model_signing_verifies_a_signature_that_left_litter_out(model: Path, p256):
+    """The hidden paths are recorded exactly, so model-signing's verifier skips them too."""
+    import subprocess
+    import sys
+
+    _litter(model)
+    provenance.sign(model, KeySigner.from_file(p256.private))
+    code = (
+        "import sys; from model_signing import verifying; c = verifying.Config();"
+        "c.use_elliptic_key_verifier(public_key=sys.argv[2]); c.verify(sys.argv[1], sys.argv[3])"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(model), str(p256.public), str(model / "model.sig")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
