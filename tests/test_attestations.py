@@ -606,7 +606,7 @@ def test_python_api_two_generations(tmp_path: Path, p256):
         signer,
     )
     assert r.line == 2
-    assert r.statement["subject"][0]["digest"]["sha256"] == digest_of(ft)
+    assert r.statement.subjects[0].digest["sha256"] == digest_of(ft)
 
     for model, count in ((base, 1), (ft, 2)):
         root = provenance.verify(model, verifier).root_digest
@@ -707,7 +707,7 @@ def test_truncated_line_reported_others_still_read(lineage: Lineage, p256):
     verifier = KeyVerifier.from_files(p256.public)
     report = attest.verify_attestations(lineage.ft, verifier, digest_of(lineage.ft))
     assert [(c.line, c.ok) for c in report.checks] == [(1, True), (2, False)]
-    assert report.statements()[0]["predicateType"] == attest.SLSA_PREDICATE_TYPE
+    assert report.statements()[0].predicate_type == attest.SLSA_PREDICATE_TYPE
     assert "not valid JSON" in report.checks[1].problems[0]
 
     # inspect and lineage still read the good line.
