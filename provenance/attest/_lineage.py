@@ -134,28 +134,22 @@ class LineageGraph:
         """
         lines = [self.nodes[self.root].label]
         expanded = {self.root}
-        # Depth first, iteratively: (digest, prefix) frames with their edge iterators.
-        stack = [(iter(self.inputs_of(self.root)), "", len(self.inputs_of(self.root)))]
-        counts = [0]
+        # Depth first without recursion: each frame is (edges, next index, prefix).
+        stack: list[tuple[tuple[LineageEdge, ...], int, str]] = [(self.inputs_of(self.root), 0, "")]
         while stack:
-            edges, prefix, total = stack[-1]
-            e = next(edges, None)
-            if e is None:
-                stack.pop()
-                counts.pop()
+            edges, i, prefix = stack.pop()
+            if i == len(edges):
                 continue
-            counts[-1] += 1
-            last = counts[-1] == total
+            stack.append((edges, i + 1, prefix))
+            e, last = edges[i], i == len(edges) - 1
             branch = "\u2514\u2500\u2500 " if last else "\u251c\u2500\u2500 "
             again = e.child in expanded and bool(self.inputs_of(e.child))
             note = "  (inputs shown above)" if again else ""
-            role = _printable(e.role)
-            lines.append(f"{prefix}{branch}{role}: {self.nodes[e.child].label}{note}")
+            lines.append(f"{prefix}{branch}{_printable(e.role)}: {self.nodes[e.child].label}{note}")
             if e.child not in expanded:
                 expanded.add(e.child)
-                kids = self.inputs_of(e.child)
-                stack.append((iter(kids), prefix + ("    " if last else "\u2502   "), len(kids)))
-                counts.append(0)
+                indent = prefix + ("    " if last else "\u2502   ")
+                stack.append((self.inputs_of(e.child), 0, indent))
         return "\n".join(lines)
 
     def render_dot(self) -> str:

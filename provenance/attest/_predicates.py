@@ -93,10 +93,6 @@ class Artifact:
     path: str | None = None
     serialization: dict[str, Any] | None = None  # how a local path was hashed
 
-    def descriptor(self, role: str | None = None) -> dict[str, Any]:
-        """An in-toto ResourceDescriptor, annotated with its role and local path."""
-        return self.resource(role).to_json()
-
     def resource(self, role: str | None = None) -> ResourceDescriptor:
         """The typed descriptor: role, local path and hashing settings as annotations."""
         annotations: dict[str, Any] = {}
