@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,6 +18,9 @@ from provenance_cli._common import (
     json_option,
 )
 from provenance_cli._signer_options import build_signer, signer_options
+
+if TYPE_CHECKING:
+    from provenance.manifest import Serialization
 
 _SIGNER_KEYS = (
     "key_path",
@@ -43,7 +47,7 @@ def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
     return signer_options(fn)
 
 
-def _serialization(target: str, opts: dict[str, Any]) -> Any:
+def _serialization(target: str, opts: dict[str, Any]) -> Serialization:
     """The hashing settings the user chose for the subject and every local input.
 
     Never read from a signature beside the target: sign and attest with the
@@ -59,7 +63,7 @@ def _serialization(target: str, opts: dict[str, Any]) -> Any:
     )
 
 
-def _inputs_serialization(serialization: Any) -> Any:
+def _inputs_serialization(serialization: Serialization) -> Serialization:
     """The same settings without the subject's own ignore list (inputs have theirs)."""
     from provenance.manifest import DEFAULT_IGNORE_PATHS, Serialization
 
@@ -72,36 +76,47 @@ def _inputs_serialization(serialization: Any) -> Any:
     )
 
 
+#: Library error codes whose reason the caller would act on through one option.
+_FLAG_OF_CODE = {
+    "source-commit-invalid": "--source-commit",
+    "image-unpinned": "--image",
+    "metrics-missing": "--metric",
+}
+
+
+@contextlib.contextmanager
+def _in_flag_words() -> Iterator[None]:
+    """Name the option at fault: library messages speak of values, never of flags."""
+    try:
+        yield
+    except UsageError as e:
+        flag = _FLAG_OF_CODE.get(e.code)
+        if flag is None:
+            raise
+        raise UsageError(f"{flag}: {e.reason}", e.details, code=e.code, hint=e.hint) from None
+
+
 def _sign_and_append(
     target: str,
     predicate_type: str,
-    predicate: Any,
+    predicate: dict[str, Any],
     opts: dict[str, Any],
-    subject: tuple[str, str] | None = None,
+    subject: tuple[str, str],
 ) -> None:
+    """Sign and append; ``subject`` is the target's (name, root digest), already hashed."""
     from provenance import attest
 
-    if subject is None:
-        subject_m = attest.subject_manifest(target, _serialization(target, opts))
-        subject = (subject_m.model_name, subject_m.root_digest)
     signer = build_signer(*(opts.pop(k) for k in _SIGNER_KEYS))
     result = attest.attest(
         target, predicate_type, predicate, signer, output=opts.get("output"), subject=subject
     )
-    subject = result.statement["subject"][0]
     if opts.get("as_json"):
-        emit_json(
-            {
-                "ok": True,
-                "attestations": str(result.path),
-                "line": result.line,
-                "statement": result.statement,
-            }
-        )
+        emit_json(result.to_json())
     else:
+        named = result.statement.subjects[0]
         click.echo(
-            f"Attested {predicate_type} for '{subject['name']}' "
-            f"(sha256:{subject['digest']['sha256']})\n"
+            f"Attested {predicate_type} for '{named.name}' "
+            f"(sha256:{named.digest['sha256']})\n"
             f"  appended as line {result.line} of {result.path}"
         )
 
@@ -123,7 +138,7 @@ def attest_group() -> None:
 @click.option("--license", "license_", metavar="SPDX", help="Licence, as an SPDX identifier.")
 @click.option("--version", "version_", help="Dataset version or release tag.")
 @click.option("--description", help="One line on what the data is.")
-@click.option("--records", type=int, help="Number of records, where known.")
+@click.option("--records", type=click.IntRange(min=0), help="Number of records, where known.")
 @click.option(
     "--split",
     "splits",
@@ -151,15 +166,19 @@ def dataset_command(
     """
     from provenance import attest
 
-    split_counts: dict[str, Any] = {}
+    split_counts: dict[str, int | None] = {}
     for s in splits:
         key, sep, value = s.partition("=")
         if not key:
             raise UsageError(f"--split {s!r} needs a name")
         try:
-            split_counts[key] = int(value) if sep else None
+            count = int(value) if sep else None
         except ValueError:
             raise UsageError(f"--split {s!r}: the record count must be a whole number") from None
+        if count is not None and count < 0:
+            # Refused before the dataset is hashed, which can take a while.
+            raise UsageError(f"--split {s!r}: a record count cannot be negative")
+        split_counts[key] = count
     import hashlib
     import json
 
@@ -298,25 +317,26 @@ def training_command(
     config = attest.load_config(config_path) if config_path else None
     subject_s = _serialization(model, opts)
     inputs_s = _inputs_serialization(subject_s)
-    predicate = attest.training_predicate(
-        datasets=[attest.resolve(d, serialization=inputs_s) for d in datasets],
-        validation_datasets=[
-            attest.resolve(d, serialization=inputs_s) for d in validation_datasets
-        ],
-        base_model=[attest.resolve(b, serialization=inputs_s) for b in base_models],
-        source_uri=source_uri or (ci.source_uri if ci else None),
-        source_commit=source_commit or (ci.source_commit if ci else None),
-        image=image,
-        params=attest.parse_params(params),
-        config=config,
-        entry_point=entry_point,
-        kind=kind or ("fine-tuning" if base_models else "training"),
-        builder_id=builder,
-        invocation_id=invocation_id or (ci.invocation_id if ci else None),
-        started_on=attest.rfc3339(started_on, "--started-on"),
-        finished_on=attest.rfc3339(finished_on, "--finished-on") or attest.now(),
-        byproducts=[attest.resolve(b, plain_file=True) for b in byproducts],
-    )
+    with _in_flag_words():
+        predicate = attest.training_predicate(
+            datasets=[attest.resolve(d, serialization=inputs_s) for d in datasets],
+            validation_datasets=[
+                attest.resolve(d, serialization=inputs_s) for d in validation_datasets
+            ],
+            base_model=[attest.resolve(b, serialization=inputs_s) for b in base_models],
+            source_uri=source_uri or (ci.source_uri if ci else None),
+            source_commit=source_commit or (ci.source_commit if ci else None),
+            image=image,
+            params=attest.parse_params(params),
+            config=config,
+            entry_point=entry_point,
+            kind=kind or ("fine-tuning" if base_models else "training"),
+            builder_id=builder,
+            invocation_id=invocation_id or (ci.invocation_id if ci else None),
+            started_on=attest.rfc3339(started_on, "--started-on"),
+            finished_on=attest.rfc3339(finished_on, "--finished-on") or attest.now(),
+            byproducts=[attest.resolve(b, plain_file=True) for b in byproducts],
+        )
     subject_m = attest.subject_manifest(model, subject_s)
     _sign_and_append(
         model,
@@ -375,12 +395,13 @@ def eval_command(
         parsed_thresholds[m.group(1)] = f"{m.group(2)}{m.group(3)}"
     subject_s = _serialization(model, opts)
     inputs_s = _inputs_serialization(subject_s)
-    predicate = attest.evaluation_predicate(
-        metrics=attest.parse_params(metrics),
-        datasets=[attest.resolve(d, serialization=inputs_s) for d in datasets],
-        thresholds=parsed_thresholds,
-        evaluator_id=evaluator_id,
-    )
+    with _in_flag_words():
+        predicate = attest.evaluation_predicate(
+            metrics=attest.parse_params(metrics),
+            datasets=[attest.resolve(d, serialization=inputs_s) for d in datasets],
+            thresholds=parsed_thresholds,
+            evaluator_id=evaluator_id,
+        )
     subject_m = attest.subject_manifest(model, subject_s)
     _sign_and_append(
         model,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -41,17 +42,16 @@ def _signer_words(bundle: Any) -> tuple[str, dict[str, Any]]:
 
 def _signature_summary(path: Path) -> tuple[dict[str, Any], list[str]]:
     """A signature in JSON and in lines of text (read, not verified)."""
-    import json
-
     from provenance.bundle import Bundle
     from provenance.errors import InputError
+    from provenance.intoto import Statement
     from provenance.manifest import Manifest
 
     bundle = Bundle.read(path)
     signer, signer_json = _signer_words(bundle)
     try:
-        manifest = Manifest.from_statement(json.loads(bundle.envelope.payload))
-    except (ValueError, InputError) as e:
+        manifest = Manifest.from_statement(Statement.parse(bundle.envelope.payload))
+    except InputError as e:
         raise InputError(
             f"signature '{path}' does not hold a readable model manifest: {e}"
         ) from None
@@ -82,35 +82,52 @@ def _signature_summary(path: Path) -> tuple[dict[str, Any], list[str]]:
     return data, text
 
 
-def _attestation_summary(model: Path, file: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    import json
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
-    from provenance.attest import _lineage, _store
+
+def _printable(text: str) -> str:
+    """Escape control characters: what is shown here is unverified, the terminal is not."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+_MATERIAL = {"public_key": "key", "x509_chain": "certificate", "sigstore": "Sigstore"}
+
+
+def _attestation_summary(model: Path, file: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """What each line claims and the lineage it draws (read, not verified)."""
+    from provenance.attest import build_lineage, read_statements
+    from provenance.intoto import predicate_type
 
     items: list[dict[str, Any]] = []
     text = [f"Attestations {file}  (not verified)"]
-    for line in _store.read(file):
+    for line, stmt in read_statements(model):
         if line.bundle is None:
             items.append({"line": line.number, "error": line.error})
             text.append(f"  line {line.number}: unreadable ({line.error})")
             continue
-        try:
-            stmt = json.loads(line.bundle.envelope.payload)
-            subject = stmt["subject"][0]
-            ptype = stmt.get("predicateType")
-            who = f"{subject.get('name')} sha256:{subject['digest']['sha256'][:12]}"
-        except (ValueError, KeyError, TypeError, IndexError):
+        if stmt is None:
             items.append({"line": line.number, "error": "statement unreadable"})
             text.append(f"  line {line.number}: statement unreadable")
             continue
-        kind = {"public_key": "key", "x509_chain": "certificate", "sigstore": "Sigstore"}
-        items.append({"line": line.number, "predicate_type": ptype, "subject": subject})
-        text.append(
-            f"  line {line.number}: {ptype} about {who} (signed by {kind[line.bundle.kind]})"
+        subject = stmt.subjects[0]
+        algorithm = "sha256" if "sha256" in subject.digest else next(iter(subject.digest), "sha256")
+        digest = subject.digest.get(algorithm, "")
+        known = predicate_type(stmt.predicate_type)
+        what = f" ({known.name})" if known is not None else ""
+        items.append(
+            {
+                "line": line.number,
+                "predicate_type": stmt.predicate_type,
+                "subject": subject.to_json(),
+            }
         )
-    graph = _lineage.build(model)
+        text.append(
+            f"  line {line.number}: {stmt.predicate_type}{what} about "
+            f"{subject.name} {algorithm}:{digest[:12]} "
+            f"(signed by {_MATERIAL[line.bundle.kind]})"
+        )
     text.append("Lineage")
-    text.extend("  " + row for row in _lineage.render_tree(graph).splitlines())
+    text.extend("  " + row for row in build_lineage(model).render_tree().splitlines())
     return items, text
 
 
@@ -153,4 +170,4 @@ def inspect_command(target: str, as_json: bool) -> None:
     if as_json:
         emit_json(out)
     else:
-        click.echo("\n".join(lines))
+        click.echo("\n".join(_printable(line) for line in lines))

@@ -22,6 +22,13 @@ from typing import Any
 
 from provenance._internal.engine import ALGORITHMS
 from provenance.errors import InputError
+from provenance.intoto import (
+    LEGACY_PREDICATE_TYPE,
+    OMS_PREDICATE_TYPE,
+    STATEMENT_TYPE,
+    Statement,
+    Subject,
+)
 
 __all__ = [
     "DEFAULT_IGNORE_PATHS",
@@ -37,9 +44,6 @@ __all__ = [
     "diff",
 ]
 
-STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
-OMS_PREDICATE_TYPE = "https://model_signing/signature/v1.0"
-LEGACY_PREDICATE_TYPE = "https://model_signing/Digests/v0.1"
 
 #: 1 GB, as ``model-signing`` counts it, so default shard names match its own.
 DEFAULT_SHARD_SIZE = 1_000_000_000
@@ -190,12 +194,9 @@ class Serialization:
         if not isinstance(data, Mapping):
             raise InputError("predicate.serialization is not an object")
         method = data.get("method")
-        raw_hash_type = data.get("hash_type")
-        hash_type = (
-            _FROM_WIRE_HASH_TYPE.get(raw_hash_type, raw_hash_type)
-            if isinstance(raw_hash_type, str)
-            else raw_hash_type
-        )
+        hash_type = data.get("hash_type")
+        if isinstance(hash_type, str):  # a list or object here is unhashable: check first
+            hash_type = _FROM_WIRE_HASH_TYPE.get(hash_type, hash_type)
         allow = data.get("allow_symlinks", False)
         if isinstance(allow, str):  # model-signing 0.2 wrote "false"
             allow = allow.lower() == "true"
@@ -268,40 +269,44 @@ class Manifest:
         """The distinct files covered, in manifest order."""
         return list(dict.fromkeys(r.path for r in self.resources))
 
+    def statement(self, resources: bool = True) -> Statement:
+        """The in-toto Statement v1 with the OMS predicate (``resources=False``: none listed)."""
+        listed = (
+            [
+                {"name": r.name, "algorithm": r.algorithm, "digest": r.digest.hex()}
+                for r in self.resources
+            ]
+            if resources
+            else []
+        )
+        return Statement.about(
+            self.model_name,
+            self.root_digest,
+            OMS_PREDICATE_TYPE,
+            {"serialization": self.serialization.to_json(), "resources": listed},
+        )
+
     def to_statement(self) -> dict[str, Any]:
-        """The in-toto Statement v1 with the OMS predicate."""
-        return {
-            "_type": STATEMENT_TYPE,
-            "subject": [{"name": self.model_name, "digest": {"sha256": self.root_digest}}],
-            "predicateType": OMS_PREDICATE_TYPE,
-            "predicate": {
-                "serialization": self.serialization.to_json(),
-                "resources": [
-                    {"name": r.name, "algorithm": r.algorithm, "digest": r.digest.hex()}
-                    for r in self.resources
-                ],
-            },
-        }
+        """The in-toto Statement v1 with the OMS predicate, as JSON-able data."""
+        return self.statement().to_json()
 
     def statement_bytes(self) -> bytes:
         """Compact UTF-8 JSON of :meth:`to_statement`, byte for byte, built in one pass.
 
         A 200,000-file dataset would otherwise hold a dict per resource and
         several copies of a 25 MB string at once; here each resource goes
-        straight to its JSON text.
+        straight to its JSON text, spliced into the statement's own bytes.
         """
         import json
 
-        head = self.to_statement()
-        head["predicate"]["resources"] = []
-        text = json.dumps(head, separators=(",", ":"), ensure_ascii=False)
-        assert text.endswith('"resources":[]}}')
-        quote = json.encoder.encode_basestring  # type: ignore[attr-defined]
+        head = self.statement(resources=False).to_bytes().decode("utf-8")
+        assert head.endswith('"resources":[]}}')
+        quote = json.encoder.encode_basestring
         parts = [
             f'{{"name":{quote(r.name)},"algorithm":{quote(r.algorithm)},"digest":"{r.digest.hex()}"}}'
             for r in self.resources
         ]
-        return (text[:-3] + ",".join(parts) + "]}}").encode("utf-8")
+        return (head[:-3] + ",".join(parts) + "]}}").encode("utf-8")
 
     def to_json(self) -> dict[str, Any]:
         """The manifest as data: ``hash --json``'s body and ``verify --json``'s ``manifest``.
@@ -322,47 +327,36 @@ class Manifest:
         }
 
     @classmethod
-    def from_statement(cls, statement: Any) -> Manifest:
-        """Read a manifest from a parsed in-toto statement (OMS v1.0 or legacy v0.1).
+    def from_statement(cls, statement: Statement | Mapping[str, Any]) -> Manifest:
+        """Read a manifest from a statement (OMS v1.0 or legacy v0.1), parsed or as JSON data.
 
-        The subject digest must equal the root recomputed from the listed
-        resources, so a statement cannot claim one model and list another.
+        The statement's shape is checked by :class:`provenance.intoto.Statement`;
+        here the OMS predicate. The subject digest must equal the root
+        recomputed from the listed resources, so a statement cannot claim one
+        model and list another.
         """
-        if not isinstance(statement, Mapping):
-            raise InputError("signed payload is not a JSON object")
-        if statement.get("_type") != STATEMENT_TYPE:
-            raise InputError(f"signed payload is not an in-toto Statement v1 ({STATEMENT_TYPE})")
-        subjects = statement.get("subject")
-        if not isinstance(subjects, list) or not subjects:
-            raise InputError("statement has no subject")
-        predicate_type = statement.get("predicateType")
-        if predicate_type == LEGACY_PREDICATE_TYPE:
-            return cls._from_legacy(subjects)
-        if predicate_type != OMS_PREDICATE_TYPE:
+        stmt = statement if isinstance(statement, Statement) else Statement.from_json(statement)
+        if stmt.predicate_type == LEGACY_PREDICATE_TYPE:
+            return cls._from_legacy(stmt.subjects)
+        if stmt.predicate_type != OMS_PREDICATE_TYPE:
             raise InputError(
-                f"statement predicate is {predicate_type!r}, not a model signature "
+                f"statement predicate is {stmt.predicate_type!r}, not a model signature "
                 f"({OMS_PREDICATE_TYPE})"
             )
-        if len(subjects) != 1:
-            raise InputError(f"a model signature has one subject, this one has {len(subjects)}")
-        subject = subjects[0]
-        name = subject.get("name") if isinstance(subject, Mapping) else None
-        digest = subject.get("digest") if isinstance(subject, Mapping) else None
-        if not isinstance(name, str) or not isinstance(digest, Mapping):
-            raise InputError("statement subject lacks a name or digest")
-        expected_root = digest.get("sha256")
-        if not isinstance(expected_root, str):
+        if len(stmt.subjects) != 1:
+            raise InputError(
+                f"a model signature has one subject, this one has {len(stmt.subjects)}"
+            )
+        subject = stmt.subjects[0]
+        expected_root = subject.digest.get("sha256")
+        if expected_root is None:
             raise InputError("statement subject has no sha256 digest")
-
-        predicate = statement.get("predicate")
-        if not isinstance(predicate, Mapping):
-            raise InputError("statement predicate is not an object")
-        serialization = Serialization.from_json(predicate.get("serialization"))
-        raw_resources = predicate.get("resources")
+        serialization = Serialization.from_json(stmt.predicate.get("serialization"))
+        raw_resources = stmt.predicate.get("resources")
         if not isinstance(raw_resources, list):
             raise InputError("predicate.resources is not a list")
         resources = [_resource_from_json(r, serialization) for r in raw_resources]
-        manifest = cls(name, tuple(resources), serialization)
+        manifest = cls(subject.name, tuple(resources), serialization)
         if manifest.root_digest != expected_root.lower():
             raise InputError(
                 "statement is inconsistent: its subject digest does not match its resources"
@@ -370,13 +364,12 @@ class Manifest:
         return manifest
 
     @classmethod
-    def _from_legacy(cls, subjects: Sequence[Any]) -> Manifest:
-        resources = []
-        for s in subjects:
-            if not isinstance(s, Mapping) or not isinstance(s.get("name"), str):
-                raise InputError("legacy statement subject lacks a name")
-            value = (s.get("digest") or {}).get("sha256")
-            resources.append(Resource(s["name"], "sha256", _hex(value, "sha256", s["name"])))
+    def _from_legacy(cls, subjects: Sequence[Subject]) -> Manifest:
+        """model-signing 0.2: one subject per file, each with its sha256, no serialization."""
+        resources = [
+            Resource(s.name, "sha256", _hex(s.digest.get("sha256"), "sha256", s.name))
+            for s in subjects
+        ]
         return cls("", tuple(resources), Serialization(method="files", hash_type="sha256"))
 
 

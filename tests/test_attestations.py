@@ -606,7 +606,7 @@ def test_python_api_two_generations(tmp_path: Path, p256):
         signer,
     )
     assert r.line == 2
-    assert r.statement["subject"][0]["digest"]["sha256"] == digest_of(ft)
+    assert r.statement.subjects[0].digest["sha256"] == digest_of(ft)
 
     for model, count in ((base, 1), (ft, 2)):
         root = provenance.verify(model, verifier).root_digest
@@ -707,7 +707,7 @@ def test_truncated_line_reported_others_still_read(lineage: Lineage, p256):
     verifier = KeyVerifier.from_files(p256.public)
     report = attest.verify_attestations(lineage.ft, verifier, digest_of(lineage.ft))
     assert [(c.line, c.ok) for c in report.checks] == [(1, True), (2, False)]
-    assert report.statements()[0]["predicateType"] == attest.SLSA_PREDICATE_TYPE
+    assert report.statements()[0].predicate_type == attest.SLSA_PREDICATE_TYPE
     assert "not valid JSON" in report.checks[1].problems[0]
 
     # inspect and lineage still read the good line.
@@ -1173,3 +1173,144 @@ def test_verify_attestations_when_there_are_none(model: Path, p256):
     result = run_cli("verify", model, "--key", p256.public, "--attestations")
     assert result.exit_code in (1, 3), result.output
     assert "no attestations" in (result.stderr or "").lower()
+
+
+# ------------------------------------------- 8. no hashing settings from an unverified file
+
+
+def _unverified_signature(target: Path, key, ignore: str) -> None:
+    """Write TARGET/model.sig by a key nobody trusts, its ignore list hiding ``ignore``."""
+    crafted = provenance.hash_model(target, ignore_paths=[ignore])
+    assert ignore in crafted.serialization.ignore_paths
+    bundle = KeySigner.from_file(key.private).sign(crafted.statement_bytes())
+    (target / "model.sig").write_bytes(bundle.to_bytes())
+
+
+def test_attested_dataset_is_hashed_without_its_unverified_signature(
+    tmp_path: Path, p256, other_key
+):
+    """An unverified D/model.sig cannot hide a file of D from the training attestation."""
+    ds = make_dataset(tmp_path / "ds", {"train": ["a", "b"]})
+    (ds / "poison.txt").write_text("harmless today\n")
+    _unverified_signature(ds, other_key, "poison.txt")
+    model = make_model(tmp_path / "m")
+    ok(run_cli("sign", model, "--key", p256.private))
+    ok(
+        run_cli(
+            "attest", "training", model, "--key", p256.private,
+            "--dataset", ds, "--builder-id", BUILDER,
+        )
+    )  # fmt: skip
+    (stmt,) = statements(model)
+    (dep,) = stmt["predicate"]["buildDefinition"]["resolvedDependencies"]
+    recorded = dep["annotations"].get("serialization") or {}
+    assert "poison.txt" not in recorded.get("ignore_paths", []), recorded
+    ok(run_cli("verify", model, "--key", p256.public, "--attestations"))
+
+    (ds / "poison.txt").write_text("poisoned\n")
+    err = fails(run_cli("verify", model, "--key", p256.public, "--attestations"), 1)
+    assert "training-data" in err and "no longer matches its digest" in err, err
+
+
+def test_verify_attestations_without_signature_ignores_unverified_model_sig(
+    tmp_path: Path, p256, other_key
+):
+    """``--signature`` names a missing file: MODEL/model.sig must not steer the hash."""
+    model = make_model(tmp_path / "m")
+    ok(run_cli("attest", "eval", model, "--key", p256.private, "--metric", "acc=1"))
+    (model / "planted.py").write_text("import os\n")
+    _unverified_signature(model, other_key, "planted.py")
+    result = run_cli(
+        "verify", model, "--key", p256.public, "--attestations",
+        "--signature", tmp_path / "DOES-NOT-EXIST",
+    )  # fmt: skip
+    assert result.exit_code != 0, result.output
+    # A signature the user named and that is missing is bad input (3): nothing
+    # falls back to hashing with the unverified MODEL/model.sig's settings.
+    fails(result, 3, "no signature")
+
+
+def test_negative_split_is_a_usage_error(tmp_path: Path, p256):
+    """Bad input given at attest time is a usage error (2), not a failed check (1)."""
+    ds = make_dataset(tmp_path / "ds", {"train": ["a"]})
+    fails(run_cli("attest", "dataset", ds, "--key", p256.private, "--split", "a=-5"), 2, "-5")
+    assert not attest.default_attestations_path(ds).exists()
+    # The library refuses the predicate itself, whoever built it.
+    signer = KeySigner.from_file(p256.private)
+    for predicate in (
+        attest.dataset_predicate(name="ds", splits={"a": -5}),
+        {"name": "ds", "splits": [{"name": "a", "records": -5}]},
+    ):
+        with pytest.raises(UsageError, match="schema") as info:
+            attest.attest(ds, attest.DATASET_PREDICATE_TYPE, predicate, signer)
+        assert info.value.code == "predicate-invalid"
+    assert not attest.default_attestations_path(ds).exists()
+
+
+def test_library_messages_do_not_name_flags():
+    """The library speaks of values; the CLI adds the option (see test_bad_input_one_line)."""
+    with pytest.raises(UsageError) as info:
+        attest.training_predicate(builder_id=BUILDER, source_commit="abc")
+    assert "--" not in str(info.value) and info.value.code == "source-commit-invalid"
+    with pytest.raises(UsageError) as info:
+        attest.training_predicate(builder_id=BUILDER, image="trainer:latest")
+    assert "--" not in str(info.value) and info.value.code == "image-unpinned"
+    with pytest.raises(UsageError) as info:
+        attest.evaluation_predicate(metrics={})
+    assert "--" not in str(info.value)
+
+
+# ------------------------------------------------------------- 9. public imports, no cycles
+
+ATTEST_MODULES = (
+    "provenance.attest",
+    "provenance.attest._lineage",
+    "provenance.attest._predicates",
+    "provenance.attest._schemas",
+    "provenance.attest._store",
+    "provenance.intoto",
+)
+
+
+@pytest.mark.parametrize("module", ATTEST_MODULES)
+def test_attest_modules_import_alone(module: str):
+    """Each module imports first in a fresh interpreter: no import cycle hides in the order."""
+    proc = subprocess.run(
+        [sys.executable, "-c", f"import {module}"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+
+
+def _imports(path: Path) -> list[tuple[str, list[str]]]:
+    """(module, names) of every import in a file, lazy ones inside functions included."""
+    import ast
+
+    out: list[tuple[str, list[str]]] = []
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if isinstance(node, ast.Import):
+            out += [(a.name, []) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.append((node.module, [a.name for a in node.names]))
+    return out
+
+
+def test_attest_uses_only_public_functions():
+    """No ``provenance._api``, no private module or name of another part of the library.
+
+    ``provenance._internal`` is the library's shared toolbox (atomic writes,
+    size-capped reads), meant for its parts; the attest package's own
+    ``_``-modules are its own.
+    """
+    files = sorted((PROJECT_ROOT / "provenance" / "attest").glob("*.py"))
+    files += [PROJECT_ROOT / "provenance" / "intoto.py"]
+    for file in files:
+        for module, names in _imports(file):
+            if not module.startswith("provenance"):
+                continue
+            where = f"{file.name}: from {module} import {', '.join(names)}"
+            if module.startswith(("provenance.attest", "provenance._internal")):
+                continue
+            assert not any(part.startswith("_") for part in module.split(".")), where
+            assert not [n for n in names if n.startswith("_")], where
+            assert module not in ("provenance.verify", "provenance.sign"), where

@@ -12,23 +12,31 @@ and appended to ``model.intoto.jsonl`` beside ``model.sig``::
     attest.attest("data/", attest.DATASET_PREDICATE_TYPE,
                   attest.dataset_predicate(name="corpus", license="CC-BY-4.0"), signer)
     report = attest.verify_attestations("model/", verifier, root_digest)
+    print(attest.build_lineage("model/").render_tree())
+
+This package uses only the public pipelines (:mod:`provenance.hashing`,
+:mod:`provenance.bundle`, the :mod:`provenance.signing` protocols) and the
+statement model of :mod:`provenance.intoto`; nothing here imports the
+verify or sign pipelines, so they may import it without a cycle.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from provenance.attest._lineage import LineageEdge, LineageGraph, LineageNode
+from provenance.attest._lineage import build as build_lineage
 from provenance.attest._predicates import (
     DATASET_PREDICATE_TYPE,
     EVALUATION_PREDICATE_TYPE,
     SLSA_PREDICATE_TYPE,
     TRAINING_BUILD_TYPE,
     Artifact,
+    CiContext,
     dataset_predicate,
     detect_ci,
     evaluation_predicate,
@@ -37,12 +45,20 @@ from provenance.attest._predicates import (
     parse_params,
     resolve,
     rfc3339,
+    subject_manifest,
     training_predicate,
 )
-from provenance.attest._store import ATTESTATIONS_NAME, default_attestations_path
+from provenance.attest._store import ATTESTATIONS_NAME, Line, default_attestations_path
+from provenance.dsse import INTOTO_PAYLOAD_TYPE
 from provenance.errors import InputError, ProvenanceError, UsageError, VerificationError
 from provenance.findings import Finding
-from provenance.manifest import STATEMENT_TYPE, Manifest, Serialization
+from provenance.hashing import hash_as
+from provenance.intoto import EVALUATION, SLSA_PROVENANCE, Statement
+from provenance.manifest import DEFAULT_IGNORE_PATHS, Serialization
+
+if TYPE_CHECKING:
+    from provenance.intoto import ResourceDescriptor
+    from provenance.signing import Signer, SignerInfo, Verifier
 
 __all__ = [
     "ATTESTATIONS_NAME",
@@ -54,7 +70,12 @@ __all__ = [
     "AttestResult",
     "AttestationCheck",
     "AttestationReport",
+    "CiContext",
+    "LineageEdge",
+    "LineageGraph",
+    "LineageNode",
     "attest",
+    "build_lineage",
     "dataset_predicate",
     "default_attestations_path",
     "detect_ci",
@@ -62,6 +83,7 @@ __all__ = [
     "load_config",
     "now",
     "parse_params",
+    "read_statements",
     "resolve",
     "rfc3339",
     "subject_digest",
@@ -71,30 +93,8 @@ __all__ = [
 ]
 
 
-def subject_manifest(
-    model_path: str | os.PathLike[str], serialization: Serialization | None = None
-) -> Manifest:
-    """The manifest whose root digest an attestation about this model names.
-
-    Hashed with the settings the caller chose (the defaults unless given),
-    never with settings read from a signature file beside the model: nobody
-    has verified that file here, and its ignore list could hide a poisoned
-    file. Sign and attest with the same settings and the digests meet.
-    """
-    from provenance.hashing import hash_as, serialization_for
-
-    if serialization is not None and not Path(model_path).is_dir():
-        serialization = Serialization(
-            serialization.method,
-            serialization.hash_type,
-            serialization.allow_symlinks,
-            serialization.shard_size,
-        )  # a single file has nothing to ignore
-    return hash_as(model_path, serialization or serialization_for(model_path))
-
-
 def subject_digest(model_path: str | os.PathLike[str]) -> tuple[str, str]:
-    """(name, root digest) of :func:`subject_manifest`."""
+    """(name, root digest) of :func:`subject_manifest` with the default settings."""
     manifest = subject_manifest(model_path)
     return manifest.model_name, manifest.root_digest
 
@@ -103,33 +103,36 @@ def subject_digest(model_path: str | os.PathLike[str]) -> tuple[str, str]:
 class AttestResult:
     """The statement signed, and where its bundle was appended."""
 
-    statement: dict[str, Any]
+    statement: Statement
     path: Path
     line: int
 
-
-def statement(name: str, digest: str, predicate_type: str, predicate: Any) -> dict[str, Any]:
-    return {
-        "_type": STATEMENT_TYPE,
-        "subject": [{"name": name, "digest": {"sha256": digest}}],
-        "predicateType": predicate_type,
-        "predicate": predicate,
-    }
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "attestations": str(self.path),
+            "line": self.line,
+            "statement": self.statement.to_json(),
+        }
 
 
 def attest(
     model_path: str | os.PathLike[str],
     predicate_type: str,
     predicate: Mapping[str, Any],
-    signer: Any,
+    signer: Signer,
     *,
     output: str | os.PathLike[str] | None = None,
     subject: tuple[str, str] | None = None,
+    serialization: Serialization | None = None,
 ) -> AttestResult:
     """Sign a statement about ``model_path`` and append it to its attestations file.
 
     The predicate is validated against its schema first, so a malformed
-    attestation is never signed.
+    attestation is never signed. The subject is ``subject`` (name, root
+    digest) when the caller has just hashed the target, else a hash of it
+    with ``serialization`` (the defaults unless given): sign and attest with
+    the same settings and the digests meet.
     """
     from provenance.attest._schemas import validate
     from provenance.attest._store import append
@@ -141,14 +144,35 @@ def attest(
         validate(predicate_type, predicate, where="the new attestation")
     except VerificationError as e:  # the caller's own input, not a failed check
         raise UsageError(str(e), code="predicate-invalid") from None
-    # ``subject`` lets a caller that has just hashed the target skip a second pass.
-    name, digest = subject or subject_digest(path)
-    stmt = statement(name, digest, predicate_type, dict(predicate))
-    payload = json.dumps(stmt, separators=(",", ":"), ensure_ascii=False).encode()
-    bundle = signer.sign(payload)
+    if subject is None:
+        manifest = subject_manifest(path, serialization)
+        subject = (manifest.model_name, manifest.root_digest)
+    stmt = Statement.about(subject[0], subject[1], predicate_type, dict(predicate))
+    bundle = signer.sign(stmt.to_bytes())
     target = Path(output) if output else default_attestations_path(path)
     line = append(target, bundle)
     return AttestResult(stmt, target, line)
+
+
+def read_statements(model_path: str | os.PathLike[str]) -> list[tuple[Line, Statement | None]]:
+    """Every line of a target's attestations file and its statement (read, NOT verified).
+
+    For describing what a file claims (``inspect``); a line whose bundle or
+    statement cannot be read comes with None. Trust only
+    :func:`verify_attestations`.
+    """
+    from provenance.attest._store import read
+
+    out: list[tuple[Line, Statement | None]] = []
+    for line in read(default_attestations_path(model_path)):
+        stmt = None
+        if line.bundle is not None:
+            try:
+                stmt = Statement.parse(line.bundle.envelope.payload)
+            except InputError:
+                stmt = None
+        out.append((line, stmt))
+    return out
 
 
 @dataclass(frozen=True)
@@ -158,14 +182,27 @@ class AttestationCheck:
     line: int
     ok: bool
     predicate_type: str | None = None
-    statement: dict[str, Any] | None = None
-    signer: str | None = None
+    statement: Statement | None = None
+    signer: str | None = None  # who signed, in words (``signer_info`` has the fields)
     problems: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    signer_info: SignerInfo | None = field(default=None, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "line": self.line,
+            "ok": self.ok,
+            "predicate_type": self.predicate_type,
+            "signer": self.signer,
+            "problems": list(self.problems),
+            "notes": list(self.notes),
+        }
 
 
 @dataclass(frozen=True)
 class AttestationReport:
+    """Every line's verdict; the file vouches for the model only if all lines pass."""
+
     path: Path
     checks: tuple[AttestationCheck, ...] = field(default=())
 
@@ -180,7 +217,8 @@ class AttestationReport:
             return [f"'{self.path}' holds no attestation"]
         return [f"attestation line {c.line}: {p}" for c in self.checks for p in c.problems]
 
-    def statements(self) -> list[dict[str, Any]]:
+    def statements(self) -> list[Statement]:
+        """The statements of the lines that verified, and only those."""
         return [c.statement for c in self.checks if c.ok and c.statement is not None]
 
     def findings(self) -> list[Finding]:
@@ -201,51 +239,50 @@ class AttestationReport:
         return out
 
     def to_json(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "line": c.line,
-                "ok": c.ok,
-                "predicate_type": c.predicate_type,
-                "signer": c.signer,
-                "problems": list(c.problems),
-                "notes": list(c.notes),
-            }
-            for c in self.checks
-        ]
+        return [c.to_json() for c in self.checks]
 
 
-def _rehash_problems(predicate: Any) -> tuple[list[str], list[str]]:
-    """Hash again every dataset or base model the predicate names by a local path."""
-    problems, notes = [], []
-    for desc in _descriptors(predicate):
-        annotations = desc.get("annotations") or {}
-        local = annotations.get("path") if isinstance(annotations, Mapping) else None
-        want = (desc.get("digest") or {}).get("sha256")
-        if not isinstance(local, str) or not isinstance(want, str):
+def _inputs(stmt: Statement) -> tuple[ResourceDescriptor, ...]:
+    """The datasets and models a statement names as inputs (typed; InputError if malformed)."""
+    if stmt.predicate_type == SLSA_PROVENANCE.uri:
+        return SLSA_PROVENANCE.parse(stmt.predicate).resolved_dependencies
+    if stmt.predicate_type == EVALUATION.uri:
+        return EVALUATION.parse(stmt.predicate).datasets
+    return ()
+
+
+def _rehash_problems(stmt: Statement) -> tuple[list[str], list[str]]:
+    """Hash again every dataset or base model the statement names by a local path."""
+    problems: list[str] = []
+    notes: list[str] = []
+    try:
+        inputs = _inputs(stmt)
+    except InputError as e:
+        return [f"an input descriptor is malformed ({e})"], []
+    for desc in inputs:
+        local, want = desc.path, desc.digest.get("sha256")
+        if local is None or want is None:
             continue
-        label = f"{annotations.get('role', 'input')} '{desc.get('name', local)}'"
+        label = f"{desc.role or 'input'} '{desc.name or local}'"
         if not Path(local).exists():
             notes.append(f"{label} not re-hashed: '{local}' is not on this machine")
             continue
         try:
-            got = _rehash(local, annotations.get("serialization"))
+            got = _rehash(local, desc.serialization)
         except ProvenanceError as e:
             problems.append(f"{label} at '{local}' cannot be hashed: {e}")
             continue
-        if got != want:
+        if got != want.lower():
             problems.append(f"{label} at '{local}' no longer matches its digest")
     return problems, notes
 
 
-def _rehash(local: str, recorded: Any) -> str:
+def _rehash(local: str, recorded: Mapping[str, Any] | None) -> str:
     """Hash an input again exactly as the (signed) attestation recorded.
 
     Never from the input's own ``model.sig``, which nobody has verified here
     and which could, say, add a poisoned file to its ignore list.
     """
-    from provenance.hashing import hash_as
-    from provenance.manifest import DEFAULT_IGNORE_PATHS
-
     if recorded is None:
         s = Serialization(ignore_paths=DEFAULT_IGNORE_PATHS)
     else:
@@ -253,20 +290,8 @@ def _rehash(local: str, recorded: Any) -> str:
     return hash_as(Path(local), s).root_digest
 
 
-def _descriptors(predicate: Any) -> Iterable[Mapping[str, Any]]:
-    if not isinstance(predicate, Mapping):
-        return []
-    build = predicate.get("buildDefinition")
-    found: list[Any] = []
-    if isinstance(build, Mapping):
-        found += build.get("resolvedDependencies") or []
-    found += predicate.get("datasets") or []
-    return [d for d in found if isinstance(d, Mapping)]
-
-
-def _check_line(line: Any, verifier: Any, root_digest: str, rehash: bool) -> AttestationCheck:
+def _check_line(line: Line, verifier: Verifier, root_digest: str, rehash: bool) -> AttestationCheck:
     from provenance.attest._schemas import validate
-    from provenance.dsse import INTOTO_PAYLOAD_TYPE
 
     if line.bundle is None:
         return AttestationCheck(line.number, False, problems=(f"unreadable: {line.error}",))
@@ -278,46 +303,38 @@ def _check_line(line: Any, verifier: Any, root_digest: str, rehash: bool) -> Att
     if verified.payload_type != INTOTO_PAYLOAD_TYPE:
         return AttestationCheck(line.number, False, problems=("payload is not in-toto",))
     try:
-        stmt = json.loads(verified.payload)
-    except (ValueError, RecursionError):
-        return AttestationCheck(line.number, False, problems=("statement is not JSON",))
-    if not isinstance(stmt, dict) or stmt.get("_type") != STATEMENT_TYPE:
-        return AttestationCheck(line.number, False, problems=("not an in-toto Statement v1",))
-    ptype = stmt.get("predicateType")
+        stmt = Statement.parse(verified.payload)
+    except InputError as e:
+        return AttestationCheck(line.number, False, problems=(str(e),))
     problems: list[str] = []
     notes: list[str] = []
-    subjects = stmt.get("subject") if isinstance(stmt.get("subject"), list) else []
-    digests = [(s.get("digest") or {}).get("sha256") for s in subjects if isinstance(s, Mapping)]
-    if root_digest not in digests:
-        names = ", ".join(str(s.get("name")) for s in subjects if isinstance(s, Mapping))
-        problems.append(f"its subject ({names or 'none'}) is another model, not this one")
+    if not stmt.has_subject_digest(root_digest):
+        problems.append(f"its subject ({stmt.subject_names}) is another model, not this one")
     try:
-        validate(ptype, stmt.get("predicate"), where="the predicate")
+        validate(stmt.predicate_type, stmt.predicate, where="the predicate")
     except VerificationError as e:
         problems.append(str(e))
     except InputError as e:
         notes.append(str(e))
     if rehash and not problems:
-        try:
-            more, notes2 = _rehash_problems(stmt.get("predicate"))
-        except (TypeError, AttributeError, ValueError) as e:
-            more, notes2 = [f"an input descriptor is malformed ({e})"], []
+        more, more_notes = _rehash_problems(stmt)
         problems += more
-        notes += notes2
+        notes += more_notes
     return AttestationCheck(
         line.number,
         not problems,
-        ptype if isinstance(ptype, str) else None,
+        stmt.predicate_type,
         stmt,
         verified.signer.description,
         tuple(problems),
         tuple(notes),
+        verified.signer,
     )
 
 
 def verify_attestations(
     model_path: str | os.PathLike[str],
-    verifier: Any,
+    verifier: Verifier,
     root_digest: str,
     *,
     attestations_path: str | os.PathLike[str] | None = None,

@@ -1,9 +1,11 @@
 """Predicates for lineage attestations: dataset, training (SLSA v1), evaluation.
 
-Each builder returns a plain JSON-able dict that validates against its schema
-in ``schemas/``. Inputs that name data on disk are hashed with the same engine
-as models, so every edge of the lineage is a root digest; the path is kept in
-an annotation so verification can hash the data again.
+Each builder returns the predicate as JSON-able data, written through the
+typed models of :mod:`provenance.intoto` so that what is built and what is
+read back are one shape. Inputs that name data on disk are hashed with the
+same engine as models, so every edge of the lineage is a root digest; the
+path and the hashing settings are kept in annotations so verification can
+hash the data again exactly as it was hashed here.
 """
 
 from __future__ import annotations
@@ -15,29 +17,65 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from provenance.errors import InputError, UsageError
-
-if TYPE_CHECKING:
-    from provenance.manifest import Serialization
-
-DATASET_PREDICATE_TYPE = "https://ml-provenance.dev/dataset/v1"
-EVALUATION_PREDICATE_TYPE = "https://ml-provenance.dev/evaluation/v1"
-SLSA_PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
-TRAINING_BUILD_TYPE = "https://ml-provenance.dev/training/v1"
-
-#: Roles a resolved dependency can play in a training run.
-ROLES = (
-    "training-data",
-    "validation-data",
-    "evaluation-data",
-    "base-model",
-    "source",
-    "container-image",
+from provenance.hashing import hash_as, serialization_for
+from provenance.intoto import (
+    DATASET_PREDICATE_TYPE,
+    EVALUATION_PREDICATE_TYPE,
+    SLSA_PREDICATE_TYPE,
+    TRAINING_BUILD_TYPE,
+    DatasetPredicate,
+    DatasetSplit,
+    EvaluationPredicate,
+    Metric,
+    MetricThreshold,
+    ResourceDescriptor,
+    SlsaProvenance,
 )
+from provenance.manifest import Manifest, Serialization
+
+__all__ = [
+    "DATASET_PREDICATE_TYPE",
+    "EVALUATION_PREDICATE_TYPE",
+    "SLSA_PREDICATE_TYPE",
+    "TRAINING_BUILD_TYPE",
+    "Artifact",
+    "CiContext",
+    "dataset_predicate",
+    "detect_ci",
+    "evaluation_predicate",
+    "load_config",
+    "now",
+    "parse_params",
+    "resolve",
+    "rfc3339",
+    "subject_manifest",
+    "training_predicate",
+]
 
 _REF = re.compile(r"^(?P<uri>.+)@(?P<algo>sha256|sha384|sha512):(?P<hex>[0-9a-fA-F]+)$")
+
+
+def subject_manifest(
+    model_path: str | os.PathLike[str], serialization: Serialization | None = None
+) -> Manifest:
+    """The manifest whose root digest an attestation about this model names.
+
+    Hashed with the settings the caller chose (the defaults unless given),
+    never with settings read from a signature file beside the model: nobody
+    has verified that file here, and its ignore list could hide a poisoned
+    file. Sign and attest with the same settings and the digests meet.
+    """
+    if serialization is not None and not Path(model_path).is_dir():
+        serialization = Serialization(
+            serialization.method,
+            serialization.hash_type,
+            serialization.allow_symlinks,
+            serialization.shard_size,
+        )  # a single file has nothing to ignore
+    return hash_as(model_path, serialization or serialization_for(model_path))
 
 
 def now() -> str:
@@ -55,11 +93,8 @@ class Artifact:
     path: str | None = None
     serialization: dict[str, Any] | None = None  # how a local path was hashed
 
-    def descriptor(self, role: str | None = None) -> dict[str, Any]:
-        """An in-toto ResourceDescriptor, annotated with its role and local path."""
-        out: dict[str, Any] = {"name": self.name, "digest": dict(self.digest)}
-        if self.uri:
-            out["uri"] = self.uri
+    def resource(self, role: str | None = None) -> ResourceDescriptor:
+        """The typed descriptor: role, local path and hashing settings as annotations."""
         annotations: dict[str, Any] = {}
         if role:
             annotations["role"] = role
@@ -67,9 +102,7 @@ class Artifact:
             annotations["path"] = self.path
         if self.serialization is not None:
             annotations["serialization"] = self.serialization
-        if annotations:
-            out["annotations"] = annotations
-        return out
+        return ResourceDescriptor(self.name, self.uri, dict(self.digest), annotations)
 
 
 def resolve(
@@ -82,8 +115,9 @@ def resolve(
     so verification repeats it exactly. A signature file beside the input is
     never read for its settings: nobody has verified it here. Hash inputs
     with the settings they were signed with and lineage edges meet the
-    digests their signatures and attestations use. ``plain_file`` gives a single file's own SHA-256
-    instead (logs and metrics files, which people check with ``sha256sum``).
+    digests their signatures and attestations use. ``plain_file`` gives a
+    single file's own SHA-256 instead (logs and metrics files, which people
+    check with ``sha256sum``).
     """
     m = _REF.match(reference)
     if m and not Path(reference).exists():
@@ -107,8 +141,6 @@ def resolve(
                 h.update(chunk)
         digest = h.hexdigest()
         return Artifact(name=path.name, digest={"sha256": digest}, path=os.path.abspath(path))
-    from provenance.attest import subject_manifest
-
     manifest = subject_manifest(path, serialization)
     return Artifact(
         name=Path(os.path.abspath(path)).name,
@@ -231,29 +263,52 @@ def dataset_predicate(
     source_uri: str | None = None,
     license: str | None = None,
     version: str | None = None,
-    splits: Mapping[str, Any] | None = None,
+    splits: Mapping[str, int | None] | None = None,
     records: int | None = None,
     manifest_digest: str | None = None,
     files: int | None = None,
     description: str | None = None,
 ) -> dict[str, Any]:
     """What a dataset is: its name, origin, licence, version, splits and size."""
-    out: dict[str, Any] = {"name": name}
-    optional = {
-        "sourceUri": source_uri,
-        "license": license,
-        "version": version,
-        "description": description,
-        "records": records,
-        "files": files,
-        "manifestDigest": manifest_digest,
-    }
-    out.update({k: v for k, v in optional.items() if v is not None})
-    if splits:
-        out["splits"] = [
-            {"name": k, **({"records": v} if v is not None else {})} for k, v in splits.items()
-        ]
-    return out
+    return DatasetPredicate(
+        name=name,
+        source_uri=source_uri,
+        license=license,
+        version=version,
+        description=description,
+        records=records,
+        files=files,
+        manifest_digest=manifest_digest,
+        splits=tuple(DatasetSplit(k, v) for k, v in (splits or {}).items()),
+    ).to_json()
+
+
+def _source(commit: str, uri: str | None) -> ResourceDescriptor:
+    if not re.fullmatch(r"[0-9a-fA-F]{40}|[0-9a-fA-F]{64}", commit):
+        raise UsageError(
+            f"source commit {commit!r} is not a full git commit id (40 or 64 hex digits)",
+            code="source-commit-invalid",
+        )
+    return ResourceDescriptor(
+        uri=uri, digest={"gitCommit": commit.lower()}, annotations={"role": "source"}
+    )
+
+
+def _image(image: str) -> ResourceDescriptor:
+    m = _REF.match(image)
+    if not m or m.group("algo") != "sha256":
+        raise UsageError(
+            f"container image {image!r} must be pinned by digest: NAME@sha256:HEX",
+            code="image-unpinned",
+        )
+    uri = m.group("uri")
+    if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", uri):
+        uri = f"oci://{uri}"  # a ResourceDescriptor's uri needs a scheme
+    return ResourceDescriptor(
+        uri=uri,
+        digest={"sha256": m.group("hex").lower()},
+        annotations={"role": "container-image"},
+    )
 
 
 def training_predicate(
@@ -282,55 +337,26 @@ def training_predicate(
         external["hyperparameters"] = dict(params)
     if config:
         external["config"] = dict(config)
-    deps: list[dict[str, Any]] = []
-    deps += [d.descriptor("training-data") for d in datasets]
-    deps += [d.descriptor("validation-data") for d in validation_datasets]
     bases = [base_model] if isinstance(base_model, Artifact) else list(base_model or ())
-    deps += [b.descriptor("base-model") for b in bases]
+    deps = [
+        *(d.resource("training-data") for d in datasets),
+        *(d.resource("validation-data") for d in validation_datasets),
+        *(b.resource("base-model") for b in bases),
+    ]
     if source_commit:
-        if not re.fullmatch(r"[0-9a-fA-F]{40}|[0-9a-fA-F]{64}", source_commit):
-            raise UsageError(f"--source-commit {source_commit!r} is not a full git commit id")
-        source: dict[str, Any] = {
-            "digest": {"gitCommit": source_commit.lower()},
-            "annotations": {"role": "source"},
-        }
-        if source_uri:
-            source["uri"] = source_uri
-        deps.append(source)
+        deps.append(_source(source_commit, source_uri))
     if image:
-        m = _REF.match(image)
-        if not m or m.group("algo") != "sha256":
-            raise UsageError(f"--image {image!r} must be pinned by digest: NAME@sha256:HEX")
-        image_uri = m.group("uri")
-        if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", image_uri):
-            image_uri = f"oci://{image_uri}"  # a ResourceDescriptor's uri needs a scheme
-        deps.append(
-            {
-                "uri": image_uri,
-                "digest": {"sha256": m.group("hex").lower()},
-                "annotations": {"role": "container-image"},
-            }
-        )
-    metadata: dict[str, Any] = {}
-    if invocation_id:
-        metadata["invocationId"] = invocation_id
-    if started_on:
-        metadata["startedOn"] = started_on
-    if finished_on:
-        metadata["finishedOn"] = finished_on
-    run_details: dict[str, Any] = {"builder": {"id": builder_id}}
-    if metadata:
-        run_details["metadata"] = metadata
-    if byproducts:
-        run_details["byproducts"] = [b.descriptor() for b in byproducts]
-    return {
-        "buildDefinition": {
-            "buildType": TRAINING_BUILD_TYPE,
-            "externalParameters": external,
-            "resolvedDependencies": deps,
-        },
-        "runDetails": run_details,
-    }
+        deps.append(_image(image))
+    return SlsaProvenance(
+        build_type=TRAINING_BUILD_TYPE,
+        builder_id=builder_id,
+        external_parameters=external,
+        resolved_dependencies=tuple(deps),
+        invocation_id=invocation_id,
+        started_on=started_on,
+        finished_on=finished_on,
+        byproducts=tuple(b.resource() for b in byproducts),
+    ).to_json()
 
 
 def evaluation_predicate(
@@ -343,14 +369,13 @@ def evaluation_predicate(
 ) -> dict[str, Any]:
     """Metrics measured on named datasets, with the thresholds they were held to."""
     if not metrics:
-        raise UsageError("an evaluation needs at least one --metric NAME=VALUE")
-    out: dict[str, Any] = {
-        "metrics": [{"name": k, "value": v} for k, v in metrics.items()],
-        "datasets": [d.descriptor("evaluation-data") for d in datasets],
-        "evaluatedOn": evaluated_on or now(),
-    }
-    if thresholds:
-        out["thresholds"] = [{"metric": k, "condition": v} for k, v in thresholds.items()]
-    if evaluator_id:
-        out["evaluator"] = {"id": evaluator_id}
-    return out
+        raise UsageError(
+            "an evaluation needs at least one metric NAME=VALUE", code="metrics-missing"
+        )
+    return EvaluationPredicate(
+        metrics=tuple(Metric(k, v) for k, v in metrics.items()),
+        evaluated_on=evaluated_on or now(),
+        datasets=tuple(d.resource("evaluation-data") for d in datasets),
+        thresholds=tuple(MetricThreshold(k, v) for k, v in (thresholds or {}).items()),
+        evaluator_id=evaluator_id,
+    ).to_json()

@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from provenance.attest._predicates import (
-    DATASET_PREDICATE_TYPE,
-    EVALUATION_PREDICATE_TYPE,
-    SLSA_PREDICATE_TYPE,
-    TRAINING_BUILD_TYPE,
-)
 from provenance.errors import InputError, VerificationError
+from provenance.intoto import SLSA_PREDICATE_TYPE, predicate_type
 
 if TYPE_CHECKING:
     from jsonschema.protocols import Validator
@@ -44,7 +40,9 @@ def schema(name: str) -> dict[str, Any]:
     return _schemas()[name]
 
 
+@functools.cache
 def _validator(name: str) -> Validator:
+    # One per schema: building the registry costs more than checking a predicate.
     import jsonschema
     from referencing import Registry, Resource
 
@@ -55,27 +53,26 @@ def _validator(name: str) -> Validator:
     return cls(schema(name), registry=registry, format_checker=cls.FORMAT_CHECKER)
 
 
-def schema_for(predicate_type: Any, predicate: Any) -> str:
-    """Which schema governs this predicate; InputError when it is not one of ours."""
-    if predicate_type == DATASET_PREDICATE_TYPE:
-        return "dataset.schema.json"
-    if predicate_type == EVALUATION_PREDICATE_TYPE:
-        return "evaluation.schema.json"
-    if predicate_type == SLSA_PREDICATE_TYPE:
-        build_type = (
-            (predicate.get("buildDefinition") or {}).get("buildType")
-            if isinstance(predicate, dict)
-            else None
-        )
-        if build_type == TRAINING_BUILD_TYPE:
-            return "training.schema.json"
+def schema_for(ptype: str, predicate: Mapping[str, Any]) -> str:
+    """Which schema governs this predicate; InputError when it is not one of ours.
+
+    The registry in :mod:`provenance.intoto` says; an unknown type, or SLSA
+    provenance of another builder's build type, is read but not validated.
+    """
+    known = predicate_type(ptype)
+    name = known.schema_for(predicate) if known is not None else None
+    if name is not None:
+        return name
+    if ptype == SLSA_PREDICATE_TYPE:
+        build = predicate.get("buildDefinition")
+        build_type = build.get("buildType") if isinstance(build, Mapping) else None
         raise InputError(f"SLSA build type {build_type!r} is not this project's; not validated")
-    raise InputError(f"predicate type {predicate_type!r} has no schema here; not validated")
+    raise InputError(f"predicate type {ptype!r} has no schema here; not validated")
 
 
-def validate(predicate_type: Any, predicate: Any, *, where: str = "predicate") -> None:
+def validate(ptype: str, predicate: Mapping[str, Any], *, where: str = "predicate") -> None:
     """Raise VerificationError naming the first violation (path and message)."""
-    validator = _validator(schema_for(predicate_type, predicate))
+    validator = _validator(schema_for(ptype, predicate))
     errors = sorted(validator.iter_errors(predicate), key=lambda e: list(e.absolute_path))
     if errors:
         e = errors[0]
