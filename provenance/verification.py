@@ -16,7 +16,6 @@ raising wrapper most callers want. The order matters for safety:
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -164,14 +163,10 @@ def signed_manifest(verified: Verified) -> Manifest:
             f"signed payload type is {verified.payload_type!r}, not an in-toto statement",
             code="statement-invalid",
         )
+    from provenance.intoto import Statement
+
     try:
-        statement = json.loads(verified.payload)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise VerificationError(
-            "signed statement is not valid JSON", code="statement-invalid"
-        ) from None
-    try:
-        return Manifest.from_statement(statement)
+        return Manifest.from_statement(Statement.parse(verified.payload))
     except InputError as e:
         raise VerificationError(
             f"signed statement is unusable: {e}", code="statement-invalid"

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from provenance._internal.fsutil import read_limited
-from provenance._internal.jsonshape import array, obj, opt_obj, opt_str
+from provenance._internal.jsonshape import array, opt_obj, opt_str
 from provenance.bundle import Bundle
 from provenance.dsse import INTOTO_PAYLOAD_TYPE, Envelope, b64decode, legacy_pae, pae
 from provenance.errors import Hint, InputError, VerificationError
@@ -406,14 +406,11 @@ def _verify_artifact(
 
 def _check_subject(payload: bytes, digest: bytes) -> None:
     """The signed statement names the artifact's SHA-256 among its subjects."""
+    from provenance.intoto import Statement
+
     try:
-        statement = json.loads(payload)
-    except (ValueError, RecursionError):
-        raise VerificationError("signed statement is not JSON") from None
-    where = "signed statement"
-    subjects = array(obj(statement, where).get("subject"), f"{where} subject", VerificationError)
-    for s in subjects:
-        digests = opt_obj(obj(s, "a subject", VerificationError).get("digest"), "subject digest")
-        if digests.get("sha256") == digest.hex():
-            return
-    raise VerificationError("signed statement is about a different artifact")
+        statement = Statement.parse(payload)
+    except InputError as e:
+        raise VerificationError(f"signed statement is malformed: {e}") from None
+    if not statement.has_subject_digest(digest.hex()):
+        raise VerificationError("signed statement is about a different artifact")
