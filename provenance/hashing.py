@@ -521,10 +521,10 @@ def ignore_warnings(
     """Warnings for ignores the user gave that hid nothing: a typo, a missing
     folder, a path outside the model. Silence here would sign what the user
     meant to leave out."""
-    given = [os.fspath(g) for g in given]
-    out = outside_ignores(model_path, given)
-    wanted = [*relative_ignores(model_path, [g for g in given if not is_pattern(g)])]
-    wanted += [normalize_ignore(g) for g in given if is_pattern(g)]
+    texts = [os.fspath(g) for g in given]
+    out = outside_ignores(model_path, texts)
+    wanted = [*relative_ignores(model_path, [g for g in texts if not is_pattern(g)])]
+    wanted += [normalize_ignore(g) for g in texts if is_pattern(g)]
     out += [f"ignore '{w}' matched nothing in the model" for w in found.unmatched(wanted)]
     return out
 
