@@ -24,6 +24,7 @@ _COMMANDS = {
     "inspect": ("inspect", "inspect_command", "Describe a signature and attestations."),
     "attest": ("attest", "attest_group", "Sign statements on datasets, training, evaluation."),
     "lineage": ("lineage", "lineage_command", "Write a model's lineage graph (dot, mermaid)."),
+    "key": ("key", "key_group", "Print a key's fingerprint (the hint signatures carry)."),
 }
 
 

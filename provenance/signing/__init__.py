@@ -29,7 +29,7 @@ from provenance.signing._base import (
 if TYPE_CHECKING:
     from provenance.bundle import Bundle
     from provenance.signing._certs import CertificateSigner, CertificateVerifier
-    from provenance.signing._keys import KeySigner, KeyVerifier
+    from provenance.signing._keys import KeySigner, KeyVerifier, describe_key_file
     from provenance.signing._kms import kms_signer
     from provenance.signing._sigstore import (
         IdentityRegexp,
@@ -57,6 +57,7 @@ __all__ = [
     "Verified",
     "Verifier",
     "describe_bundle",
+    "describe_key_file",
     "get_identity_token",
     "identity_policy",
     "kms_signer",
@@ -66,6 +67,7 @@ __all__ = [
 
 _WHERE = {
     "KeySigner": "_keys",
+    "describe_key_file": "_keys",
     "KeyVerifier": "_keys",
     "CertificateSigner": "_certs",
     "CertificateVerifier": "_certs",

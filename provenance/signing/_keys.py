@@ -188,6 +188,21 @@ class KeySigner:
         return key_info(self.public_key())
 
 
+def describe_key_file(path: str | os.PathLike[str]) -> SignerInfo:
+    """A key file's type and fingerprint, from its public or its private half.
+
+    The fingerprint is the hex SHA-256 of the public key's SubjectPublicKeyInfo
+    PEM: the OMS key hint a signature carries, and what a policy pins.
+    """
+    data = read_limited(path, "key", 1 << 20)
+    if b"PRIVATE KEY" in data:
+        password = os.environ.get("PROVENANCE_KEY_PASSWORD")
+        return key_info(
+            load_private_key(path, password if b"ENCRYPTED" in data else None).public_key()
+        )
+    return key_info(load_public_key(path))
+
+
 def key_info(key: PublicKey, kind: str = "key") -> SignerInfo:
     """A plain key as a signer: its type and fingerprint (the OMS key hint)."""
     fingerprint = key_hint(key)

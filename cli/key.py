@@ -1,0 +1,38 @@
+"""``provenance key``: facts about a key file, for policies and for people."""
+
+from __future__ import annotations
+
+import click
+
+from provenance_cli._common import handle_errors, json_option
+from provenance_cli._output import Line, emit
+
+
+@click.group("key")
+def key_group() -> None:
+    """Facts about signing keys."""
+
+
+@key_group.command("fingerprint")
+@handle_errors()
+@click.argument("key", type=click.Path(path_type=str))
+@json_option
+def fingerprint_command(key: str, as_json: bool) -> None:
+    """Print KEY's fingerprint: the hex SHA-256 of its public key's PEM.
+
+    KEY is a public key, or a private key (only its public half is used).
+    The fingerprint is the key hint a signature carries (`provenance inspect`
+    shows it) and what a policy pins a key by. Same as:
+
+    \b
+      openssl pkey -pubin -in KEY.pub | sha256sum      (public key)
+      openssl pkey -in KEY.pem -pubout | sha256sum     (private key)
+    """
+    from provenance.signing import describe_key_file
+
+    info = describe_key_file(key)
+    emit(
+        {"signer": info.to_json()},
+        as_json=as_json,
+        lines=[Line(f"{info.key_fingerprint}  {info.key_type}")],
+    )
