@@ -89,7 +89,7 @@ _SIGN_HINTS: dict[str, str] = {
     Hint.KEY: "pass --key PRIVATE.pem (or --kms URI, or --sigstore)",
     Hint.KEY_PASSWORD: f"set ${_PASSWORD_ENV}, or run on a terminal to be asked for it",
     Hint.KMS_PUBLIC_KEY: "pass --kms-public-key PUBLIC.pem",
-    Hint.KMS_EXTRA: "install the kms extra: pip install 'ml-provenance[kms]'",
+    Hint.KMS_EXTRA: "install the kms extra: pip install 'securesystemslib>=1.0'",
     Hint.IDENTITY_TOKEN: "pass --identity-token TOKEN (or set $SIGSTORE_ID_TOKEN)",
 }
 
