@@ -206,14 +206,18 @@ class AttestationCheck:
     signer_info: SignerInfo | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        """``signer`` is the SignerInfo shape sign, verify, inspect and attest report;
+        it is left out when the line's signature did not verify."""
+        out: dict[str, Any] = {
             "line": self.line,
             "ok": self.ok,
             "predicate_type": self.predicate_type,
-            "signer": self.signer,
             "problems": list(self.problems),
             "notes": list(self.notes),
         }
+        if self.signer_info is not None:
+            out["signer"] = self.signer_info.to_json()
+        return out
 
 
 @dataclass(frozen=True)
