@@ -1,53 +1,47 @@
-"""``provenance attest``: signed statements about datasets, training runs, evaluations."""
+"""``provenance attest``: signed statements about datasets, training runs, evaluations.
+
+Every subcommand takes the signer options of ``sign`` (one
+:class:`~provenance_cli._signer_options.SignerOptions`) and its hashing
+options (one :class:`~provenance_cli._common.HashingOptions`), and reports
+through :func:`provenance_cli._output.emit`: the contract head, then
+:meth:`provenance.attest.AttestResult.to_json` (``schemas/cli-attest.schema.json``).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from provenance.errors import UsageError
-from provenance_cli._common import (
-    emit_json,
-    handle_errors,
-    hashing_kwargs,
-    hashing_options,
-    json_option,
-)
-from provenance_cli._signer_options import build_signer, signer_options
+from provenance_cli._common import HashingOptions, handle_errors, json_option
+from provenance_cli._output import Line, emit
+from provenance_cli._signer_options import SignerOptions
 
 if TYPE_CHECKING:
+    from provenance.attest import AttestResult
     from provenance.manifest import Serialization
 
-_SIGNER_KEYS = (
-    "key_path",
-    "cert_path",
-    "chain_paths",
-    "kms_uri",
-    "kms_public_key",
-    "use_sigstore",
-    "identity_token",
-    "trust_config",
-    "staging",
-)
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
+def _attest_options(fn: F) -> F:
+    """What every subcommand takes: signer, --output, hashing, --json."""
     fn = json_option(fn)
-    fn = hashing_options(fn)
+    fn = HashingOptions.options(fn)
     fn = click.option(
         "--output",
         type=click.Path(path_type=str),
         metavar="FILE",
         help="Attestations file to append to (default TARGET/model.intoto.jsonl).",
     )(fn)
-    return signer_options(fn)
+    return SignerOptions.options(fn)
 
 
-def _serialization(target: str, opts: dict[str, Any]) -> Serialization:
+def _serialization(target: str, hashing: HashingOptions) -> Serialization:
     """The hashing settings the user chose for the subject and every local input.
 
     Never read from a signature beside the target: sign and attest with the
@@ -57,9 +51,11 @@ def _serialization(target: str, opts: dict[str, Any]) -> Serialization:
 
     return serialization_for(
         target,
-        ignore_paths=opts.pop("ignore_paths"),
-        allow_symlinks=opts.pop("allow_symlinks"),
-        **hashing_kwargs(opts.pop("algorithm"), opts.pop("method"), opts.pop("shard_size")),
+        method=hashing.resolved_method(),
+        algorithm=hashing.algorithm,
+        shard_size=hashing.shard_size,
+        ignore_paths=hashing.ignore_paths,
+        allow_symlinks=hashing.allow_symlinks,
     )
 
 
@@ -99,26 +95,35 @@ def _in_flag_words() -> Iterator[None]:
 def _sign_and_append(
     target: str,
     predicate_type: str,
-    predicate: dict[str, Any],
-    opts: dict[str, Any],
+    predicate: Mapping[str, Any],
     subject: tuple[str, str],
+    *,
+    signer: SignerOptions,
+    output: str | None,
+    as_json: bool,
 ) -> None:
     """Sign and append; ``subject`` is the target's (name, root digest), already hashed."""
     from provenance import attest
 
-    signer = build_signer(*(opts.pop(k) for k in _SIGNER_KEYS))
     result = attest.attest(
-        target, predicate_type, predicate, signer, output=opts.get("output"), subject=subject
+        target, predicate_type, predicate, signer.build(), output=output, subject=subject
     )
-    if opts.get("as_json"):
-        emit_json(result.to_json())
-    else:
-        named = result.statement.subjects[0]
-        click.echo(
-            f"Attested {predicate_type} for '{named.name}' "
-            f"(sha256:{named.digest['sha256']})\n"
-            f"  appended as line {result.line} of {result.path}"
+    emit(result, as_json=as_json, lines=_text(result))
+
+
+def _text(result: AttestResult) -> list[Line]:
+    """What was attested, by whom, and where it went, for people."""
+    named = result.statement.subjects[0]
+    lines = [
+        Line(
+            f"Attested {result.statement.predicate_type} for '{named.name}' "
+            f"(sha256:{named.digest['sha256']})"
         )
+    ]
+    if result.signer is not None:
+        lines.append(Line(f"  signed by {result.signer.description}"))
+    lines.append(Line(f"  appended as line {result.line} of {result.path}"))
+    return lines
 
 
 @click.group("attest")
@@ -146,7 +151,7 @@ def attest_group() -> None:
     metavar="NAME[=RECORDS]",
     help="A split and its record count (repeatable), e.g. --split train=9000.",
 )
-@_common
+@_attest_options
 @handle_errors()
 def dataset_command(
     dataset: str,
@@ -157,7 +162,10 @@ def dataset_command(
     description: str | None,
     records: int | None,
     splits: tuple[str, ...],
-    **opts: Any,
+    output: str | None,
+    signer: SignerOptions,
+    hashing: HashingOptions,
+    as_json: bool,
 ) -> None:
     """Attest what DATASET is; its subject is the dataset's root digest.
 
@@ -187,7 +195,7 @@ def dataset_command(
     if not os.path.exists(dataset):
         raise InputError(f"dataset '{dataset}' does not exist")
     # Hashed once: the same manifest gives the subject and the manifest digest.
-    manifest = attest.subject_manifest(dataset, _serialization(dataset, opts))
+    manifest = attest.subject_manifest(dataset, _serialization(dataset, hashing))
     # The manifest of a large dataset runs to megabytes; its digest pins it,
     # and `provenance hash DATASET --json` reproduces it.
     manifest_digest = hashlib.sha256(
@@ -204,8 +212,15 @@ def dataset_command(
         files=len(manifest.files),
         manifest_digest=manifest_digest,
     )
-    subject = (manifest.model_name, manifest.root_digest)
-    _sign_and_append(dataset, attest.DATASET_PREDICATE_TYPE, predicate, opts, subject)
+    _sign_and_append(
+        dataset,
+        attest.DATASET_PREDICATE_TYPE,
+        predicate,
+        (manifest.model_name, manifest.root_digest),
+        signer=signer,
+        output=output,
+        as_json=as_json,
+    )
 
 
 @attest_group.command("training")
@@ -270,7 +285,7 @@ def dataset_command(
     metavar="PATH",
     help="A log or metrics file to record by digest (repeatable).",
 )
-@_common
+@_attest_options
 @handle_errors()
 def training_command(
     model: str,
@@ -289,7 +304,10 @@ def training_command(
     started_on: str | None,
     finished_on: str | None,
     byproducts: tuple[str, ...],
-    **opts: Any,
+    output: str | None,
+    signer: SignerOptions,
+    hashing: HashingOptions,
+    as_json: bool,
 ) -> None:
     """Attest how MODEL was made, as SLSA Provenance v1.
 
@@ -315,7 +333,7 @@ def training_command(
     if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", builder):
         raise UsageError(f"--builder-id {builder!r} is not a URI (e.g. https://ci.example/runner)")
     config = attest.load_config(config_path) if config_path else None
-    subject_s = _serialization(model, opts)
+    subject_s = _serialization(model, hashing)
     inputs_s = _inputs_serialization(subject_s)
     with _in_flag_words():
         predicate = attest.training_predicate(
@@ -342,8 +360,10 @@ def training_command(
         model,
         attest.SLSA_PREDICATE_TYPE,
         predicate,
-        opts,
         (subject_m.model_name, subject_m.root_digest),
+        signer=signer,
+        output=output,
+        as_json=as_json,
     )
 
 
@@ -372,7 +392,7 @@ def training_command(
     help="The bar a metric was held to (repeatable), e.g. --threshold 'accuracy>=0.9'.",
 )
 @click.option("--evaluator-id", metavar="URI", help="Who or what ran the evaluation.")
-@_common
+@_attest_options
 @handle_errors()
 def eval_command(
     model: str,
@@ -380,7 +400,10 @@ def eval_command(
     datasets: tuple[str, ...],
     thresholds: tuple[str, ...],
     evaluator_id: str | None,
-    **opts: Any,
+    output: str | None,
+    signer: SignerOptions,
+    hashing: HashingOptions,
+    as_json: bool,
 ) -> None:
     """Attest how MODEL scored, on which datasets (by digest)."""
     import re
@@ -393,7 +416,7 @@ def eval_command(
         if not m:
             raise UsageError(f"--threshold {t!r} is not like accuracy>=0.9")
         parsed_thresholds[m.group(1)] = f"{m.group(2)}{m.group(3)}"
-    subject_s = _serialization(model, opts)
+    subject_s = _serialization(model, hashing)
     inputs_s = _inputs_serialization(subject_s)
     with _in_flag_words():
         predicate = attest.evaluation_predicate(
@@ -407,6 +430,8 @@ def eval_command(
         model,
         attest.EVALUATION_PREDICATE_TYPE,
         predicate,
-        opts,
         (subject_m.model_name, subject_m.root_digest),
+        signer=signer,
+        output=output,
+        as_json=as_json,
     )

@@ -1,86 +1,30 @@
-"""``provenance inspect``: describe a signature, without trusting it."""
+"""``provenance inspect``: describe a signature and attestations, without trusting them.
+
+Everything shown is what the files *claim*: signers come from
+:func:`provenance.signing.describe_bundle` (the :class:`~provenance.signing.SignerInfo`
+shape sign and verify report, read and not verified), statements from
+:func:`provenance.attest.read_statements`. ``--json`` prints the contract head
+and :meth:`Inspection.to_json` (``schemas/cli-inspect.schema.json``); text
+has its control characters escaped, since none of it has been verified.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from provenance_cli._common import emit_json, handle_errors, json_option
+from provenance_cli._common import handle_errors, json_option
+from provenance_cli._output import Line, emit
 
-
-def _signer_words(bundle: Any) -> tuple[str, dict[str, Any]]:
-    if bundle.kind == "public_key":
-        hint = bundle.key_hint or "(none; the key is embedded in older releases' format)"
-        return f"a plain key (hint {hint})", {"kind": "key", "key_hint": bundle.key_hint}
-    from cryptography import x509
-
-    from provenance.signing._certs import describe_certificate
-
-    try:
-        leaf = x509.load_der_x509_certificate(bundle.certificates[0])
-    except ValueError:
-        return "an unreadable certificate", {"kind": bundle.kind}
-    if bundle.kind == "x509_chain":
-        return (
-            f"{describe_certificate(leaf)} ({len(bundle.certificates)} certificate(s) in chain)",
-            {"kind": "certificate", "subject": leaf.subject.rfc4514_string()},
-        )
-    from provenance.signing._sigstore import keyless_info
-
-    info = keyless_info(bundle).to_json()
-    info["kind"] = "sigstore"
-    words = f"Sigstore keyless identity {info.get('identity')} (issuer {info.get('issuer')})"
-    if info.get("log_index") is not None:
-        words += f", log index {info['log_index']}"
-    if info.get("signed_at"):
-        words += f", logged at {info['signed_at']}"
-    return words + "; verify with --identity and --issuer", info
-
-
-def _signature_summary(path: Path) -> tuple[dict[str, Any], list[str]]:
-    """A signature in JSON and in lines of text (read, not verified)."""
-    from provenance.bundle import Bundle
-    from provenance.errors import InputError
+if TYPE_CHECKING:
+    from provenance.attest import LineageGraph
     from provenance.intoto import Statement
     from provenance.manifest import Manifest
-
-    bundle = Bundle.read(path)
-    signer, signer_json = _signer_words(bundle)
-    try:
-        manifest = Manifest.from_statement(Statement.parse(bundle.envelope.payload))
-    except InputError as e:
-        raise InputError(
-            f"signature '{path}' does not hold a readable model manifest: {e}"
-        ) from None
-    s = manifest.serialization
-    method = s.method + (f" ({s.shard_size:,}-byte shards)" if s.method == "shards" else "")
-    data = {
-        "signature": str(path),
-        "verified": False,
-        "signer": signer_json,
-        "model_name": manifest.model_name,
-        "root_digest": manifest.root_digest,
-        "files": len(manifest.files),
-        "resources": len(manifest.resources),
-        "serialization": s.to_json(),
-    }
-    shards = f" in {len(manifest.resources)} shards" if s.method == "shards" else ""
-    text = [
-        f"Signature    {path}  (not verified)",
-        f"Signed by    {signer}",
-        f"Model        {manifest.model_name or '(unnamed, legacy format)'}",
-        f"Method       {method}",
-        f"Algorithm    {s.hash_type}",
-        f"Files        {len(manifest.files)}{shards}",
-        f"Root digest  sha256:{manifest.root_digest}",
-    ]
-    if s.ignore_paths:
-        text.append(f"Ignored      {', '.join(sorted(s.ignore_paths))}")
-    return data, text
-
+    from provenance.signing import SignerInfo
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -90,45 +34,212 @@ def _printable(text: str) -> str:
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
-_MATERIAL = {"public_key": "key", "x509_chain": "certificate", "sigstore": "Sigstore"}
+def _signer_words(signer: SignerInfo) -> str:
+    """Who a bundle says signed it, in one line."""
+    if signer.kind == "keyless":
+        words = f"Sigstore keyless identity {signer.identity} (issuer {signer.issuer or 'unknown'})"
+        if signer.log_index is not None:
+            words += f", log index {signer.log_index}"
+        if signer.signed_at:
+            words += f", signed at {signer.signed_at}"
+        return words + "; verify with --identity and --issuer"
+    if signer.kind == "certificate" and signer.certificate_chain:
+        return f"{signer.description} ({len(signer.certificate_chain)} certificate(s) in chain)"
+    return signer.description
 
 
-def _attestation_summary(model: Path, file: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """What each line claims and the lineage it draws (read, not verified)."""
-    from provenance.attest import build_lineage, read_statements
-    from provenance.intoto import predicate_type
+def _signer_short(signer: SignerInfo) -> str:
+    """Who a line claims signed it, short enough for the end of a line."""
+    if signer.kind in ("key", "kms") and signer.key_fingerprint:
+        return f"key {signer.key_fingerprint[:16]}"
+    if signer.kind == "keyless" and signer.identity:
+        return f"Sigstore {signer.identity}"
+    return signer.certificate_subject or signer.description
 
-    items: list[dict[str, Any]] = []
-    text = [f"Attestations {file}  (not verified)"]
-    for line, stmt in read_statements(model):
-        if line.bundle is None:
-            items.append({"line": line.number, "error": line.error})
-            text.append(f"  line {line.number}: unreadable ({line.error})")
-            continue
-        if stmt is None:
-            items.append({"line": line.number, "error": "statement unreadable"})
-            text.append(f"  line {line.number}: statement unreadable")
-            continue
+
+# ---------------------------------------------------------------- what inspect found
+
+
+@dataclass(frozen=True)
+class SignatureSummary:
+    """A signature file as it reads: its claimed signer and the manifest it holds."""
+
+    path: Path
+    signer: SignerInfo
+    manifest: Manifest
+
+    @classmethod
+    def read(cls, path: Path) -> SignatureSummary:
+        from provenance.bundle import Bundle
+        from provenance.errors import InputError
+        from provenance.intoto import Statement
+        from provenance.manifest import Manifest
+        from provenance.signing import describe_bundle
+
+        bundle = Bundle.read(path)
+        try:
+            manifest = Manifest.from_statement(Statement.parse(bundle.envelope.payload))
+        except InputError as e:
+            raise InputError(
+                f"signature '{path}' does not hold a readable model manifest: {e}"
+            ) from None
+        return cls(path, describe_bundle(bundle), manifest)
+
+    def to_json(self) -> dict[str, Any]:
+        m = self.manifest
+        return {
+            "signature": str(self.path),
+            "signer": self.signer.to_json(),
+            "model_name": m.model_name,
+            "root_digest": m.root_digest,
+            "files": len(m.files),
+            "resource_count": len(m.resources),
+            "serialization": m.serialization.to_json(),
+        }
+
+    def lines(self) -> list[str]:
+        m = self.manifest
+        s = m.serialization
+        method = s.method + (f" ({s.shard_size:,}-byte shards)" if s.method == "shards" else "")
+        shards = f" in {len(m.resources)} shards" if s.method == "shards" else ""
+        text = [
+            f"Signature    {self.path}  (not verified)",
+            f"Signed by    {_signer_words(self.signer)}",
+            f"Model        {m.model_name or '(unnamed, legacy format)'}",
+            f"Method       {method}",
+            f"Algorithm    {s.hash_type}",
+            f"Files        {len(m.files)}{shards}",
+            f"Root digest  sha256:{m.root_digest}",
+        ]
+        if s.ignore_paths:
+            text.append(f"Ignored      {', '.join(sorted(s.ignore_paths))}")
+        return text
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One line of an attestations file as it reads (nothing here is verified)."""
+
+    line: int
+    signer: SignerInfo | None = None  # None when the line's bundle is unreadable
+    statement: Statement | None = None  # None when the bundle or its statement is unreadable
+    problem: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"line": self.line, "readable": self.statement is not None}
+        if self.statement is not None:
+            out["predicate_type"] = self.statement.predicate_type
+            out["subjects"] = [s.to_json() for s in self.statement.subjects]
+        if self.signer is not None:
+            out["signer"] = self.signer.to_json()
+        out["problems"] = [self.problem] if self.problem else []
+        return out
+
+    def text(self) -> str:
+        from provenance.intoto import predicate_type
+
+        by = f" (signed by {_signer_short(self.signer)})" if self.signer is not None else ""
+        if self.statement is None:
+            return f"  line {self.line}: unreadable ({self.problem}){by}"
+        stmt = self.statement
         subject = stmt.subjects[0]
         algorithm = "sha256" if "sha256" in subject.digest else next(iter(subject.digest), "sha256")
         digest = subject.digest.get(algorithm, "")
         known = predicate_type(stmt.predicate_type)
         what = f" ({known.name})" if known is not None else ""
-        items.append(
-            {
-                "line": line.number,
-                "predicate_type": stmt.predicate_type,
-                "subject": subject.to_json(),
-            }
+        more = f" (and {len(stmt.subjects) - 1} more)" if len(stmt.subjects) > 1 else ""
+        return (
+            f"  line {self.line}: {stmt.predicate_type}{what} about "
+            f"{subject.name} {algorithm}:{digest[:12]}{more}{by}"
         )
-        text.append(
-            f"  line {line.number}: {stmt.predicate_type}{what} about "
-            f"{subject.name} {algorithm}:{digest[:12]} "
-            f"(signed by {_MATERIAL[line.bundle.kind]})"
+
+
+def read_claims(model: Path) -> tuple[Claim, ...]:
+    """Every line of the model's attestations file, with the signer each line claims."""
+    from provenance.attest import read_statements
+    from provenance.errors import InputError
+    from provenance.intoto import Statement
+    from provenance.signing import describe_bundle
+
+    claims = []
+    for line, stmt in read_statements(model):
+        if line.bundle is None:
+            claims.append(Claim(line.number, problem=line.error or "unreadable"))
+            continue
+        signer = describe_bundle(line.bundle)
+        if stmt is not None:
+            claims.append(Claim(line.number, signer, stmt))
+            continue
+        try:  # only to say why: read_statements has already found it unreadable
+            Statement.parse(line.bundle.envelope.payload)
+            problem = "statement unreadable"
+        except InputError as e:
+            problem = f"statement unreadable: {e}"
+        claims.append(Claim(line.number, signer, problem=problem))
+    return tuple(claims)
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What ``inspect`` found: a signature, attestations and their lineage, any of them."""
+
+    target: Path
+    signature: SignatureSummary | None = None
+    attestations_file: Path | None = None
+    claims: tuple[Claim, ...] = ()
+    lineage: LineageGraph | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"target": str(self.target), "verified": False}
+        if self.signature is not None:
+            out.update(self.signature.to_json())
+        else:
+            out["signature"] = None
+        if self.attestations_file is not None:
+            out["attestations_file"] = str(self.attestations_file)
+            out["attestations"] = [c.to_json() for c in self.claims]
+        if self.lineage is not None:
+            out["lineage"] = self.lineage.to_json()
+        return out
+
+    def lines(self) -> list[Line]:
+        text = self.signature.lines() if self.signature is not None else []
+        if self.attestations_file is not None:
+            if text:
+                text.append("")
+            text.append(f"Attestations {self.attestations_file}  (not verified)")
+            text.extend(c.text() for c in self.claims)
+        if self.lineage is not None:
+            text.append("Lineage")
+            text.extend("  " + row for row in self.lineage.render_tree().splitlines())
+        return [Line(_printable(t)) for t in text]
+
+
+def inspect_target(target: str) -> Inspection:
+    """Read TARGET: a signature file, or a model (its signature and attestations)."""
+    from provenance import default_signature_path
+    from provenance.attest import build_lineage, default_attestations_path
+    from provenance.errors import InputError
+
+    path = Path(target)
+    # A folder is a model; so is a single file that has a signature or
+    # attestations beside it (MODEL.sig, MODEL.intoto.jsonl).
+    is_model = path.is_dir() or (
+        path.is_file()
+        and (default_signature_path(path).exists() or default_attestations_path(path).exists())
+    )
+    if not is_model:
+        return Inspection(path, SignatureSummary.read(path))
+    sig = default_signature_path(path)
+    file = default_attestations_path(path)
+    if not sig.exists() and not file.exists():
+        raise InputError(
+            f"'{path}' has neither model.sig nor model.intoto.jsonl", code="nothing-to-inspect"
         )
-    text.append("Lineage")
-    text.extend("  " + row for row in build_lineage(model).render_tree().splitlines())
-    return items, text
+    signature = SignatureSummary.read(sig) if sig.exists() else None
+    if not file.exists():
+        return Inspection(path, signature)
+    return Inspection(path, signature, file, read_claims(path), build_lineage(path))
 
 
 @click.command("inspect")
@@ -143,31 +254,5 @@ def inspect_command(target: str, as_json: bool) -> None:
     the attestations say. Nothing is verified: use `provenance verify`
     (with --attestations) before trusting any of it.
     """
-    from provenance import default_signature_path
-    from provenance.attest import default_attestations_path
-    from provenance.errors import InputError
-
-    path = Path(target)
-    # A folder is a model; so is a single file that has a signature or
-    # attestations beside it (MODEL.sig, MODEL.intoto.jsonl).
-    is_model = path.is_dir() or (
-        path.is_file()
-        and (default_signature_path(path).exists() or default_attestations_path(path).exists())
-    )
-    model = path if is_model else None
-    sig = default_signature_path(path) if model is not None else path
-    out: dict[str, Any] = {}
-    lines: list[str] = []
-    if model is None or sig.exists():
-        out, lines = _signature_summary(sig)
-    if model is not None:
-        file = default_attestations_path(model)
-        if file.exists():
-            out["attestations"], more = _attestation_summary(model, file)
-            lines += ["", *more] if lines else more
-        elif not sig.exists():
-            raise InputError(f"'{model}' has neither model.sig nor model.intoto.jsonl")
-    if as_json:
-        emit_json(out)
-    else:
-        click.echo("\n".join(_printable(line) for line in lines))
+    result = inspect_target(target)
+    emit(result, as_json=as_json, lines=result.lines())

@@ -552,7 +552,7 @@ def test_inspect(model, p384):
     assert data["root_digest"] == root
     assert data["files"] == 8
     assert data["verified"] is False
-    assert data["signer"]["key_hint"] == hint
+    assert data["signer"]["key_fingerprint"] == hint  # the SignerInfo shape of sign and verify
 
 
 def test_inspect_shards(model, p256):

@@ -277,7 +277,7 @@ def test_golden_sigstore_inspect(name):
     assert as_json.exit_code == 0, as_json.output
     doc = json.loads(as_json.output)
     assert doc["verified"] is False
-    assert doc["signer"]["kind"] == "sigstore"
+    assert doc["signer"]["kind"] == "keyless"  # the SignerInfo kind, as verify reports it
     assert doc["signer"]["identity"] == SIGSTORE_IDENTITY
     assert doc["signer"]["issuer"] == "https://sigstore.verify.ibm.com/oauth2"
     assert doc["signer"]["log_index"] > 0

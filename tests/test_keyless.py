@@ -239,7 +239,7 @@ def test_inspect_shows_identity_issuer_log_index_and_time(
     as_json = run_cli("inspect", signed_v1.model, "--json")
     assert as_json.exit_code == 0, as_json.output
     signer = json.loads(as_json.output)["signer"]
-    assert signer["kind"] == "sigstore"
+    assert signer["kind"] == "keyless"  # the SignerInfo kind, as verify reports it
     assert signer["identity"] == ALICE
     assert signer["issuer"] == local_sigstore.issuer
     assert signer["log_index"] == index

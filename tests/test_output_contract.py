@@ -467,3 +467,236 @@ def test_cli_modules_import_no_private_library_module() -> None:
         source = (PROJECT_ROOT / "cli" / f"{name}.py").read_text("utf-8")
         found = [m.group(0).strip() for m in private.finditer(source)]
         assert not [f for f in found if "provenance._version" not in f], (name, found)
+
+
+# ---------------------------------------------------------------- inspect, lineage, attest
+
+
+NEW_CONTRACT_SCHEMAS = [
+    "cli-inspect.schema.json",
+    "cli-lineage.schema.json",
+    "cli-attest.schema.json",
+]
+
+
+@pytest.mark.parametrize("name", NEW_CONTRACT_SCHEMAS)
+def test_inspect_lineage_attest_schemas_are_valid_and_closed(name: str) -> None:
+    test_schema_is_valid_and_closed(name)
+
+
+def _attest(*args: object, exit_code: int = 0) -> dict:
+    """`provenance attest SUB ... --json`, valid against cli-attest."""
+    return contract(run_cli("attest", *args, "--json"), f"attest {args[0]}", exit_code)
+
+
+def _dataset(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "train.jsonl").write_text('{"x": 1}\n{"x": 2}\n')
+    return folder
+
+
+def test_attest_json_dataset_training_eval(model: Path, p256, tmp_path: Path) -> None:
+    import provenance
+
+    signed = sign(model, p256)
+    data_dir = _dataset(tmp_path / "data")
+    ds = _attest("dataset", data_dir, "--key", p256.private, "--split", "train=2")
+    assert ds["attestations_file"] == str(data_dir / "model.intoto.jsonl") and ds["line"] == 1
+    (subject,) = ds["statement"]["subject"]
+    assert subject["digest"]["sha256"] == provenance.hash_model(data_dir).root_digest
+    # One signer shape: what attest reports is what sign reports for the same key.
+    assert ds["signer"] == signed["signer"]
+
+    builder = ("--builder-id", "https://ci.example/runner")
+    trained = _attest("training", model, "--key", p256.private, "--dataset", data_dir, *builder)
+    assert trained["line"] == 1 and trained["signer"] == signed["signer"]
+    assert trained["statement"]["subject"][0]["digest"]["sha256"] == signed["root_digest"]
+    scored = _attest("eval", model, "--key", p256.private, "--metric", "acc=0.9")
+    assert scored["line"] == 2 and scored["attestations_file"] == trained["attestations_file"]
+
+    # --output and the hashing options are the dataclass groups' (nothing popped by position).
+    out = tmp_path / "elsewhere.jsonl"
+    sharded = _attest(
+        "eval", model, "--key", p256.private, "--metric", "acc=1", "--output", out,
+        "--shard-size", "1000",
+    )  # fmt: skip
+    assert sharded["attestations_file"] == str(out) and out.is_file()
+    assert sharded["statement"]["subject"][0]["digest"]["sha256"] != signed["root_digest"]
+
+    # verify --attestations reports each line's signer in the same shape.
+    checked = verify(model, p256, "--attestations")
+    assert [c["signer"] for c in checked["attestations"]] == [signed["signer"]] * 2
+
+
+def test_attest_json_failures(model: Path, p256, tmp_path: Path) -> None:
+    data = _attest("eval", model, "--metric", "acc=1", exit_code=2)  # no signer
+    assert data["error"]["code"] == "usage"
+    data = _attest("dataset", model, "--key", p256.private, "--split", "a=-5", exit_code=2)
+    assert "-5" in data["error"]["message"]
+    data = _attest("training", model, "--key", p256.private, exit_code=2)  # outside CI
+    assert "--builder-id" in data["error"]["message"]
+    data = _attest("eval", tmp_path / "missing", "--key", p256.private, "--metric", "a=1",
+                   exit_code=3)  # fmt: skip
+    _attest("eval", model, "--key", tmp_path / "nope.pem", "--metric", "a=1", exit_code=3)
+    both = ("--key", p256.private, "--kms", "x:y")
+    _attest("eval", model, *both, "--metric", "a=1", exit_code=2)
+    _attest("eval", model, "--key", p256.private, exit_code=2)  # Click: --metric is required
+    _attest("eval", model, "--key", p256.private, "--metric", "a=1", "--method", "files",
+            "--shard-size", "1000", exit_code=2)  # fmt: skip
+    (model / "link").symlink_to(model / "config.json")
+    data = _attest("eval", model, "--key", p256.private, "--metric", "a=1", exit_code=3)
+    assert data["error"]["hint"] == render_hint(Hint.ALLOW_SYMLINKS, "attest eval")
+    assert "--allow-symlinks" in data["error"]["hint"]
+    assert not (model / "model.intoto.jsonl").exists()
+
+
+def test_attest_json_keyless(local_sigstore, model: Path) -> None:
+    token = local_sigstore.mint_token("alice@example.com")
+    keyless = ("--sigstore", "--identity-token", token, "--trust-config")
+    data = _attest("eval", model, *keyless, local_sigstore.trust_config_path, "--metric", "a=1")
+    assert data["signer"]["kind"] == "keyless"
+    assert data["signer"]["identity"] == "alice@example.com"
+    claims = contract(run_cli("inspect", model, "--json"), "inspect", 0)
+    (line,) = claims["attestations"]
+    assert line["signer"]["kind"] == "keyless"
+    assert line["signer"]["identity"] == "alice@example.com"
+    assert line["signer"]["issuer"] == data["signer"]["issuer"]
+
+
+def test_inspect_json_signature_file(model: Path, p256, pki) -> None:
+    signed = sign(model, p256)
+    for target in (model / "model.sig", model):
+        data = contract(run_cli("inspect", target, "--json"), "inspect", 0)
+        assert data["verified"] is False and data["target"] == str(target)
+        assert data["signature"] == str(model / "model.sig")
+        # Read, not verified, but the signer is the shape sign reported.
+        assert data["signer"]["kind"] == "key"
+        assert data["signer"]["key_fingerprint"] == signed["signer"]["key_fingerprint"]
+        for field in ("model_name", "root_digest", "files", "resource_count", "serialization"):
+            assert data[field] == signed[field], field
+        assert "attestations" not in data and "lineage" not in data
+
+    certificate = ("--key", pki.leaf_key, "--cert", pki.leaf, "--chain", pki.intermediate)
+    signed = contract(run_cli("sign", model, *certificate, "--json"), "sign", 0)
+    data = contract(run_cli("inspect", model / "model.sig", "--json"), "inspect", 0)
+    assert data["signer"]["kind"] == "certificate"
+    assert data["signer"]["certificate_subject"] == signed["signer"]["certificate_subject"]
+    assert data["signer"]["chain_length"] == 2
+
+
+def test_inspect_json_model_with_attestations(model: Path, p256, other_key, tmp_path: Path) -> None:
+    signed = sign(model, p256)
+    by_other = _attest("eval", model, "--key", other_key.private, "--metric", "acc=0.1")
+    _attest("eval", model, "--key", p256.private, "--metric", "acc=0.9")
+    with open(model / "model.intoto.jsonl", "a") as f:
+        f.write("not a bundle\n")
+    data = contract(run_cli("inspect", model, "--json"), "inspect", 0)
+    assert data["attestations_file"] == str(model / "model.intoto.jsonl")
+    lines = data["attestations"]
+    assert [(c["line"], c["readable"]) for c in lines] == [(1, True), (2, True), (3, False)]
+    # Each line's claimed signer, in the one shape: the untrusted key is named, not hidden.
+    assert lines[0]["signer"]["kind"] == "key"
+    assert lines[0]["signer"]["key_fingerprint"] == by_other["signer"]["key_fingerprint"]
+    assert lines[1]["signer"]["key_fingerprint"] == signed["signer"]["key_fingerprint"]
+    assert lines[0]["subjects"][0]["digest"]["sha256"] == signed["root_digest"]
+    assert lines[2]["problems"] and "signer" not in lines[2]
+    assert data["lineage"]["root"] == signed["root_digest"]
+    assert data["lineage"]["nodes"][signed["root_digest"]]["evaluations"] == [
+        {"acc": 0.1},
+        {"acc": 0.9},
+    ]
+
+    # A dataset with attestations and no signature.
+    data_dir = _dataset(tmp_path / "data")
+    _attest("dataset", data_dir, "--key", p256.private)
+    data = contract(run_cli("inspect", data_dir, "--json"), "inspect", 0)
+    assert data["signature"] is None and "signer" not in data and "root_digest" not in data
+    assert [c["readable"] for c in data["attestations"]] == [True]
+
+
+def test_inspect_text_escapes_what_it_has_not_verified(model: Path, p256, tmp_path: Path) -> None:
+    data_dir = _dataset(tmp_path / "x\x1b[2Jy")  # the subject's name is the folder's
+    _attest("dataset", data_dir, "--key", p256.private)
+    out = run_cli("inspect", data_dir)
+    assert out.exit_code == 0, out.output
+    assert "\x1b" not in out.stdout and "\\x1b" in out.stdout
+    data = contract(run_cli("inspect", data_dir, "--json"), "inspect", 0)
+    assert data["attestations"][0]["subjects"][0]["name"] == "x\x1b[2Jy"  # JSON keeps it
+
+
+def test_inspect_json_failures(model: Path, tmp_path: Path) -> None:
+    data = contract(run_cli("inspect", tmp_path / "missing.sig", "--json"), "inspect", 3)
+    assert data["error"]["code"] == "signature-missing" and "hint" not in data["error"]
+    data = contract(run_cli("inspect", model, "--json"), "inspect", 3)  # nothing to inspect
+    assert data["error"]["code"] == "nothing-to-inspect"
+    broken = tmp_path / "broken.sig"
+    broken.write_text("{not json")
+    contract(run_cli("inspect", broken, "--json"), "inspect", 3)
+    data = contract(run_cli("inspect", "--json"), "inspect", 2)  # Click: missing TARGET
+    assert data["error"]["hint"] == "see: provenance inspect --help"
+
+
+def test_lineage_json(model: Path, p256, tmp_path: Path) -> None:
+    signed = sign(model, p256)
+    data_dir = _dataset(tmp_path / "data")
+    ds = _attest("dataset", data_dir, "--key", p256.private, "--license", "MIT")
+    builder = ("--builder-id", "https://ci.example/runner")
+    _attest("training", model, "--key", p256.private, "--dataset", data_dir, *builder)
+    data = contract(run_cli("lineage", model, "--json"), "lineage", 0)
+    assert contract(run_cli("lineage", model, "--format", "json"), "lineage", 0) == data
+    root, dataset = signed["root_digest"], ds["statement"]["subject"][0]["digest"]["sha256"]
+    assert data["root"] == root
+    assert data["nodes"][root]["kind"] == "model"
+    assert data["nodes"][dataset]["kind"] == "dataset"
+    assert data["nodes"][dataset]["license"] == "MIT"
+    assert data["edges"] == [{"from": root, "to": dataset, "role": "training-data"}]
+    import provenance.attest
+
+    body = {k: v for k, v in data.items() if k not in ("version", "command", "ok")}
+    assert body == provenance.attest.build_lineage(model).to_json()
+
+    tree = run_cli("lineage", model)
+    assert tree.exit_code == 0 and tree.stdout.startswith(model.name)
+
+
+def test_lineage_json_failures(tmp_path: Path) -> None:
+    for args in (("--json",), ("--format", "json")):
+        data = contract(run_cli("lineage", tmp_path / "missing", *args), "lineage", 3)
+        assert data["error"]["code"] == "not-found"
+    contract(run_cli("lineage", "--json"), "lineage", 2)
+    contract(run_cli("lineage", tmp_path, "--format", "xml", "--json"), "lineage", 2)
+    text = run_cli("lineage", tmp_path / "missing")
+    assert text.exit_code == 3 and text.stdout == "" and text.stderr.startswith("error: ")
+
+
+def test_inspect_lineage_attest_import_no_private_library_module() -> None:
+    private = re.compile(r"^\s*(from|import)\s+provenance\.(\w+\.)*_\w+", re.MULTILINE)
+    for name in ("inspect", "lineage", "attest"):
+        source = (PROJECT_ROOT / "cli" / f"{name}.py").read_text("utf-8")
+        assert not private.findall(source), name
+        assert "_SIGNER_KEYS" not in source and ".pop(" not in source and "**opts" not in source
+
+
+def test_the_new_schemas_refuse_drifted_output(model: Path, p256) -> None:
+    """The schemas bite: the old shapes (key_hint, kind sigstore, resources as a count,
+    a path under attestations) no longer validate."""
+    sign(model, p256)
+    scored = _attest("eval", model, "--key", p256.private, "--metric", "acc=1")
+    inspected = contract(run_cli("inspect", model, "--json"), "inspect", 0)
+    lineage = contract(run_cli("lineage", model, "--json"), "lineage", 0)
+    drifted = [
+        ("cli-inspect.schema.json", {**inspected, "resources": 8}),
+        ("cli-inspect.schema.json", {**inspected, "signer": {"kind": "key", "key_hint": "ab"}}),
+        (
+            "cli-inspect.schema.json",
+            {**inspected, "signer": {"kind": "sigstore", "description": ""}},
+        ),
+        ("cli-inspect.schema.json", {**inspected, "verified": True}),
+        ("cli-inspect.schema.json", {**inspected, "attestations": [{"line": 1, "error": "x"}]}),
+        ("cli-attest.schema.json", {**scored, "attestations": scored["attestations_file"]}),
+        ("cli-attest.schema.json", {k: v for k, v in scored.items() if k != "signer"}),
+        ("cli-lineage.schema.json", {**lineage, "root": "not-a-digest"}),
+        ("cli-lineage.schema.json", {**lineage, "edges": [{"from": "a", "to": "b"}]}),
+    ]
+    for name, instance in drifted:
+        assert schema_errors(name, instance), (name, instance)

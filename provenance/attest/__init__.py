@@ -101,19 +101,27 @@ def subject_digest(model_path: str | os.PathLike[str]) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class AttestResult:
-    """The statement signed, and where its bundle was appended."""
+    """The statement signed, who signed it, and where its bundle was appended."""
 
     statement: Statement
     path: Path
     line: int
+    #: The signer's own description (``Signer.describe()``), the shape sign and
+    #: verify report; None for a signer that cannot describe itself.
+    signer: SignerInfo | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        """``attestations_file`` is the file's path (``attestations`` is a list of lines
+        in verify and inspect, so the path has a name of its own)."""
+        out: dict[str, Any] = {
             "ok": True,
-            "attestations": str(self.path),
+            "attestations_file": str(self.path),
             "line": self.line,
             "statement": self.statement.to_json(),
         }
+        if self.signer is not None:
+            out["signer"] = self.signer.to_json()
+        return out
 
 
 def attest(
@@ -151,7 +159,16 @@ def attest(
     bundle = signer.sign(stmt.to_bytes())
     target = Path(output) if output else default_attestations_path(path)
     line = append(target, bundle)
-    return AttestResult(stmt, target, line)
+    # Who signed, as sign reports it: the signer's own description, else what
+    # the bundle it wrote says (read, not verified).
+    describe = getattr(signer, "describe", None)
+    if callable(describe):
+        info = describe()
+    else:
+        from provenance.signing import describe_bundle
+
+        info = describe_bundle(bundle)
+    return AttestResult(stmt, target, line, info)
 
 
 def read_statements(model_path: str | os.PathLike[str]) -> list[tuple[Line, Statement | None]]:
@@ -189,14 +206,18 @@ class AttestationCheck:
     signer_info: SignerInfo | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        """``signer`` is the SignerInfo shape sign, verify, inspect and attest report;
+        it is left out when the line's signature did not verify."""
+        out: dict[str, Any] = {
             "line": self.line,
             "ok": self.ok,
             "predicate_type": self.predicate_type,
-            "signer": self.signer,
             "problems": list(self.problems),
             "notes": list(self.notes),
         }
+        if self.signer_info is not None:
+            out["signer"] = self.signer_info.to_json()
+        return out
 
 
 @dataclass(frozen=True)
