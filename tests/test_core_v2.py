@@ -405,3 +405,25 @@ def test_model_signing_verifies_a_signature_that_left_litter_out(model: Path, p2
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_bundle_with_too_many_certificates_is_refused_before_parsing(model: Path, pki):
+    from cryptography import x509 as cx509
+    from cryptography.hazmat.primitives import serialization as cser
+
+    from provenance.signing import CertificateSigner, CertificateVerifier
+
+    signer = CertificateSigner.from_files(
+        KeySigner.from_file(pki.leaf_key), pki.leaf, [pki.intermediate]
+    )
+    provenance.sign(model, signer)
+    bundle = Bundle.read(model / "model.sig")
+    inter = cx509.load_pem_x509_certificate(pki.intermediate.read_bytes()).public_bytes(
+        cser.Encoding.DER
+    )
+    padded = Bundle.for_chain(bundle.envelope, [*bundle.certificates, *[inter] * 5000])
+    start = time.monotonic()
+    with pytest.raises(VerificationError) as info:
+        CertificateVerifier.from_files([pki.root]).verify(padded)
+    assert info.value.code == "chain-too-long"
+    assert time.monotonic() - start < 2

@@ -129,13 +129,20 @@ class _Search:
     failures: list[tuple[int, str]] = field(default_factory=list)
     _ders: dict[int, bytes] = field(default_factory=dict)
     _signed: dict[tuple[bytes, bytes], bool] = field(default_factory=dict)
+    _by_subject: dict[x509.Name, list[x509.Certificate]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Indexed once by subject: each step looks up its issuer's name instead
+        # of scanning every candidate (a hostile bundle may bring thousands).
+        for c in self.candidates:
+            self._by_subject.setdefault(c.subject, []).append(c)
 
     def extend(self, path: list[x509.Certificate]) -> list[x509.Certificate] | None:
         """Try every issuer of ``path[-1]``; return the first complete valid path."""
         child = path[-1]
         depth = len(path)
         on_path = {self._der(c) for c in path}
-        named = [c for c in self.candidates if c.subject == child.issuer]
+        named = self._by_subject.get(child.issuer, [])
         unused = [c for c in named if self._der(c) not in on_path]
         if not unused:
             self.failures.append((depth, self._dead_end(child, path, named)))

@@ -142,6 +142,11 @@ class CertificateSigner:
         return Bundle.for_chain(envelope, ders)
 
 
+#: Certificates a bundle may carry: a leaf and its intermediates (real chains
+#: have two to four). More is refused before any is parsed.
+MAX_BUNDLE_CERTIFICATES = 16
+
+
 class CertificateVerifier:
     """Accepts bundles whose leaf chains to one of the given roots.
 
@@ -177,6 +182,12 @@ class CertificateVerifier:
     def verify(self, bundle: Bundle) -> Verified:
         if bundle.kind != "x509_chain":
             raise wrong_kind(bundle, "a certificate chain")
+        if len(bundle.certificates) > MAX_BUNDLE_CERTIFICATES:
+            raise VerificationError(
+                f"signature carries {len(bundle.certificates)} certificates; a chain has at most "
+                f"{MAX_BUNDLE_CERTIFICATES} (leaf and intermediates)",
+                code="chain-too-long",
+            )
         try:
             certs = [x509.load_der_x509_certificate(d) for d in bundle.certificates]
         except ValueError:
