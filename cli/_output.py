@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -147,6 +148,9 @@ class Line:
     text: str
     fg: str | None = None
     err: bool = False
+    #: A block already rendered line by line (a lineage graph whose renderer
+    #: escaped every name): its newlines are kept, other controls escaped.
+    block: bool = False
 
 
 def command_name(ctx: click.Context | None = None) -> str:
@@ -231,12 +235,29 @@ def warn(message: str) -> None:
     _write_lines([Line(f"warning: {message}", fg="yellow", err=True)])
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]|\n(?!\Z)")
+
+
+def printable(text: str) -> str:
+    """Escape control characters (and inner newlines) in a line for a terminal.
+
+    Names of files, signers and attestations are untrusted: an escape
+    sequence in one could repaint the screen or forge a ``Verified:`` line.
+    Every text line goes through here, so no command can forget.
+    """
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
 def _write_lines(lines: Iterable[Line | str]) -> None:
     color = _color()
     for line in lines:
         if isinstance(line, str):
             line = Line(line)
-        _safely(line.err, click.secho, line.text, fg=line.fg, err=line.err, color=color)
+        if line.block:
+            text = "\n".join(printable(part) for part in line.text.split("\n"))
+        else:
+            text = printable(line.text)
+        _safely(line.err, click.secho, text, fg=line.fg, err=line.err, color=color)
 
 
 def _error_lines(error: ProvenanceError, exit_code: int, command: str) -> list[Line]:

@@ -46,4 +46,4 @@ def _lineage(*, model: str, fmt: str, as_json: bool) -> None:
         emit(graph, as_json=True)
         return
     renders = {"dot": graph.render_dot, "mermaid": graph.render_mermaid}
-    emit(graph, as_json=False, lines=[Line(renders.get(fmt, graph.render_tree)())])
+    emit(graph, as_json=False, lines=[Line(renders.get(fmt, graph.render_tree)(), block=True)])

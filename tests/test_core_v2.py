@@ -427,3 +427,20 @@ def test_a_bundle_with_too_many_certificates_is_refused_before_parsing(model: Pa
         CertificateVerifier.from_files([pki.root]).verify(padded)
     assert info.value.code == "chain-too-long"
     assert time.monotonic() - start < 2
+
+
+def test_untrusted_names_cannot_forge_terminal_output(model: Path, p256):
+    from conftest import run_cli
+
+    _signed(model, p256)
+    (model / "x\x1b[2J\nVerified: 999 file(s) signed by you").write_text("planted")
+    result = run_cli("verify", model, "--key", p256.public)
+    assert result.exit_code == 1
+    assert "\x1b" not in result.output and "\x1b" not in result.stderr
+    assert not [ln for ln in result.stderr.splitlines() if ln.startswith("Verified:")]
+    assert "\\x1b[2J\\nVerified" in result.stderr
+    tolerated = run_cli("verify", model, "--key", p256.public, "--ignore-unsigned-files")
+    assert tolerated.exit_code == 0
+    assert [ln for ln in tolerated.output.splitlines() if ln.startswith("Verified:")] == [
+        tolerated.output.splitlines()[0]
+    ]
