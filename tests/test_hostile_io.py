@@ -388,6 +388,33 @@ def test_safe_output_attestations_rules(tmp_path, p256):
     assert fsutil.safe_output(other, "attestations").existing == bundle + b"\n"
 
 
+def test_safe_output_existing_file_read_with_a_cap(tmp_path, p256):
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "w.bin").write_bytes(b"w")
+    bundle = provenance.sign(model, KeySigner.from_file(p256.private)).bundle.to_bytes()
+    out = tmp_path / "lines.jsonl"
+    out.write_bytes((bundle + b"\n") * 4)
+    assert fsutil.safe_output(out, "attestations").existing == (bundle + b"\n") * 4
+    with pytest.raises(InputError) as info:
+        fsutil.safe_output(out, "attestations", limit=len(bundle))
+    assert info.value.code == "output-refused"
+    assert "larger than" in str(info.value)
+
+
+def test_write_output_accepts_a_bundle_written_meanwhile(tmp_path, p256):
+    """Two signers racing for a new path: the second replaces the first's signature."""
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "w.bin").write_bytes(b"w")
+    bundle = provenance.sign(model, KeySigner.from_file(p256.private)).bundle.to_bytes()
+    out = tmp_path / "new.sig"
+    target = fsutil.safe_output(out, "signature")
+    out.write_bytes(bundle)
+    fsutil.write_output(target, bundle + b" ")
+    assert out.read_bytes() == bundle + b" "
+
+
 def test_safe_output_attestations_link_refused(tmp_path):
     model = tmp_path / "m"
     model.mkdir()

@@ -103,17 +103,24 @@ def _os_error(what: str, path: str, e: OSError) -> InputError:
     return InputError(f"cannot read {what} '{path}': {e.strerror}", code="unreadable")
 
 
-def open_regular(path: str | os.PathLike[str], what: str, *, follow_symlinks: bool = False) -> int:
+def open_regular(
+    path: str | os.PathLike[str],
+    what: str,
+    *,
+    follow_symlinks: bool = False,
+    dir_fd: int | None = None,
+) -> int:
     """Open a regular file for reading, without blocking; returns the descriptor.
 
     Refuses (never opens) FIFOs, sockets, devices and folders; refuses a
-    symbolic link unless ``follow_symlinks``. The caller closes the descriptor.
+    symbolic link unless ``follow_symlinks``. ``dir_fd``: ``path`` is
+    relative to that open folder. The caller closes the descriptor.
     """
     p = os.fspath(path)
     try:
-        st = os.stat(p) if follow_symlinks else os.lstat(p)
+        st = os.stat(p, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
     except OSError as e:
-        if e.errno == errno.ENOENT and follow_symlinks and os.path.lexists(p):
+        if e.errno == errno.ENOENT and follow_symlinks and dir_fd is None and os.path.lexists(p):
             raise InputError(
                 f"{what} '{p}' is a broken symbolic link (its target does not exist)",
                 code="not-found",
@@ -126,7 +133,7 @@ def open_regular(path: str | os.PathLike[str], what: str, *, follow_symlinks: bo
             )
         raise _not_regular(what, p, st.st_mode)
     try:
-        fd = os.open(p, _O_READ | (0 if follow_symlinks else _O_NOFOLLOW))
+        fd = os.open(p, _O_READ | (0 if follow_symlinks else _O_NOFOLLOW), dir_fd=dir_fd)
     except OSError as e:
         raise _os_error(what, p, e) from None
     try:
@@ -303,6 +310,7 @@ class OutputTarget:
     existing: bytes | None
     identity: tuple[int, int] | None  # (st_dev, st_ino) of the checked file
     model_root: str | None = None  # real path, when the output belongs to a model
+    limit: int | None = None  # the largest existing file read to check it
 
 
 def _refuse(target: str, why: str, kind: OutputKind | None) -> InputError:
@@ -320,13 +328,23 @@ def _within(path: str, root: str) -> bool:
 
 def _check_existing(
     shown: str,
-    full: str,
+    folder: str,
+    name: str,
     kind: OutputKind | None,
     model_root: str | None,
+    limit: int | None = None,
+    dir_fd: int | None = None,
 ) -> tuple[bytes | None, tuple[int, int] | None]:
-    """Validate what is at ``full`` now; returns its content and identity (None: nothing)."""
+    """Validate what is at ``folder/name`` now; returns its content and identity.
+
+    (None, None) when nothing is there. With ``dir_fd`` (that folder, open),
+    the file is looked up relative to it, so a folder swapped meanwhile does
+    not redirect the check.
+    """
+    full = os.path.join(folder, name)
+    where = name if dir_fd is not None else full
     try:
-        st = os.lstat(full)
+        st = os.stat(where, dir_fd=dir_fd, follow_symlinks=False)
     except FileNotFoundError:
         return None, None
     except OSError as e:
@@ -344,13 +362,18 @@ def _check_existing(
     if kind is None:
         return None, (st.st_dev, st.st_ino)
     try:
-        data = read_regular(full, _WORDS[kind], _OUTPUT_LIMITS[kind])
+        fd = open_regular(where, _WORDS[kind], dir_fd=dir_fd)
+        try:
+            fst = os.fstat(fd)
+            data = _read_fd(fd, _WORDS[kind], full, limit or _OUTPUT_LIMITS[kind])
+        finally:
+            os.close(fd)
     except InputError as e:
         raise _refuse(shown, f"it cannot be read to check it ({e})", kind) from None
     if not holds_bundles(data, kind):
         holds = "a signature" if kind == "signature" else "attestations"
         raise _refuse(shown, f"the file exists and does not hold {holds}", kind)
-    return data, (st.st_dev, st.st_ino)
+    return data, (fst.st_dev, fst.st_ino)
 
 
 def safe_output(
@@ -358,6 +381,7 @@ def safe_output(
     kind: OutputKind | None,
     *,
     model_root: str | os.PathLike[str] | None = None,
+    limit: int | None = None,
 ) -> OutputTarget:
     """Check that ``path`` may receive a new ``kind`` file; nothing is written yet.
 
@@ -368,6 +392,9 @@ def safe_output(
     ``model_root`` is given, the model file itself or any existing file
     inside the model folder other than its default ``model.sig`` /
     ``model.intoto.jsonl``. ``kind`` None checks only the file type.
+    An existing file is read (no link followed) up to ``limit`` bytes
+    (default 256 MiB for a signature, 1 GiB for attestations) and handed
+    back as :attr:`OutputTarget.existing`.
     """
     target = Path(path)
     shown = os.fspath(target)
@@ -386,16 +413,14 @@ def safe_output(
     root = None
     if model_root is not None:
         root = os.path.realpath(model_root)
-    full = os.path.join(real_folder, target.name)
-    existing, identity = _check_existing(shown, full, kind, root)
-    return OutputTarget(target, real_folder, target.name, kind, existing, identity, root)
+    existing, identity = _check_existing(shown, real_folder, target.name, kind, root, limit)
+    return OutputTarget(target, real_folder, target.name, kind, existing, identity, root, limit)
 
 
-def _recheck(target: OutputTarget) -> None:
-    """Right before the rename: the path still holds what was checked, or passes again."""
-    full = os.path.join(target.folder, target.name)
+def _recheck(dfd: int, target: OutputTarget) -> None:
+    """Right before the rename: the name still holds what was checked, or passes again."""
     try:
-        st = os.lstat(full)
+        st = os.stat(target.name, dir_fd=dfd, follow_symlinks=False)
     except FileNotFoundError:
         return  # gone meanwhile: a new file is fine
     except OSError as e:
@@ -408,7 +433,15 @@ def _recheck(target: OutputTarget) -> None:
     ):
         return
     # Something else is there now: it must pass the rules on its own.
-    _check_existing(os.fspath(target.path), full, target.kind, target.model_root)
+    _check_existing(
+        os.fspath(target.path),
+        target.folder,
+        target.name,
+        target.kind,
+        target.model_root,
+        target.limit,
+        dir_fd=dfd,
+    )
 
 
 def _open_folder(target: OutputTarget) -> int:
@@ -474,7 +507,7 @@ def _commit(dfd: int, tmp: str, target: OutputTarget) -> None:
             if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
                 raise
             # A file system without hard links: check again, then rename.
-    _recheck(target)
+    _recheck(dfd, target)
     os.replace(tmp, target.name, src_dir_fd=dfd, dst_dir_fd=dfd)
 
 
