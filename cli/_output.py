@@ -92,6 +92,8 @@ _SIGN_HINTS: dict[str, str] = {
     Hint.KMS_PUBLIC_KEY: "pass --kms-public-key PUBLIC.pem",
     Hint.KMS_EXTRA: "install the kms extra: pip install 'securesystemslib>=1.0'",
     Hint.IDENTITY_TOKEN: "pass --identity-token TOKEN (or set $SIGSTORE_ID_TOKEN)",
+    Hint.IGNORE_PATH: "pass --ignore PATH to leave that file out of the signature",
+    Hint.OUTPUT_PATH: "pass --signature PATH with a new file name",
 }
 
 HINTS: dict[str, dict[str, str]] = {
@@ -99,7 +101,14 @@ HINTS: dict[str, dict[str, str]] = {
         Hint.ALLOW_SYMLINKS: "pass --allow-symlinks to follow links that stay inside the model",
     },
     "sign": _SIGN_HINTS,
-    "attest": {k: v for k, v in _SIGN_HINTS.items() if k != Hint.SIGNATURE_PATH},
+    "attest": {
+        **{
+            k: v
+            for k, v in _SIGN_HINTS.items()
+            if k not in (Hint.SIGNATURE_PATH, Hint.IGNORE_PATH, Hint.OUTPUT_PATH)
+        },
+        Hint.OUTPUT_PATH: "pass --output PATH with a new file name",
+    },
     "verify": {
         # No allow_symlinks row: verify takes the symlink rule from the
         # signature, and advising to re-sign around a new link would be unsafe.

@@ -171,7 +171,8 @@ class SignerOptions:
         if self.kms:
             base = signing.kms_signer(self.kms, public_key=self.kms_public_key)
         elif self.key:
-            base = signing.KeySigner.from_file(self.key, _password(self.key))
+            # The password is asked for only if the key turns out to be encrypted.
+            base = signing.KeySigner.from_file(self.key, _password_for(self.key))
         else:
             raise UsageError(
                 "say how to sign: --key PRIVATE.pem (with --cert for a certificate), "
@@ -183,19 +184,23 @@ class SignerOptions:
         return plain
 
 
-def _password(key_path: str) -> str | None:
-    """The key's password: from the environment, else a prompt for an encrypted key."""
-    password = os.environ.get(PASSWORD_ENV)
-    if password is not None:
-        return password
-    try:
-        with open(key_path, "rb") as f:
-            encrypted = b"ENCRYPTED" in f.read(1 << 20)
-    except OSError:
-        return None  # the loader reports the missing or unreadable file
-    if encrypted and sys.stdin.isatty():
-        return str(click.prompt(f"Password for {key_path}", hide_input=True, err=True))
-    return None
+def _password_for(key_path: str) -> Callable[[], str | None]:
+    """The password of an encrypted key, asked for only when the key is encrypted.
+
+    From ``$PROVENANCE_KEY_PASSWORD`` if set, else a prompt on a terminal;
+    for a key that is not encrypted it is never asked for (the variable is
+    then ignored). The key file itself is read once, by the loader.
+    """
+
+    def password() -> str | None:
+        value = os.environ.get(PASSWORD_ENV)
+        if value is not None:
+            return value
+        if sys.stdin.isatty():
+            return str(click.prompt(f"Password for {key_path}", hide_input=True, err=True))
+        return None
+
+    return password
 
 
 # ---------------------------------------------------------------- compatibility

@@ -59,6 +59,7 @@ def sign_command(
             shard_size=hashing.shard_size,
             ignore_paths=hashing.ignore_paths,
             allow_symlinks=hashing.allow_symlinks,
+            key_file=signer.key,
             progress=progress,
         )
     emit(result, as_json=as_json, lines=[_text(result)])

@@ -271,8 +271,10 @@ def verify_command(
     Exit codes: 0 verified, 1 verification failed, 2 usage error, 3 bad input.
     """
     import provenance
+    from provenance.signature import refuse_bundle_as_model
     from provenance.verification import check_attestations_only, check_model
 
+    refuse_bundle_as_model(model)  # before any trust is loaded: a usage error costs nothing
     verifier = trust.build()
     report: VerificationReport
     if (

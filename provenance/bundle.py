@@ -137,17 +137,43 @@ class Bundle:
 
     @classmethod
     def read(cls, path: str | os.PathLike[str], what: str = "signature") -> Bundle:
-        """Read and parse a bundle file (size-capped; parsed, not verified)."""
+        """Read and parse a bundle file (size-capped; parsed, not verified).
+
+        The file is read by the one small-file reader (never blocks, never
+        reads past the cap; a link is followed, its target must be a regular
+        file). Whatever is wrong with its content is an :class:`InputError`
+        (malformed input), never another exception: a field that does not
+        decode, certificates included, makes the file unusable before any
+        verifier sees it.
+        """
         from provenance._internal.fsutil import read_limited
 
         p = Path(path)
-        if not p.exists() and not p.is_symlink():
-            raise InputError(
-                f"no {what} at '{p}'; sign the model first or say where the signature is",
-                code="signature-missing",
-                hint=Hint.SIGNATURE_PATH,
-            )
-        return cls.from_bytes(read_limited(p, what, MAX_BUNDLE_BYTES), source=f"{what} '{p}'")
+        try:
+            data = read_limited(p, what, MAX_BUNDLE_BYTES)
+        except InputError as e:
+            if e.code == "not-found" and not os.path.lexists(p):
+                raise InputError(
+                    f"no {what} at '{p}'; sign the model first or say where the signature is",
+                    code="signature-missing",
+                    hint=Hint.SIGNATURE_PATH,
+                ) from None
+            raise
+        source = f"{what} '{p}'"
+        try:
+            bundle = cls.from_bytes(data, source=source)
+        except InputError as e:
+            if source in e.reason:
+                raise
+            # Every reason names the file, also those the envelope parser gives.
+            raise InputError(f"{source}: {e.reason}", e.details, code=e.code, hint=e.hint) from None
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as e:
+            # The parser met a shape it did not expect (a 5,000-digit number,
+            # a list where a string belongs): the file is malformed.
+            reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+            raise InputError(f"{source} is malformed ({reason})", code="bundle-malformed") from None
+        _check_certificates(bundle, source)
+        return bundle
 
     @classmethod
     def from_bytes(cls, data: bytes, source: str = "signature") -> Bundle:
@@ -229,3 +255,20 @@ class Bundle:
                 raw=doc,
             )
         raise InputError(f"{source} has no verification material this tool understands")
+
+
+def _check_certificates(bundle: Bundle, source: str) -> None:
+    """Every certificate of a bundle decodes as DER X.509, or the bundle is malformed."""
+    if not bundle.certificates:
+        return
+    from cryptography import x509
+
+    for i, der in enumerate(bundle.certificates, start=1):
+        try:
+            x509.load_der_x509_certificate(der)
+        except ValueError:
+            raise InputError(
+                f"{source}: certificate {i} of its verification material is not a DER "
+                "X.509 certificate",
+                code="bundle-malformed",
+            ) from None

@@ -41,6 +41,8 @@ class Hint:
     IDENTITY_TOKEN = "identity_token"  # noqa: S105 (a name, not a secret)
     IGNORE_UNSIGNED = "ignore_unsigned_files"
     ATTESTATIONS_FILE = "attestations_file"
+    IGNORE_PATH = "ignore_path"
+    OUTPUT_PATH = "output_path"
 
 
 class ProvenanceError(Exception):

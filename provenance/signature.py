@@ -7,20 +7,22 @@ statement bytes (:mod:`provenance.manifest`) -> signer -> bundle on disk.
 from __future__ import annotations
 
 import os
+import re
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from provenance.bundle import Bundle, default_signature_path
-from provenance.errors import InputError, UsageError
+from provenance.errors import Hint, InputError
 from provenance.hashing import Progress, hash_as, relative_ignores, serialization_for
 from provenance.manifest import Manifest, Serialization
 
 if TYPE_CHECKING:
     from provenance.signing import Signer, SignerInfo
 
-__all__ = ["SignResult", "sign"]
+__all__ = ["SignResult", "refuse_bundle_as_model", "refuse_private_keys", "sign"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,18 @@ class SignResult:
         }
 
 
+def refuse_bundle_as_model(model_path: str | os.PathLike[str]) -> None:
+    """Raise :class:`~provenance.errors.UsageError` when ``model_path`` is a signature
+    or an attestations file (judged by content), not a model.
+
+    ``sign`` and ``check_model`` call it first; a front end that takes a model
+    path elsewhere can too.
+    """
+    from provenance._internal import fsutil
+
+    fsutil.refuse_bundle_as_model(model_path)
+
+
 def sign(
     model_path: str | os.PathLike[str],
     signer: Signer,
@@ -66,22 +80,32 @@ def sign(
     shard_size: int | None = None,
     ignore_paths: Iterable[str | os.PathLike[str]] = (),
     allow_symlinks: bool = False,
+    key_file: str | os.PathLike[str] | None = None,
     workers: int | None = None,
     progress: Progress | None = None,
 ) -> SignResult:
     """Hash a model and write a signed OMS bundle (default ``MODEL/model.sig``).
 
     The bundle is written atomically; on any failure nothing is left behind
-    and the model's own files are never touched.
+    and the model's own files are never touched. The signature path must be
+    new or already hold a signature, and may not be one of the model's own
+    files (:func:`provenance._internal.fsutil.safe_output`); both are
+    checked before any hashing.
+
+    A model that holds a private key is refused (a signed, published model
+    would publish the key): any file of the manifest that is the signing
+    key's file (``key_file``, the file the signer was loaded from, when there
+    is one) or a PEM file with a private key in it. Leaving such a file out
+    with ``ignore_paths`` is the way out.
     """
-    from provenance._internal.fsutil import atomic_write
+    from provenance._internal.fsutil import safe_output, write_output
 
     path = Path(model_path)
+    if not path.exists() and not path.is_symlink():
+        raise InputError(f"model path '{path}' does not exist", code="not-found")
+    refuse_bundle_as_model(path)
     sig_path = Path(signature_path) if signature_path else default_signature_path(path)
-    if sig_path.is_dir():
-        raise UsageError(f"signature path '{sig_path}' is a folder; give a file name")
-    if path.is_file() and sig_path.exists() and os.path.samefile(path, sig_path):
-        raise UsageError("the signature path is the model file itself")
+    target = safe_output(sig_path, "signature", model_root=path)
     serialization = serialization_for(
         path,
         method=method,
@@ -90,11 +114,109 @@ def sign(
         ignore_paths=[*ignore_paths, *_signature_ignore(path, sig_path)],
         allow_symlinks=allow_symlinks,
     )
+    refuse_private_keys(path, serialization, key_file=key_file)
     manifest = sign_manifest_of(path, serialization, workers=workers, progress=progress)
     bundle = signer.sign(manifest.statement_bytes())
-    atomic_write(sig_path, bundle.to_bytes())
+    write_output(target, bundle.to_bytes())
     describe = getattr(signer, "describe", None)
     return SignResult(manifest, bundle, sig_path, describe() if callable(describe) else None)
+
+
+#: Files up to this size are looked at for private keys (a PEM key is a few KiB).
+PRIVATE_KEY_SCAN_BYTES = 64 << 10
+#: The smallest PEM private key (Ed25519 in PKCS #8) is 119 bytes.
+_MIN_PEM_KEY_BYTES = 100
+_KEY_SUFFIXES = (".pem", ".key")
+_O_PEEK = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+_PEM_PRIVATE_KEY = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY[A-Z0-9 ]*-----")
+
+
+def refuse_private_keys(
+    model_path: str | os.PathLike[str],
+    serialization: Serialization,
+    *,
+    key_file: str | os.PathLike[str] | None = None,
+) -> None:
+    """Refuse a model whose manifest would include a private key.
+
+    Looked at: every file the signature would list (the same walk, ignores
+    and link rule as hashing) that is the size of ``key_file`` (compared
+    byte for byte), or of at most :data:`PRIVATE_KEY_SCAN_BYTES` and named
+    ``*.pem`` / ``*.key`` or starting with ``-----BEGIN`` (searched for a
+    PEM ``PRIVATE KEY`` header line). Larger files cost one ``stat`` from the
+    walk and are never opened; the others are read once, at most that much.
+    """
+    from provenance._internal.fsutil import read_limited
+    from provenance.hashing import LinkPolicy, walk
+
+    path = Path(model_path)
+    key_bytes = None
+    if key_file is not None:
+        key_bytes = read_limited(key_file, "private key", 1 << 20)
+    ignores = list(serialization.ignore_paths) if path.is_dir() else []
+    found = walk(path, ignore_paths=ignores, links=LinkPolicy(follow=serialization.allow_symlinks))
+    key_size = len(key_bytes) if key_bytes is not None else -1
+    candidates = [
+        e
+        for e in found.files
+        if e.size == key_size or _MIN_PEM_KEY_BYTES <= e.size <= PRIVATE_KEY_SCAN_BYTES
+    ]
+
+    reasons = [_private_key_in(e.path, e.size, key_bytes) for e in candidates]
+    found_keys = zip(candidates, reasons, strict=True)
+    problems = [(e.name, why) for e, why in found_keys if why is not None]
+    if not problems:
+        return
+    if problems[0][0] == ".":
+        raise InputError(
+            f"model '{path}' is {problems[0][1]}; refusing to sign a private key",
+            code="private-key-in-model",
+        )
+    messages = [f"'{name}' in the model is {why}" for name, why in problems]
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    raise InputError(
+        f"{messages[0]}{more}; refusing to sign a private key into the model",
+        details=messages,
+        code="private-key-in-model",
+        hint=Hint.IGNORE_PATH,
+    )
+
+
+def _private_key_in(file: str, size: int, key_bytes: bytes | None) -> str | None:
+    """Why this file is a private key (in words), or None; unreadable files are hashing's."""
+    same_size = key_bytes is not None and size == len(key_bytes)
+    if size == 0 or (size > PRIVATE_KEY_SCAN_BYTES and not same_size):
+        return None
+    # The walk saw a regular file; opened without blocking and checked again
+    # (as hashing does), since it is opened by path once more.
+    try:
+        fd = os.open(file, _O_PEEK)
+    except OSError:
+        return None  # hashing reports what changed
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        head = os.read(fd, 4096)
+        named = os.path.basename(file).lower().endswith(_KEY_SUFFIXES)
+        pem = head.lstrip().startswith(b"-----BEGIN")
+        if not (same_size or named or pem):
+            return None
+        want = max(size, PRIVATE_KEY_SCAN_BYTES) + 1
+        data = head
+        while len(data) < want:
+            chunk = os.read(fd, want - len(data))
+            if not chunk:
+                break
+            data += chunk
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    if same_size and data == key_bytes:
+        return "a copy of the signing key"
+    if (named or pem) and len(data) <= PRIVATE_KEY_SCAN_BYTES and _PEM_PRIVATE_KEY.search(data):
+        return "a PEM private key"
+    return None
 
 
 def sign_manifest_of(

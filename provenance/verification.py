@@ -214,6 +214,9 @@ def check_model(
     :class:`InputError` (nothing could be checked). Everything that was
     checked and failed is a finding in the report.
     """
+    from provenance._internal.fsutil import refuse_bundle_as_model
+
+    refuse_bundle_as_model(model_path)  # a signature or attestations file given as the model
     path = Path(model_path)
     sig_path = Path(signature_path) if signature_path else default_signature_path(path)
     if not path.exists() and not path.is_symlink():

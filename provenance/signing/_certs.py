@@ -20,7 +20,7 @@ from provenance._internal.fsutil import read_limited
 from provenance._internal.x509chain import check_leaf, verify_chain
 from provenance.bundle import Bundle
 from provenance.dsse import INTOTO_PAYLOAD_TYPE
-from provenance.errors import InputError, VerificationError
+from provenance.errors import InputError, UsageError, VerificationError
 from provenance.signing._base import PaeSigner, SignerInfo, Verified, envelope_for
 from provenance.signing._keys import (
     check_supported,
@@ -30,19 +30,50 @@ from provenance.signing._keys import (
     wrong_kind,
 )
 
+#: Largest certificate file read (a CA bundle of a few hundred certificates fits).
+MAX_CERTIFICATE_BYTES = 16 << 20
 
-def load_certificates(
-    path: str | os.PathLike[str], what: str = "certificate"
-) -> list[x509.Certificate]:
+PathArg = str | os.PathLike[str]
+
+
+def paths_of(value: PathArg | Iterable[PathArg] | None, what: str) -> list[PathArg]:
+    """One path or an iterable of paths, as a list; a single string is one path.
+
+    ``CertificateVerifier.from_files("root.pem")`` means one file, not the
+    eight one-letter files its characters would name.
+    """
+    if value is None:
+        return []
+    if isinstance(value, (str, os.PathLike)):
+        return [value]
+    if isinstance(value, (bytes, bytearray)):
+        raise UsageError(f"{what}: give paths as str or os.PathLike, not bytes")
+    try:
+        items = list(value)
+    except TypeError:
+        raise UsageError(f"{what}: give a path or a list of paths") from None
+    for item in items:
+        if not isinstance(item, (str, os.PathLike)):
+            raise UsageError(f"{what}: {item!r} is not a path")
+    return items
+
+
+def load_certificates(path: PathArg, what: str = "certificate") -> list[x509.Certificate]:
     """All certificates in a PEM file (or one DER certificate)."""
-    data = read_limited(path, what, 16 << 20)
+    data = read_limited(path, what, MAX_CERTIFICATE_BYTES)
     try:
         if b"-----BEGIN" in data:
             certs = x509.load_pem_x509_certificates(data)
         else:
             certs = [x509.load_der_x509_certificate(data)]
     except ValueError:
-        raise InputError(f"{what} '{path}' holds no readable X.509 certificate") from None
+        raise InputError(
+            f"{what} '{path}' holds no readable X.509 certificate", code="not-a-certificate"
+        ) from None
+    if not certs:
+        raise InputError(
+            f"{what} '{path}' holds no readable X.509 certificate", code="not-a-certificate"
+        )
     return certs
 
 
@@ -115,12 +146,22 @@ class CertificateSigner:
     def from_files(
         cls,
         key: PaeSigner,
-        certificate: str | os.PathLike[str],
-        chain: Iterable[str | os.PathLike[str]] = (),
+        certificate: PathArg,
+        chain: PathArg | Iterable[PathArg] = (),
     ) -> CertificateSigner:
+        """The key's certificate file (leaf first, maybe its chain after) and chain files.
+
+        ``chain`` is one path or an iterable of paths.
+        """
+        if not isinstance(certificate, (str, os.PathLike)):
+            raise UsageError("signing certificate: give one path")
         certs = load_certificates(certificate, "signing certificate")
         leaf = certs[0]
-        intermediates = [c for p in chain for c in load_certificates(p, "chain certificate")]
+        intermediates = [
+            c
+            for p in paths_of(chain, "chain certificates")
+            for c in load_certificates(p, "chain certificate")
+        ]
         # A leaf file may carry its own chain after the leaf.
         intermediates = certs[1:] + intermediates
         if leaf.public_key() != key.public_key():
@@ -171,12 +212,21 @@ class CertificateVerifier:
     @classmethod
     def from_files(
         cls,
-        roots: Iterable[str | os.PathLike[str]],
-        intermediates: Iterable[str | os.PathLike[str]] = (),
+        roots: PathArg | Iterable[PathArg],
+        intermediates: PathArg | Iterable[PathArg] = (),
     ) -> CertificateVerifier:
+        """Roots and intermediates from files: each one path or an iterable of paths."""
         return cls(
-            [c for p in roots for c in load_certificates(p, "root certificate")],
-            [c for p in intermediates for c in load_certificates(p, "chain certificate")],
+            [
+                c
+                for p in paths_of(roots, "root certificates")
+                for c in load_certificates(p, "root certificate")
+            ],
+            [
+                c
+                for p in paths_of(intermediates, "chain certificates")
+                for c in load_certificates(p, "chain certificate")
+            ],
         )
 
     def verify(self, bundle: Bundle) -> Verified:

@@ -28,7 +28,7 @@ from provenance.errors import Hint, InputError, VerificationError
 from provenance.signing._base import SignerInfo, Verified, envelope_for
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
 PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
@@ -109,36 +109,79 @@ def _hint_forms(key: PublicKey) -> set[str]:
     return forms
 
 
+#: Largest key file read: a PEM key is a few hundred bytes, with comments a few KiB.
+MAX_KEY_BYTES = 1 << 20
+
+Password = str | bytes | None
+
+
 def load_private_key(
-    path: str | os.PathLike[str], password: str | bytes | None = None
+    path: str | os.PathLike[str],
+    password: Password | Callable[[], Password] = None,
 ) -> PrivateKey:
-    data = read_limited(path, "private key", 1 << 20)
-    if isinstance(password, str):
-        password = password.encode("utf-8")
+    """A PEM private key from a file; ``password`` is used only if the key is encrypted.
+
+    ``password`` may be a callable, asked only for an encrypted key (so a
+    caller can prompt, or read an environment variable, just when needed).
+    A password given for a key that is not encrypted is ignored.
+    """
+    data = read_limited(path, "private key", MAX_KEY_BYTES)
     try:
-        key = serialization.load_pem_private_key(data, password=password or None)
-    except TypeError as e:
-        if "encrypted" in str(e) and not password:
-            raise InputError(f"private key '{path}' is encrypted; give its password") from None
-        raise InputError(f"private key '{path}' is not encrypted; do not give a password") from None
-    except ValueError as e:
-        if password and ("decrypt" in str(e).lower() or "password" in str(e).lower()):
-            raise InputError(f"wrong password for private key '{path}'") from None
-        raise InputError(f"'{path}' is not a PEM private key") from None
+        key = serialization.load_pem_private_key(data, password=None)
+    except TypeError:  # encrypted: it needs the password
+        secret = password() if callable(password) else password
+        if isinstance(secret, str):
+            secret = secret.encode("utf-8")
+        if not secret:
+            raise InputError(
+                f"private key '{path}' is encrypted; give its password",
+                code="key-encrypted",
+                hint=Hint.KEY_PASSWORD,
+            ) from None
+        key = _decrypt(path, data, secret)
+    except ValueError:
+        raise _not_a_private_key(path, data) from None
     except UnsupportedAlgorithm:
         raise InputError(f"private key '{path}' uses an unsupported algorithm") from None
     check_supported(key, f"private key '{path}'")
     return key  # type: ignore[return-value]
 
 
+def _decrypt(path: str | os.PathLike[str], data: bytes, secret: bytes) -> Any:
+    try:
+        return serialization.load_pem_private_key(data, password=secret)
+    except (TypeError, ValueError):
+        raise InputError(
+            f"wrong password for private key '{path}'",
+            code="wrong-password",
+            hint=Hint.KEY_PASSWORD,
+        ) from None
+    except UnsupportedAlgorithm:
+        raise InputError(f"private key '{path}' uses an unsupported algorithm") from None
+
+
+def _not_a_private_key(path: str | os.PathLike[str], data: bytes) -> InputError:
+    if b"PUBLIC KEY-----" in data or b"CERTIFICATE-----" in data:
+        return InputError(
+            f"'{path}' is a public key or certificate, not a private key; sign with the "
+            "private key",
+            code="not-a-private-key",
+        )
+    return InputError(f"'{path}' is not a PEM private key", code="not-a-private-key")
+
+
 def load_public_key(path: str | os.PathLike[str]) -> PublicKey:
-    data = read_limited(path, "public key", 1 << 20)
+    """A PEM public key from a file (a private key is refused, with the reason)."""
+    data = read_limited(path, "public key", MAX_KEY_BYTES)
     try:
         key = serialization.load_pem_public_key(data)
     except (ValueError, UnsupportedAlgorithm):
         if b"PRIVATE KEY" in data:
-            raise InputError(f"'{path}' is a private key; verify with the public key") from None
-        raise InputError(f"'{path}' is not a PEM public key") from None
+            raise InputError(
+                f"'{path}' is a private key; verify with the public key",
+                code="not-a-public-key",
+            ) from None
+        raise InputError(f"'{path}' is not a PEM public key", code="not-a-public-key") from None
     check_supported(key, f"public key '{path}'")
     return key  # type: ignore[return-value]
 
@@ -169,8 +212,11 @@ class KeySigner:
 
     @classmethod
     def from_file(
-        cls, path: str | os.PathLike[str], password: str | bytes | None = None
+        cls,
+        path: str | os.PathLike[str],
+        password: Password | Callable[[], Password] = None,
     ) -> KeySigner:
+        """Load the key; ``password`` (or a callable) is used only if it is encrypted."""
         return cls(load_private_key(path, password))
 
     def public_key(self) -> PublicKey:
