@@ -126,7 +126,15 @@ def sign(
 PRIVATE_KEY_SCAN_BYTES = 64 << 10
 #: The smallest PEM private key (Ed25519 in PKCS #8) is 119 bytes.
 _MIN_PEM_KEY_BYTES = 100
-_KEY_SUFFIXES = (".pem", ".key")
+_KEY_SUFFIXES = (".pem", ".key", ".crt", ".cer", ".p8", ".pk8", ".pkcs8", ".priv")
+_KEY_NAMES = ("id_rsa", "id_dsa", "id_ecdsa", "id_ed25519")
+
+
+def _named_like_a_key(name: str) -> bool:
+    base = name.rsplit("/", 1)[-1].lower()
+    return base.endswith(_KEY_SUFFIXES) or base.startswith(_KEY_NAMES)
+
+
 _O_PEEK = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 _PEM_PRIVATE_KEY = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY[A-Z0-9 ]*-----")
 
@@ -142,9 +150,8 @@ def refuse_private_keys(
     Looked at: every file the signature would list (the same walk, ignores
     and link rule as hashing) that is the size of ``key_file`` (compared
     byte for byte), or of at most :data:`PRIVATE_KEY_SCAN_BYTES` and named
-    ``*.pem`` / ``*.key`` or starting with ``-----BEGIN`` (searched for a
-    PEM ``PRIVATE KEY`` header line). Larger files cost one ``stat`` from the
-    walk and are never opened; the others are read once, at most that much.
+    like a key (``*.pem``, ``*.key``, ...; searched for a PEM ``PRIVATE KEY``
+    header line). Other files cost nothing beyond the walk's ``stat``.
     """
     from provenance._internal.fsutil import read_limited
     from provenance.hashing import LinkPolicy, walk
@@ -156,10 +163,13 @@ def refuse_private_keys(
     ignores = list(serialization.ignore_paths) if path.is_dir() else []
     found = walk(path, ignore_paths=ignores, links=LinkPolicy(follow=serialization.allow_symlinks))
     key_size = len(key_bytes) if key_bytes is not None else -1
+    # Only files that could be the key (its size) or are named like keys are
+    # opened: a 200,000-file dataset must not pay an extra open per file.
     candidates = [
         e
         for e in found.files
-        if e.size == key_size or _MIN_PEM_KEY_BYTES <= e.size <= PRIVATE_KEY_SCAN_BYTES
+        if e.size == key_size
+        or (_MIN_PEM_KEY_BYTES <= e.size <= PRIVATE_KEY_SCAN_BYTES and _named_like_a_key(e.name))
     ]
 
     reasons = [_private_key_in(e.path, e.size, key_bytes) for e in candidates]
@@ -197,7 +207,7 @@ def _private_key_in(file: str, size: int, key_bytes: bytes | None) -> str | None
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
         head = os.read(fd, 4096)
-        named = os.path.basename(file).lower().endswith(_KEY_SUFFIXES)
+        named = _named_like_a_key(os.path.basename(file))
         pem = head.lstrip().startswith(b"-----BEGIN")
         if not (same_size or named or pem):
             return None
