@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from provenance_cli._common import HashingOptions, handle_errors, json_option, progress_bar
-from provenance_cli._output import emit
+from provenance_cli._output import Line, emit
 from provenance_cli._signer_options import SignerOptions
 
 if TYPE_CHECKING:
@@ -62,15 +62,16 @@ def sign_command(
             key_file=signer.key,
             progress=progress,
         )
-    emit(result, as_json=as_json, lines=[_text(result)])
+    emit(result, as_json=as_json, lines=_text(result))
 
 
-def _text(result: SignResult) -> str:
-    """What was signed, in three lines for people."""
+def _text(result: SignResult) -> list[Line]:
+    """What was signed, in three lines for people; warnings on stderr."""
     m = result.manifest
     who = result.signer.description if result.signer is not None else "the given signer"
-    return (
-        f"Signed {len(m.files)} file(s) of '{m.model_name}' as {who}\n"
-        f"  root digest  sha256:{m.root_digest}\n"
-        f"  signature    {result.signature_path}"
-    )
+    return [
+        Line(f"Signed {len(m.files)} file(s) of '{m.model_name}' as {who}"),
+        Line(f"  root digest  sha256:{m.root_digest}"),
+        Line(f"  signature    {result.signature_path}"),
+        *(Line(f"warning: {w}", "yellow", err=True) for w in result.warnings),
+    ]

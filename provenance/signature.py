@@ -14,9 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from provenance._internal.interop import model_signing_warnings
 from provenance.bundle import Bundle, default_signature_path
 from provenance.errors import Hint, InputError
-from provenance.hashing import Progress, hash_as, relative_ignores, serialization_for
+from provenance.hashing import (
+    Progress,
+    Walk,
+    hash_tree,
+    ignore_warnings,
+    relative_ignores,
+    serialization_for,
+)
 from provenance.manifest import Manifest, Serialization
 
 if TYPE_CHECKING:
@@ -33,6 +41,9 @@ class SignResult:
     bundle: Bundle
     signature_path: Path
     signer: SignerInfo | None = None
+    #: Things the signer should know: ignores that hid nothing, settings
+    #: model-signing cannot verify. The signature was written regardless.
+    warnings: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """What was signed, by whom, and where the signature went (``sign --json``).
@@ -55,6 +66,7 @@ class SignResult:
             "files": len(m.files),
             "resource_count": len(m.resources),
             "serialization": m.serialization.to_json(),
+            "warnings": list(self.warnings),
         }
 
 
@@ -115,11 +127,14 @@ def sign(
         allow_symlinks=allow_symlinks,
     )
     refuse_private_keys(path, serialization, key_file=key_file)
-    manifest = sign_manifest_of(path, serialization, workers=workers, progress=progress)
+    manifest, found = _hash_for_signing(path, serialization, workers=workers, progress=progress)
     bundle = signer.sign(manifest.statement_bytes())
     write_output(target, bundle.to_bytes())
     describe = getattr(signer, "describe", None)
-    return SignResult(manifest, bundle, sig_path, describe() if callable(describe) else None)
+    info = describe() if callable(describe) else None
+    warnings = ignore_warnings(path, serialization, found, ignore_paths)
+    warnings += model_signing_warnings(manifest.serialization, info.key_type if info else None)
+    return SignResult(manifest, bundle, sig_path, info, tuple(warnings))
 
 
 #: Files up to this size are looked at for private keys (a PEM key is a few KiB).
@@ -229,18 +244,18 @@ def _private_key_in(file: str, size: int, key_bytes: bytes | None) -> str | None
     return None
 
 
-def sign_manifest_of(
+def _hash_for_signing(
     path: Path,
     serialization: Serialization,
     *,
     workers: int | None = None,
     progress: Progress | None = None,
-) -> Manifest:
+) -> tuple[Manifest, Walk]:
     """The manifest a new signature covers; a tree with no files cannot be signed."""
-    manifest = hash_as(path, serialization, workers=workers, progress=progress)
+    manifest, found = hash_tree(path, serialization, workers=workers, progress=progress)
     if not manifest.resources:
         raise InputError(f"model '{path}' has no files to sign", code="empty-model")
-    return manifest
+    return manifest, found
 
 
 def _signature_ignore(model_path: Path, signature: Path) -> list[str]:

@@ -444,3 +444,14 @@ def test_untrusted_names_cannot_forge_terminal_output(model: Path, p256):
     assert [ln for ln in tolerated.output.splitlines() if ln.startswith("Verified:")] == [
         tolerated.output.splitlines()[0]
     ]
+
+
+def test_sign_says_what_model_signing_cannot_verify(model: Path, ed25519_key, p256):
+    from conftest import run_cli
+
+    result = run_cli("sign", model, "--key", ed25519_key.private, "--hash", "sha384")
+    assert result.exit_code == 0
+    assert result.output.splitlines()[0].startswith("Signed ")  # lines, not escaped "\n"
+    assert "Ed25519" in result.stderr and "sha384" in result.stderr
+    quiet = run_cli("sign", model, "--key", p256.private)
+    assert quiet.exit_code == 0 and "warning" not in quiet.stderr
