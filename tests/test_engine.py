@@ -267,6 +267,8 @@ def test_hash_into_refuses_bad_buffers_and_algorithms(tmp_path):
             hash_into(fd, 0, 10, memoryview(bytes(10)), "sha256")
         with pytest.raises(UsageError):
             hash_into(fd, 10, 5, memoryview(bytearray(10)), "sha256")
+        with pytest.raises(UsageError):  # every other byte: not contiguous
+            hash_into(fd, 0, 5, memoryview(bytearray(20))[::2], "sha256")
         with pytest.raises(InputError):
             hash_into(fd, 0, 10, memoryview(bytearray(10)), "md5")
 

@@ -111,7 +111,8 @@ class FileEntry:
 Opener = Callable[[FileEntry], int]
 """Opens a file for hashing and returns a descriptor that the engine owns from
 then on: it checks that the descriptor is a regular file, reads it, and closes
-it. An ``OSError`` raised here is reported as the file being unreadable."""
+it. An ``OSError`` raised here is reported as the file being unreadable. It
+is called from the engine's worker threads too, so it must be thread-safe."""
 
 
 def describe_mode(mode: int) -> str:
@@ -270,6 +271,8 @@ def hash_into(
     length = end - start
     if start < 0 or length < 0:
         raise UsageError(f"invalid byte range {start}:{end}")
+    if not buffer.c_contiguous:
+        raise UsageError("hash_into needs a contiguous buffer")
     view = buffer if buffer.format == "B" and buffer.ndim == 1 else buffer.cast("B")
     if view.readonly:
         raise UsageError("hash_into needs a writable buffer")
