@@ -15,17 +15,24 @@ Measured, in order:
 
 1. openssl SHA-256 throughput on all cores (the hardware limit) and on one core.
 2. ``provenance.hash_model`` in-process on a warm 1 GiB folder (4 x 256 MiB).
-3. ``provenance sign`` vs ``model_signing sign key`` end to end on that folder.
-4. The same on 20,000 files of 4 KiB in 100 subfolders.
-5. ``provenance --version`` wall time, and which heavy modules ``import provenance``
+3. The same in a fresh process (``python -c 'import provenance; provenance.hash_model(F)'``)
+   against the bare threads + ``os.preadv`` + ``hashlib`` baseline, also in a fresh
+   process: start-up included (the wall time of each process) and excluded (the hash
+   call alone, timed inside each process); ``provenance hash`` for context.
+4. ``provenance sign`` vs ``model_signing sign key`` end to end on that folder.
+5. The same on 20,000 files of 4 KiB in 100 subfolders, and ``provenance verify`` of
+   that folder against ``provenance sign`` of it.
+6. ``provenance --version`` wall time, and which heavy modules ``import provenance``
    pulls in.
-6. Peak RSS of ``provenance sign`` (and model-signing's, for context) on both folders.
+7. Peak RSS of ``provenance sign`` (and model-signing's, for context) on both folders.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
+import importlib.util
 import json
 import os
 import platform
@@ -75,6 +82,40 @@ print(json.dumps({"seconds": dt,
 """ % (HEAVY_MODULES, NOTABLE_MODULES)  # noqa: UP031
 
 
+# The bare baseline of ``plain_read_hash`` as a script for a fresh interpreter, and
+# provenance's equivalent. Each prints the seconds its hash call took (imports and
+# interpreter start-up excluded), so one run gives both fresh-process figures.
+FRESH_BASELINE = """
+import sys, time
+import hashlib, os
+from concurrent.futures import ThreadPoolExecutor
+t0 = time.perf_counter()
+def one(path):
+    buf = memoryview(bytearray(1 << 20))
+    h = hashlib.sha256()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        offset = 0
+        while n := os.preadv(fd, [buf], offset):
+            h.update(buf[:n])
+            offset += n
+    finally:
+        os.close(fd)
+    return h.digest()
+paths = [os.path.join(r, f) for r, _d, fs in os.walk(sys.argv[1]) for f in fs]
+with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+    list(pool.map(one, paths))
+print(time.perf_counter() - t0)
+"""
+FRESH_PROVENANCE = """
+import sys, time
+import provenance
+t0 = time.perf_counter()
+provenance.hash_model(sys.argv[1])
+print(time.perf_counter() - t0)
+"""
+
+
 @dataclass
 class Target:
     """One PASS/FAIL line; ``passed`` is None when the measurement was skipped."""
@@ -106,11 +147,13 @@ class Report:
     def target(
         self, name: str, value: float | None, op: str, threshold: float, unit: str, note: str = ""
     ) -> None:
-        """Compare against the threshold; ``op`` is '>=' or '<'."""
+        """Compare against the threshold; ``op`` is '>=', '<=' or '<'."""
         if value is None:
             passed = None
         elif op == ">=":
             passed = value >= threshold
+        elif op == "<=":
+            passed = value <= threshold
         else:
             passed = value < threshold
         self.targets.append(Target(name, value, op, threshold, unit, passed, note))
@@ -216,7 +259,8 @@ def warm(folder: Path) -> int:
 
 
 def make_key(workdir: Path) -> Path:
-    """A fresh unencrypted P-256 PEM key: both tools accept it and neither prompts."""
+    """A fresh unencrypted P-256 PEM key: both tools accept it and neither prompts.
+    Its public half is written beside it (``.pub``) for ``provenance verify``."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -227,6 +271,11 @@ def make_key(workdir: Path) -> Path:
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
+        )
+    )
+    path.with_suffix(".pub").write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
     )
     return path
@@ -319,6 +368,164 @@ def measure_hash_model(report: Report, folder: Path, size: int, repeat: int) -> 
         f"{fmt_rate(plain_rate)}  (hash_model at {rate / plain_rate:.2f}x of it)",
     )
     return rate
+
+
+def run_timed(cmd: Sequence[str | Path], what: str) -> tuple[float, float]:
+    """Wall time of one fresh-process run and the seconds it printed last (its own
+    timing of the hash call)."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [str(c) for c in cmd],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    dt = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{what} failed (exit {proc.returncode}): {proc.stderr[-2000:]}")
+    return dt, float(proc.stdout.split()[-1])
+
+
+def missing_bytecode(packages: Sequence[str]) -> list[Path]:
+    """Sources of these packages whose cached bytecode is missing or stale.
+
+    An installed wheel has its bytecode compiled by pip; an editable install under
+    ``PYTHONDONTWRITEBYTECODE=1`` (as in CI sandboxes) never gets any, so every fresh
+    process compiles provenance from source (measured: about 15 ms of start-up)."""
+    out: list[Path] = []
+    for name in packages:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            continue
+        for src in Path(spec.origin).parent.rglob("*.py"):
+            pyc = Path(importlib.util.cache_from_source(str(src)))
+            if not pyc.exists() or pyc.stat().st_mtime < src.stat().st_mtime:
+                out.append(src)
+    return out
+
+
+def compile_bytecode(sources: Sequence[Path]) -> list[Path]:
+    """Compile these sources as pip would at install; returns the files written."""
+    import py_compile
+
+    written = []
+    for src in sources:
+        written.append(Path(py_compile.compile(str(src), doraise=True)))
+    return written
+
+
+def remove_bytecode(files: Sequence[Path]) -> None:
+    """Undo ``compile_bytecode``: leave the install as it was found."""
+    for pyc in files:
+        pyc.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            pyc.parent.rmdir()  # only if now empty
+
+
+def fresh_runs(folder: Path, repeat: int, cli: bool) -> dict[str, list[tuple[float, float]]]:
+    """Interleaved fresh-process runs (rotating who goes first): the baseline, provenance
+    through ``python -c``, and (if ``cli``) ``provenance hash``. Each entry is
+    (wall seconds, seconds the process timed for its hash call; NaN for the CLI)."""
+    cmds: dict[str, list[str | Path]] = {
+        "baseline": [sys.executable, "-c", FRESH_BASELINE, folder],
+        "provenance": [sys.executable, "-c", FRESH_PROVENANCE, folder],
+    }
+    if cli:
+        cmds["cli"] = [PROVENANCE, "hash", folder]
+    runs: dict[str, list[tuple[float, float]]] = {k: [] for k in cmds}
+    keys = list(cmds)
+    for i in range(repeat):
+        for k in keys[i % len(keys) :] + keys[: i % len(keys)]:
+            if k == "cli":
+                runs[k].append((run_checked(cmds[k], "provenance hash"), float("nan")))
+            else:
+                runs[k].append(run_timed(cmds[k], f"fresh-process {k}"))
+    return runs
+
+
+def measure_fresh_hash(report: Report, folder: Path, size: int, repeat: int) -> None:
+    """Hashing in a fresh process, as a start-up hook or a CLI would, against the bare
+    baseline in a fresh process, interleaved, best of ``repeat`` per side.
+
+    Two ratios: start-up included (each process's wall time: interpreter, imports,
+    thread start, hash, exit) and start-up excluded (the hash call alone, timed inside
+    each process, first-call costs included). Measured with provenance's bytecode
+    cached, as an installed package has it; if it was missing, the start-up-included
+    ratio without it is measured first, for context, and the compiled files are
+    removed again afterwards."""
+    packages = ("provenance", "provenance_cli")
+    missing = missing_bytecode(packages)
+    if missing:
+        cold = fresh_runs(folder, repeat, cli=False)
+        base = min(w for w, _ in cold["baseline"])
+        prov = min(w for w, _ in cold["provenance"])
+        report.measurements["fresh_no_bytecode"] = cold
+        report.row(
+            f"  context: fresh, no provenance bytecode (best of {repeat})",
+            f"{fmt_rate(size / prov)}  ({base / prov:.3f} of baseline {fmt_rate(size / base)})",
+        )
+    written = compile_bytecode(missing)
+    try:
+        runs = fresh_runs(folder, repeat, cli=True)
+    finally:
+        remove_bytecode(written)
+    report.measurements["fresh"] = runs
+    base_wall = min(w for w, _ in runs["baseline"])
+    prov_wall = min(w for w, _ in runs["provenance"])
+    cli_wall = min(w for w, _ in runs["cli"])
+    base_call = min(c for _, c in runs["baseline"])
+    prov_call = min(c for _, c in runs["provenance"])
+    included = base_wall / prov_wall
+    excluded = base_call / prov_call
+    report.measurements["fresh_ratio_startup_included"] = included
+    report.measurements["fresh_ratio_startup_excluded"] = excluded
+    report.row(
+        f"fresh process: provenance.hash_model (best of {repeat})",
+        f"{fmt_rate(size / prov_wall)}  ({fmt_s(prov_wall)}, start-up included)",
+    )
+    report.row(
+        f"  context: fresh process, bare baseline (best of {repeat})",
+        f"{fmt_rate(size / base_wall)}  ({fmt_s(base_wall)}, start-up included)",
+    )
+    report.row("    ratio provenance / baseline, start-up included", f"{included:.3f}")
+    report.row(
+        "    ratio, hash call only (start-up excluded)",
+        f"{fmt_rate(size / prov_call)} vs {fmt_rate(size / base_call)}: {excluded:.3f}",
+    )
+    report.row(
+        f"  context: provenance hash CLI (best of {repeat})",
+        f"{fmt_rate(size / cli_wall)}  ({base_wall / cli_wall:.3f} of baseline)",
+    )
+    report.target("fresh process hash_model/baseline, start-up incl.", included, ">=", 0.95, "")
+    report.target("fresh process hash_model/baseline, start-up excl.", excluded, ">=", 0.95, "")
+
+
+def measure_verify_vs_sign(
+    report: Report, label: str, folder: Path, key: Path, sigdir: Path, repeat: int
+) -> float:
+    """``provenance verify`` against ``provenance sign`` of the same folder, end to end,
+    interleaved: verifying should cost no more than signing (both walk and hash once)."""
+    signed = sigdir / f"{folder.name}.verify-me.sig"
+    sign = [PROVENANCE, "sign", folder, "--key", key, "--signature", signed]
+    signed.unlink(missing_ok=True)
+    run_checked(sign, "provenance sign")
+    scratch = sigdir / f"{folder.name}.scratch.sig"
+    pub = key.with_suffix(".pub")
+    cmds = {
+        "verify": [PROVENANCE, "verify", folder, "--key", pub, "--signature", signed],
+        "sign": [PROVENANCE, "sign", folder, "--key", key, "--signature", scratch],
+    }
+    runs: dict[str, list[float]] = {"verify": [], "sign": []}
+    for i in range(repeat):
+        for k in ("verify", "sign") if i % 2 == 0 else ("sign", "verify"):
+            scratch.unlink(missing_ok=True)
+            runs[k].append(run_checked(cmds[k], f"provenance {k}"))
+    v, s = min(runs["verify"]), min(runs["sign"])
+    report.measurements["verify_vs_sign_seconds"] = runs
+    report.row(f"provenance verify, {label} (best of {repeat})", fmt_s(v))
+    report.row(f"  ratio verify / sign, {label}", f"{v / s:.2f} (sign {fmt_s(s)})")
+    return v / s
 
 
 def sign_commands(
@@ -516,12 +723,16 @@ def run(args: argparse.Namespace, workdir: Path) -> Report:
     if ratio_hw is not None:
         report.row("  ratio hash_model / openssl multi", f"{ratio_hw:.3f}")
     report.target("hash_model vs openssl -multi", ratio_hw, ">=", 0.90, "")
-    # 3. and 4. end to end
+    # 3. in a fresh process
+    measure_fresh_hash(report, big, big_bytes, max(7, 2 * repeat + 1))
+    # 4. and 5. end to end
     r_big = measure_sign(report, "big", big_label, big, key, sigdir, repeat)
     report.target(f"sign {big_label}: model_signing/provenance", r_big, ">=", 2.0, "x")
     r_small = measure_sign(report, "small", small_label, small, key, sigdir, repeat)
     report.target(f"sign {small_label}: model_signing/provenance", r_small, ">=", 5.0, "x")
-    # 5. start-up
+    r_verify = measure_verify_vs_sign(report, small_label, small, key, sigdir, max(5, repeat))
+    report.target(f"verify/sign {small_label}", r_verify, "<=", 1.0, "x")
+    # 6. start-up
     version_s = measure_version(report)
     report.target("provenance --version wall time", version_s, "<", 0.25, "s")
     heavy = measure_import(report)
@@ -533,7 +744,7 @@ def run(args: argparse.Namespace, workdir: Path) -> Report:
         "",
         ", ".join(heavy),
     )
-    # 6. memory
+    # 7. memory
     for key_name, label, folder in (("big", big_label, big), ("small", small_label, small)):
         mb = measure_rss(report, key_name, label, folder, key, sigdir)
         report.target(f"peak RSS provenance sign, {label}", mb, "<", 150, "MB")

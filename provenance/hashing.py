@@ -25,7 +25,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from provenance._internal.engine import ALGORITHMS, FileEntry, Task, describe_mode, hash_tasks
+from provenance._internal.engine import (
+    ALGORITHMS,
+    FileEntry,
+    Opener,
+    Task,
+    describe_mode,
+    hash_tasks,
+)
 from provenance.errors import Hint, InputError
 from provenance.manifest import DEFAULT_IGNORE_PATHS, Manifest, Resource, Serialization
 
@@ -429,8 +436,13 @@ def hash_entries(
     *,
     workers: int | None = None,
     progress: Progress | None = None,
+    opener: Opener | None = None,
 ) -> tuple[Resource, ...]:
-    """Hash walked files into resources, as ``serialization`` says."""
+    """Hash walked files into resources, as ``serialization`` says.
+
+    ``opener`` opens each file (see :data:`provenance._internal.engine.Opener`);
+    the engine still refuses anything that is not a regular file.
+    """
     with gc_paused():
         tasks = tasks_for(entries, serialization)
         callback = None
@@ -443,7 +455,9 @@ def hash_entries(
                 done += n
                 progress(done, total)
 
-        digests = hash_tasks(tasks, serialization.hash_type, workers=workers, progress=callback)
+        digests = hash_tasks(
+            tasks, serialization.hash_type, workers=workers, progress=callback, opener=opener
+        )
         algorithm = serialization.resource_algorithm
         return tuple(
             Resource(_resource_name(t, serialization), algorithm, d)

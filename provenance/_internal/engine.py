@@ -6,15 +6,33 @@ so the same engine hashes models, datasets and pipeline artifacts.
 Why it is shaped like this:
 
 * ``hashlib`` and ``blake3`` release the GIL for large updates and
-  ``readinto`` releases it for the read, so plain threads keep every core busy
-  on big files; on small files the per-task overhead dominates, so many small
-  files go into one task.
-* Each worker owns one reusable buffer; memory is workers x buffer size,
+  ``os.preadv`` releases it for the read, so plain threads keep every core
+  busy on big files; on small files the per-task overhead dominates, so many
+  small files go into one batch, hashed by the calling thread.
+* Each thread owns one reusable buffer; memory is threads x buffer size,
   whatever the model's size.
-* Special files are never opened for reading a byte: a FIFO would block
-  forever. Files are opened with ``O_NONBLOCK`` and checked with ``fstat``
-  after opening, so a file swapped for a FIFO between the walk and the open
-  is still refused.
+* Worker threads *pull* the next range when they are free, largest first
+  (so one big file listed last cannot leave the other cores idle at the
+  end). Nothing is queued ahead: the submission window is the set of ranges
+  being hashed, one per worker. No ``concurrent.futures``: its import and
+  per-future bookkeeping were measurable in a fresh process and bought
+  nothing here.
+* Special files are never read: a FIFO would block forever. Files are
+  opened with ``O_NONBLOCK`` and every descriptor, whoever opened it, is
+  checked with ``fstat`` before its first byte is read, so a file swapped
+  for a FIFO between the walk and the open is still refused.
+* A file whose size differs from what the walk saw, or that ends early
+  while being read, is reported as changed, never hashed as it happens to
+  be.
+
+Two seams for callers that need more than digests:
+
+* ``opener`` in :func:`hash_tasks` decides how a file is opened (relative to
+  a verified directory descriptor with ``O_NOFOLLOW``, or a descriptor the
+  caller already holds); the engine still checks and closes what it gets.
+* :func:`hash_into` reads a byte range into a caller's buffer and hashes it
+  from there, so a verified loader reads each byte once, into the memory
+  that becomes its tensors.
 """
 
 from __future__ import annotations
@@ -25,26 +43,44 @@ import stat
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from provenance.errors import InputError
+from provenance.errors import InputError, UsageError
 
-if TYPE_CHECKING:
-    from concurrent.futures import Future
-
-__all__ = ["ALGORITHMS", "FileEntry", "Task", "describe_mode", "hash_tasks"]
+__all__ = [
+    "ALGORITHMS",
+    "FileEntry",
+    "Opener",
+    "Task",
+    "describe_mode",
+    "hash_into",
+    "hash_tasks",
+    "open_entry",
+]
 
 #: Hash algorithms allowed anywhere in provenance (security invariant 6).
 ALGORITHMS: tuple[str, ...] = ("sha256", "sha384", "sha512", "blake2b", "blake3")
 
-_BUFFER_SIZE = 1 << 20  # per worker: big enough to amortise calls, small enough to stay in L2
+_BUFFER_SIZE = 1 << 20  # per thread: big enough to amortise calls, small enough to stay in L2
 _SMALL_FILE = 1 << 20  # files below this are batched
 _BATCH_BYTES = 16 << 20  # target bytes in one batch of small files
 _BATCH_FILES = 512  # and at most this many files in one batch
+_REPORT_EVERY = 0.2  # seconds between progress reports while workers run
+_FADVISE = hasattr(os, "posix_fadvise")
 _O_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
-def _constructor(algorithm: str) -> Callable[..., hashlib._Hash]:
+class _Hasher(Protocol):
+    """What the engine needs of a hash object (hashlib's and blake3's both fit)."""
+
+    def update(self, data: bytes | memoryview, /) -> object: ...
+    def digest(self) -> bytes: ...
+
+
+_Constructor = Callable[..., _Hasher]
+
+
+def _constructor(algorithm: str) -> _Constructor:
     """The hasher factory for an allowed algorithm (direct constructors are fastest)."""
     if algorithm == "sha256":
         return hashlib.sha256
@@ -57,7 +93,7 @@ def _constructor(algorithm: str) -> Callable[..., hashlib._Hash]:
     if algorithm == "blake3":
         import blake3  # imported lazily: a compiled extension most runs never need
 
-        return blake3.blake3  # type: ignore[no-any-return]
+        return blake3.blake3  # type: ignore[no-any-return,unused-ignore]
     raise InputError(
         f"unsupported hash algorithm {algorithm!r}; use one of {', '.join(ALGORITHMS)}"
     )
@@ -70,6 +106,13 @@ class FileEntry:
     name: str  # relative POSIX path; "." for a single-file model
     path: str  # path to open
     size: int
+
+
+Opener = Callable[[FileEntry], int]
+"""Opens a file for hashing and returns a descriptor that the engine owns from
+then on: it checks that the descriptor is a regular file, reads it, and closes
+it. An ``OSError`` raised here is reported as the file being unreadable. It
+is called from the engine's worker threads too, so it must be thread-safe."""
 
 
 def describe_mode(mode: int) -> str:
@@ -91,109 +134,181 @@ class Task:
     end: int
 
 
+def open_entry(entry: FileEntry) -> int:
+    """The default opener: ``os.open`` read-only, non-blocking, close-on-exec.
+
+    Non-blocking, so that opening a FIFO does not wait for a writer; the
+    engine then refuses it when it checks the descriptor.
+    """
+    return os.open(entry.path, _O_FLAGS)
+
+
+def _unreadable(entry: FileEntry, verb: str, e: OSError) -> InputError:
+    return InputError(f"cannot {verb} '{entry.name}': {e.strerror or e}", code="unreadable")
+
+
+def _not_regular(name: str, mode: int) -> InputError:
+    return InputError(
+        f"'{name}' is {describe_mode(mode)}; refusing to read it", code="special-file"
+    )
+
+
+def _changed(name: str) -> InputError:
+    return InputError(f"'{name}' changed while it was being hashed", code="changed-while-hashing")
+
+
+def _open_checked(entry: FileEntry, opener: Opener | None) -> int:
+    """A descriptor of a regular file for ``entry``; anything else is closed and refused."""
+    try:
+        fd = os.open(entry.path, _O_FLAGS) if opener is None else opener(entry)
+    except OSError as e:
+        raise _unreadable(entry, "open", e) from None
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError as e:
+        os.close(fd)
+        raise _unreadable(entry, "read", e) from None
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise _not_regular(entry.name, mode)
+    return fd
+
+
+def _hash_small(entry: FileEntry, ctor: _Constructor, opener: Opener | None) -> bytes:
+    """A whole small file in one read; asking for one byte more detects growth.
+
+    The hottest loop for datasets of many small files, so the open and the
+    check are inlined here (one ``open``, one ``fstat``, one ``read``).
+    """
+    try:
+        fd = os.open(entry.path, _O_FLAGS) if opener is None else opener(entry)
+    except OSError as e:
+        raise _unreadable(entry, "open", e) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _not_regular(entry.name, mode)
+        data = os.read(fd, entry.size + 1)
+    except OSError as e:
+        raise _unreadable(entry, "read", e) from None
+    finally:
+        os.close(fd)
+    if len(data) != entry.size:
+        raise _changed(entry.name)
+    return ctor(data).digest()
+
+
+def _hash_range(
+    task: Task,
+    ctor: _Constructor,
+    opener: Opener | None,
+    buf: memoryview,
+    done: list[int],
+    slot: int,
+    cancel: threading.Event | None,
+) -> bytes:
+    """A byte range streamed through this thread's reusable buffer.
+
+    The loop holds the GIL only between two GIL-free calls (``preadv`` and
+    ``update``), and adds what it hashed to its own slot of ``done``: one
+    writer per slot, so no lock is taken per chunk.
+    """
+    entry = task.entry
+    fd = _open_checked(entry, opener)
+    try:
+        if _FADVISE:  # a no-op on cached pages, a larger read-ahead on cold ones
+            os.posix_fadvise(fd, task.start, task.end - task.start, os.POSIX_FADV_SEQUENTIAL)
+        hasher = ctor()
+        update = hasher.update
+        size = len(buf)
+        whole = [buf]
+        offset, end = task.start, task.end
+        while offset < end:
+            left = end - offset
+            n = os.preadv(fd, whole if left >= size else [buf[:left]], offset)
+            if n == size:
+                update(buf)
+            elif n:
+                update(buf[:n])
+            else:
+                raise _changed(entry.name)  # it ended early: it shrank
+            offset += n
+            done[slot] += n
+            if cancel is not None and cancel.is_set():
+                return b""  # another thread failed; the caller raises its error
+        if end == entry.size and os.fstat(fd).st_size != entry.size:
+            raise _changed(entry.name)
+        return hasher.digest()
+    except OSError as e:
+        raise _unreadable(entry, "read", e) from None
+    finally:
+        os.close(fd)
+
+
+def hash_into(
+    fd: int,
+    start: int,
+    end: int,
+    buffer: memoryview,
+    algorithm: str,
+    *,
+    name: str = "file",
+) -> bytes:
+    """Read bytes ``[start, end)`` of ``fd`` into ``buffer`` and hash them from there.
+
+    For verified loading: each byte is read once, into memory the caller owns
+    (the buffer that becomes a tensor), and hashed from that same memory, a
+    chunk at a time while it is still in cache. The bytes land at
+    ``buffer[0 : end - start]``; the digest is returned. Compare it with the
+    verified manifest before using the buffer.
+
+    ``fd`` stays open (the caller owns it) and must be a regular file; a
+    range that ends early (the file shrank) raises ``InputError`` with code
+    ``changed-while-hashing``, as does a read returning no bytes. ``name``
+    only labels errors.
+    """
+    ctor = _constructor(algorithm)
+    length = end - start
+    if start < 0 or length < 0:
+        raise UsageError(f"invalid byte range {start}:{end}")
+    if not buffer.c_contiguous:
+        raise UsageError("hash_into needs a contiguous buffer")
+    view = buffer if buffer.format == "B" and buffer.ndim == 1 else buffer.cast("B")
+    if view.readonly:
+        raise UsageError("hash_into needs a writable buffer")
+    if len(view) < length:
+        raise UsageError(f"buffer of {len(view)} bytes cannot hold {length} bytes")
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _not_regular(name, mode)
+        hasher = ctor()
+        done = 0
+        while done < length:
+            chunk = view[done : min(length, done + _BUFFER_SIZE)]
+            n = os.preadv(fd, [chunk], start + done)
+            if not n:
+                raise _changed(name)
+            hasher.update(chunk[:n])
+            done += n
+    except OSError as e:
+        raise InputError(f"cannot read '{name}': {e.strerror or e}", code="unreadable") from None
+    return hasher.digest()
+
+
 _local = threading.local()
 
 
-def _buffer() -> memoryview:
-    buf = getattr(_local, "buf", None)
+def _caller_buffer() -> memoryview:
+    """The calling thread's buffer, kept between calls (worker threads own theirs)."""
+    buf: memoryview | None = getattr(_local, "buf", None)
     if buf is None:
         buf = _local.buf = memoryview(bytearray(_BUFFER_SIZE))
     return buf
 
 
-def _open_regular(entry: FileEntry) -> int:
-    """Open without blocking and refuse anything that is not a regular file."""
-    try:
-        fd = os.open(entry.path, _O_FLAGS)
-    except OSError as e:
-        raise InputError(f"cannot open '{entry.name}': {e.strerror}") from None
-    try:
-        mode = os.fstat(fd).st_mode
-    except OSError as e:
-        os.close(fd)
-        raise InputError(f"cannot read '{entry.name}': {e.strerror}") from None
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        raise InputError(f"'{entry.name}' is {describe_mode(mode)}; refusing to read it")
-    return fd
-
-
-def _changed(entry: FileEntry) -> InputError:
-    return InputError(f"'{entry.name}' changed while it was being hashed")
-
-
-def _hash_small(entry: FileEntry, ctor: Callable[..., hashlib._Hash]) -> bytes:
-    """A whole small file in one read; asking for one byte more detects growth.
-
-    The hottest loop for datasets of many small files, so _open_regular is
-    inlined here.
-    """
-    try:
-        fd = os.open(entry.path, _O_FLAGS)
-    except OSError as e:
-        raise InputError(f"cannot open '{entry.name}': {e.strerror}") from None
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise InputError(f"'{entry.name}' is {describe_mode(mode)}; refusing to read it")
-        data = os.read(fd, entry.size + 1)
-    except OSError as e:
-        raise InputError(f"cannot read '{entry.name}': {e.strerror}") from None
-    finally:
-        os.close(fd)
-    if len(data) != entry.size:
-        raise _changed(entry)
-    return ctor(data).digest()
-
-
-class _Counter:
-    """Bytes hashed so far, added to by workers and drained by the caller's thread."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._bytes = 0
-
-    def add(self, n: int) -> None:
-        with self._lock:
-            self._bytes += n
-
-    def take(self) -> int:
-        with self._lock:
-            n, self._bytes = self._bytes, 0
-        return n
-
-
-def _hash_range(task: Task, ctor: Callable[..., hashlib._Hash], counter: _Counter) -> bytes:
-    """A byte range streamed through this thread's reusable buffer."""
-    entry = task.entry
-    fd = _open_regular(entry)
-    try:
-        hasher = ctor()
-        remaining = task.end - task.start
-        if hasattr(os, "posix_fadvise"):
-            os.posix_fadvise(fd, task.start, remaining, os.POSIX_FADV_SEQUENTIAL)
-        buf = _buffer()
-        offset = task.start
-        while remaining:
-            want = min(remaining, len(buf))
-            n = os.preadv(fd, [buf[:want]], offset)
-            if n == 0:
-                raise _changed(entry)
-            hasher.update(buf[:n])
-            counter.add(n)
-            remaining -= n
-            offset += n
-        if task.end == entry.size and os.fstat(fd).st_size != entry.size:
-            raise _changed(entry)
-        return hasher.digest()
-    except OSError as e:
-        raise InputError(f"cannot read '{entry.name}': {e.strerror}") from None
-    finally:
-        os.close(fd)
-
-
 def _small_batches(tasks: Sequence[Task], small: list[int]) -> Iterator[list[int]]:
-    """Group small tasks so progress reports and GIL hand-offs stay infrequent."""
+    """Group small tasks so progress reports stay infrequent."""
     batch: list[int] = []
     size = 0
     for i in small:
@@ -206,16 +321,23 @@ def _small_batches(tasks: Sequence[Task], small: list[int]) -> Iterator[list[int
         yield batch
 
 
+def _default_workers() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def hash_tasks(
     tasks: Sequence[Task],
     algorithm: str,
     *,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
+    opener: Opener | None = None,
 ) -> list[bytes]:
     """Hash every task; digests come back in task order.
 
-    Large ranges go to a thread pool, where hashing and reading run without
+    Large ranges go to worker threads, where reading and hashing run without
     the GIL. Small files are hashed by the calling thread meanwhile: their
     cost is per-file Python work that holds the GIL, so spreading them over
     threads only adds contention (measured: slower than one thread).
@@ -223,73 +345,93 @@ def hash_tasks(
     ``progress`` is called from the calling thread with the number of bytes
     hashed since its last call (several times a second within large files),
     so a progress bar needs no locking.
+
+    ``opener`` opens each file (default :func:`open_entry`); whatever it
+    returns is checked to be a regular file, read, and closed by the engine.
     """
     ctor = _constructor(algorithm)  # fails early on a bad name, before any thread starts
     digests: list[bytes] = [b""] * len(tasks)
-    if workers is None:
-        workers = (
-            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        )
-    workers = max(1, workers or 1)
-
-    counter = _Counter()
-
-    def run(batch: list[int]) -> None:
-        small_bytes = 0
-        for i in batch:
-            t = tasks[i]
-            if t.start == 0 and t.end == t.entry.size and t.end < _SMALL_FILE:
-                digests[i] = _hash_small(t.entry, ctor)
-                small_bytes += t.end
-            else:
-                digests[i] = _hash_range(t, ctor, counter)
-        counter.add(small_bytes)
-
-    def report() -> None:
-        n = counter.take()
-        if progress and n:
-            progress(n)
-
+    workers = max(1, workers if workers is not None else _default_workers())
     large = [i for i, t in enumerate(tasks) if t.end - t.start >= _SMALL_FILE]
     small = [i for i, t in enumerate(tasks) if t.end - t.start < _SMALL_FILE]
-    if workers == 1 or len(large) <= 1:
-        for batch in [*([i] for i in large), *_small_batches(tasks, small)]:
-            run(batch)
+    threads = min(workers, len(large)) if workers > 1 else 0
+    done = [0] * (threads + 1)  # bytes hashed, one slot per thread; slot 0 is the caller's
+    reported = 0
+
+    def report() -> None:
+        nonlocal reported
+        if progress is not None:
+            total = sum(done)
+            if total != reported:
+                progress(total - reported)
+                reported = total
+
+    def hash_small_batch(batch: list[int]) -> None:
+        hashed = 0
+        for i in batch:
+            t = tasks[i]
+            if t.start == 0 and t.end == t.entry.size:
+                digests[i] = _hash_small(t.entry, ctor, opener)
+                hashed += t.end
+            else:
+                digests[i] = _hash_range(t, ctor, opener, _caller_buffer(), done, 0, None)
+        done[0] += hashed
+
+    if threads == 0:
+        for i in large:
+            digests[i] = _hash_range(tasks[i], ctor, opener, _caller_buffer(), done, 0, None)
+            report()
+        for batch in _small_batches(tasks, small):
+            hash_small_batch(batch)
             report()
         return digests
 
-    # A bounded window of submissions: a million shards must not become a
-    # million queued futures.
-    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+    # Largest first (stable, so equal shards keep file order): the classic
+    # longest-processing-time rule bounds the idle tail at the end.
+    large.sort(key=lambda i: tasks[i].start - tasks[i].end)
+    queue = iter(large)
+    lock = threading.Lock()
+    cancel = threading.Event()
+    failures: list[BaseException] = []
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="provenance-hash") as pool:
-        pending: set[Future[None]] = set()
-        queue = iter(large)
-        limit = workers * 2
-
-        def refill() -> None:
-            for i in queue:
-                pending.add(pool.submit(run, [i]))
-                if len(pending) >= limit:
-                    return
-
-        def harvest(finished: set[Future[None]]) -> None:
-            pending.difference_update(finished)
-            for f in finished:
-                f.result()  # re-raises a worker's error here
-            refill()
-            report()
-
+    def work(slot: int) -> None:
+        buf = memoryview(bytearray(_BUFFER_SIZE))
         try:
-            refill()
-            for batch in _small_batches(tasks, small):
-                run(batch)
-                harvest({f for f in pending if f.done()})
-            while pending:
-                finished, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                harvest(finished)
-        except BaseException:
-            for f in pending:
-                f.cancel()
-            raise
+            while not cancel.is_set():
+                with lock:
+                    i = next(queue, None)
+                if i is None:
+                    return
+                digests[i] = _hash_range(tasks[i], ctor, opener, buf, done, slot, cancel)
+        except BaseException as e:  # handed to the calling thread, which re-raises it
+            failures.append(e)
+            cancel.set()
+
+    pool = [
+        threading.Thread(target=work, args=(slot,), name=f"provenance-hash-{slot}", daemon=True)
+        for slot in range(1, threads + 1)
+    ]
+    for thread in pool:
+        thread.start()
+    try:
+        for batch in _small_batches(tasks, small):
+            if cancel.is_set():
+                break
+            hash_small_batch(batch)
+            report()
+        for thread in pool:
+            if progress is None:
+                thread.join()
+            else:
+                while thread.is_alive():
+                    thread.join(_REPORT_EVERY)
+                    report()
+    except BaseException:
+        cancel.set()
+        for thread in pool:
+            thread.join()
+        raise
+    if failures:
+        raise failures[0]
+    report()
     return digests
