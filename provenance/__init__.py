@@ -26,14 +26,52 @@ under the modules' own names, so import the modules' other names with
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from provenance._version import __version__
-from provenance.bundle import default_signature_path
 from provenance.errors import InputError, ProvenanceError, UsageError, VerificationError
-from provenance.findings import Finding
-from provenance.hashing import hash_model
-from provenance.manifest import Manifest, Resource, Serialization
-from provenance.signature import SignResult, sign
-from provenance.verification import VerificationReport, VerificationResult, check_model, verify
+
+if TYPE_CHECKING:
+    from provenance.bundle import default_signature_path
+    from provenance.findings import Finding
+    from provenance.hashing import hash_model
+    from provenance.manifest import Manifest, Resource, Serialization
+    from provenance.signature import SignResult, sign
+    from provenance.verification import (
+        VerificationReport,
+        VerificationResult,
+        check_model,
+        verify,
+    )
+
+# Loaded on first use: a loader that only hashes, or `provenance --version`,
+# does not pay for the signing and verification modules at start-up.
+_WHERE = {
+    "default_signature_path": "bundle",
+    "Finding": "findings",
+    "hash_model": "hashing",
+    "Manifest": "manifest",
+    "Resource": "manifest",
+    "Serialization": "manifest",
+    "SignResult": "signature",
+    "sign": "signature",
+    "VerificationReport": "verification",
+    "VerificationResult": "verification",
+    "check_model": "verification",
+    "verify": "verification",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'provenance' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"provenance.{module}"), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
 
 __all__ = [
     "Finding",
