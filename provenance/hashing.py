@@ -259,7 +259,8 @@ def walk(
             )
         st = os.stat(root)
     if stat.S_ISREG(st.st_mode):
-        return Walk([FileEntry(".", root, st.st_size)])
+        followed = stat.S_ISLNK(os.lstat(root).st_mode)
+        return Walk([FileEntry(".", root, st.st_size, (st.st_dev, st.st_ino), link=followed)])
     if not stat.S_ISDIR(st.st_mode):
         raise InputError(
             f"model path '{root}' is {describe_mode(st.st_mode)}; refusing to read it",
@@ -305,7 +306,8 @@ def walk(
             elif child.is_dir(follow_symlinks=False):
                 stack.append((name + "/", _children(child.path)))
             elif child.is_file(follow_symlinks=False):
-                files.append(FileEntry(name, child.path, child.stat(follow_symlinks=False).st_size))
+                cst = child.stat(follow_symlinks=False)
+                files.append(FileEntry(name, child.path, cst.st_size, (cst.st_dev, cst.st_ino)))
             else:
                 mode = child.stat(follow_symlinks=False).st_mode
                 refused.append(
@@ -358,7 +360,7 @@ def _follow(
         seen_dirs.add(target)
         stack.append((name + "/", _children(child.path)))
     elif stat.S_ISREG(tst.st_mode):
-        files.append(FileEntry(name, child.path, tst.st_size))
+        files.append(FileEntry(name, child.path, tst.st_size, (tst.st_dev, tst.st_ino), link=True))
     else:
         return Refusal(
             name,

@@ -455,3 +455,81 @@ def test_sign_says_what_model_signing_cannot_verify(model: Path, ed25519_key, p2
     assert "Ed25519" in result.stderr and "sha384" in result.stderr
     quiet = run_cli("sign", model, "--key", p256.private)
     assert quiet.exit_code == 0 and "warning" not in quiet.stderr
+
+
+# ---------------------------------------------------------------- swaps after the walk
+
+
+def _swap_for_link(path: Path, target: Path) -> None:
+    aside = path.with_name(path.name + ".aside")
+    path.rename(aside)
+    path.symlink_to(target)
+
+
+@pytest.mark.parametrize("what", ["file", "folder", "parent-of-large-file"])
+def test_a_link_swapped_in_after_the_walk_is_never_hashed(tmp_path: Path, what: str):
+    """Walk, then swap a file or folder for a link to an identical outside copy:
+    the read must refuse it (device and inode differ), not hash through the link."""
+    import shutil
+
+    from provenance.hashing import hash_entries, walk
+
+    model = make_model(tmp_path / "m")
+    big = model / "weights" / "big.bin"
+    big.write_bytes(os.urandom(3 << 20))  # a large file takes the threaded path
+    outside = tmp_path / "outside"
+    shutil.copytree(model, outside)
+    found = walk(model)
+    if what == "file":
+        _swap_for_link(model / "config.json", outside / "config.json")
+    else:
+        _swap_for_link(model / "weights", outside / "weights")
+    entries = found.files
+    if what == "parent-of-large-file":
+        entries = [e for e in entries if e.name == "weights/big.bin"]
+    with pytest.raises(InputError) as info:
+        hash_entries(entries, Serialization())
+    assert info.value.code == "changed-while-hashing"
+
+
+def test_swap_race_loop_never_accepts_a_linked_tree(tmp_path: Path, p256):
+    """A thread keeps swapping a folder for a link to an identical outside copy
+    while verify runs: every run either fails or read the model's own files."""
+    import shutil
+    import threading
+
+    model = _signed(make_model(tmp_path / "m"), p256)
+    outside = tmp_path / "outside"
+    shutil.copytree(model / "weights", outside)
+    verifier = KeyVerifier.from_files(p256.public)
+    stop = threading.Event()
+    swaps = 0
+
+    def swapper() -> None:
+        nonlocal swaps
+        w, aside = model / "weights", model / "weights.aside"
+        while not stop.is_set():
+            w.rename(aside)
+            w.symlink_to(outside)
+            w.unlink()
+            aside.rename(w)
+            swaps += 1
+
+    thread = threading.Thread(target=swapper)
+    thread.start()
+    outcomes = []
+    try:
+        for _ in range(200):
+            report = check_model(model, verifier, ignore_unsigned_files=True)
+            outcomes.append(report.ok)
+    finally:
+        stop.set()
+        thread.join()
+    assert swaps > 200
+    # Outside the race the tree is intact, so most runs pass; a run that saw the
+    # link anywhere (walk or read) must have failed, which the inode check enforces.
+    # Check the property directly too: with the link in place for good, none passes.
+    (model / "weights").rename(model / "weights.aside")
+    (model / "weights").symlink_to(outside)
+    assert not check_model(model, verifier, ignore_unsigned_files=True).ok
+    assert any(outcomes)

@@ -37,6 +37,7 @@ Two seams for callers that need more than digests:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
@@ -106,6 +107,13 @@ class FileEntry:
     name: str  # relative POSIX path; "." for a single-file model
     path: str  # path to open
     size: int
+    #: (st_dev, st_ino) the walk saw. The open descriptor must be that very
+    #: file: a file or folder swapped for a link (or another file) between the
+    #: walk and the read is refused, never hashed through the swap.
+    ident: tuple[int, int] | None = None
+    #: The path itself is a symbolic link the walk chose to follow; any other
+    #: entry is opened with O_NOFOLLOW.
+    link: bool = False
 
 
 Opener = Callable[[FileEntry], int]
@@ -134,13 +142,34 @@ class Task:
     end: int
 
 
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
 def open_entry(entry: FileEntry) -> int:
-    """The default opener: ``os.open`` read-only, non-blocking, close-on-exec.
+    """The default opener: ``os.open`` read-only, non-blocking, close-on-exec,
+    and ``O_NOFOLLOW`` unless the walk followed this very link.
 
     Non-blocking, so that opening a FIFO does not wait for a writer; the
-    engine then refuses it when it checks the descriptor.
+    engine then refuses it when it checks the descriptor (type and identity).
     """
-    return os.open(entry.path, _O_FLAGS)
+    return os.open(entry.path, _O_FLAGS if entry.link else _O_FLAGS | _O_NOFOLLOW)
+
+
+def _check_fd(fd: int, entry: FileEntry) -> None:
+    """The descriptor is a regular file, and the one the walk saw when it recorded it."""
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise _not_regular(entry.name, st.st_mode)
+    if entry.ident is not None and (st.st_dev, st.st_ino) != entry.ident:
+        raise _replaced(entry.name)
+
+
+def _replaced(name: str) -> InputError:
+    return InputError(
+        f"'{name}' was replaced after the tree was listed (a link or another file was "
+        "swapped in); refusing to read it",
+        code="changed-while-hashing",
+    )
 
 
 def _unreadable(entry: FileEntry, verb: str, e: OSError) -> InputError:
@@ -160,18 +189,25 @@ def _changed(name: str) -> InputError:
 def _open_checked(entry: FileEntry, opener: Opener | None) -> int:
     """A descriptor of a regular file for ``entry``; anything else is closed and refused."""
     try:
-        fd = os.open(entry.path, _O_FLAGS) if opener is None else opener(entry)
+        fd = open_entry(entry) if opener is None else opener(entry)
     except OSError as e:
-        raise _unreadable(entry, "open", e) from None
+        raise _open_failed(entry, e) from None
     try:
-        mode = os.fstat(fd).st_mode
+        _check_fd(fd, entry)
     except OSError as e:
         os.close(fd)
         raise _unreadable(entry, "read", e) from None
-    if not stat.S_ISREG(mode):
+    except InputError:
         os.close(fd)
-        raise _not_regular(entry.name, mode)
+        raise
     return fd
+
+
+def _open_failed(entry: FileEntry, e: OSError) -> InputError:
+    # O_NOFOLLOW on a link: ELOOP. It was a regular file when the tree was listed.
+    if e.errno == errno.ELOOP and not entry.link:
+        return _replaced(entry.name)
+    return _unreadable(entry, "open", e)
 
 
 def _hash_small(entry: FileEntry, ctor: _Constructor, opener: Opener | None) -> bytes:
@@ -181,13 +217,11 @@ def _hash_small(entry: FileEntry, ctor: _Constructor, opener: Opener | None) -> 
     check are inlined here (one ``open``, one ``fstat``, one ``read``).
     """
     try:
-        fd = os.open(entry.path, _O_FLAGS) if opener is None else opener(entry)
+        fd = open_entry(entry) if opener is None else opener(entry)
     except OSError as e:
-        raise _unreadable(entry, "open", e) from None
+        raise _open_failed(entry, e) from None
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise _not_regular(entry.name, mode)
+        _check_fd(fd, entry)
         data = os.read(fd, entry.size + 1)
     except OSError as e:
         raise _unreadable(entry, "read", e) from None
