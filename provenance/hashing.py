@@ -17,6 +17,7 @@ trees:
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import os
 import re
@@ -211,14 +212,58 @@ def normalize_ignore(path: str) -> str:
     return path
 
 
-def _children(folder: str) -> Iterator[os.DirEntry[str]]:
+_O_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_Child = tuple[str, str, os.stat_result]  # name, path, lstat
+
+
+def _children(folder: str, expect: tuple[int, int], *, followed: bool = False) -> Iterator[_Child]:
+    """A folder's entries in name order, each with its ``lstat``, listed from a
+    descriptor that is verifiably the folder the parent listing saw.
+
+    Listing by path would follow a folder swapped for a link after its parent
+    was read; the descriptor is opened with ``O_NOFOLLOW`` (unless this is a
+    link the walk chose to follow) and its device and inode compared.
+    """
     try:
-        with os.scandir(folder) as it:
-            return iter(sorted(it, key=lambda e: e.name))
+        fd = os.open(folder, _O_DIR if followed else _O_DIR | _O_NOFOLLOW)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise InputError(
+                f"folder '{folder}' was replaced after it was listed; refusing to read it",
+                code="changed-while-hashing",
+            ) from None
+        raise InputError(
+            f"cannot list folder '{folder}': {e.strerror}", code="unreadable"
+        ) from None
+    try:
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) != expect:
+            raise InputError(
+                f"folder '{folder}' was replaced after it was listed; refusing to read it",
+                code="changed-while-hashing",
+            )
+        out: list[_Child] = []
+        with os.scandir(fd) as it:
+            for entry in it:
+                try:
+                    out.append(
+                        (
+                            entry.name,
+                            os.path.join(folder, entry.name),
+                            entry.stat(follow_symlinks=False),
+                        )
+                    )
+                except FileNotFoundError:
+                    continue  # vanished while listing: it is simply not there
     except OSError as e:
         raise InputError(
             f"cannot list folder '{folder}': {e.strerror}", code="unreadable"
         ) from None
+    finally:
+        os.close(fd)
+    out.sort(key=lambda c: c[0])
+    return iter(out)
 
 
 def walk(
@@ -276,7 +321,11 @@ def walk(
     out = Walk()
     files, refused, hidden = out.files, out.refused, out.ignored
     match = ignore.match
-    stack: list[tuple[str, Iterator[os.DirEntry[str]]]] = [("", _children(root))]
+    root_st = os.stat(root)
+    top = _children(
+        root, (root_st.st_dev, root_st.st_ino), followed=stat.S_ISLNK(os.lstat(root).st_mode)
+    )
+    stack: list[tuple[str, Iterator[_Child]]] = [("", top)]
     seen_dirs = {real_root}
     while stack:
         prefix, children = stack[-1]
@@ -284,41 +333,36 @@ def walk(
         if child is None:
             stack.pop()
             continue
-        name = prefix + child.name
-        by = match(name, child.name)
+        base, path, cst = child
+        name = prefix + base
+        by = match(name, base)
         if by is not None:
             hidden.append((name, by))
             continue
-        if not child.name.isascii() and not _utf8(child.name):
+        if not base.isascii() and not _utf8(base):
             # A manifest is UTF-8 JSON: such a name cannot be signed or named.
-            shown = child.name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            shown = base.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
             # The refusal names it printably: it goes into messages and JSON.
             printable = prefix + shown
             refused.append(
                 Refusal(printable, "name-not-utf8", f"'{printable}' has a name that is not UTF-8")
             )
             continue
-        try:
-            if child.is_symlink():
-                refusal = _follow(child, name, links, allowed_roots, seen_dirs, stack, files)
-                if refusal is not None:
-                    refused.append(refusal)
-            elif child.is_dir(follow_symlinks=False):
-                stack.append((name + "/", _children(child.path)))
-            elif child.is_file(follow_symlinks=False):
-                cst = child.stat(follow_symlinks=False)
-                files.append(FileEntry(name, child.path, cst.st_size, (cst.st_dev, cst.st_ino)))
-            else:
-                mode = child.stat(follow_symlinks=False).st_mode
-                refused.append(
-                    Refusal(
-                        name,
-                        "special-file",
-                        f"'{name}' is {describe_mode(mode)}; refusing to read it",
-                    )
+        mode = cst.st_mode
+        if stat.S_ISLNK(mode):
+            refusal = _follow(path, name, links, allowed_roots, seen_dirs, stack, files)
+            if refusal is not None:
+                refused.append(refusal)
+        elif stat.S_ISDIR(mode):
+            stack.append((name + "/", _children(path, (cst.st_dev, cst.st_ino))))
+        elif stat.S_ISREG(mode):
+            files.append(FileEntry(name, path, cst.st_size, (cst.st_dev, cst.st_ino)))
+        else:
+            refused.append(
+                Refusal(
+                    name, "special-file", f"'{name}' is {describe_mode(mode)}; refusing to read it"
                 )
-        except FileNotFoundError:
-            continue  # vanished while listing: it is simply not there
+            )
     return out
 
 
@@ -331,12 +375,12 @@ def _utf8(name: str) -> bool:
 
 
 def _follow(
-    child: os.DirEntry[str],
+    path: str,
     name: str,
     links: LinkPolicy,
     allowed_roots: tuple[str, ...],
     seen_dirs: set[str],
-    stack: list[tuple[str, Iterator[os.DirEntry[str]]]],
+    stack: list[tuple[str, Iterator[_Child]]],
     files: list[FileEntry],
 ) -> Refusal | None:
     if not links.follow:
@@ -347,20 +391,20 @@ def _follow(
             "(and then must stay inside the model)",
             Hint.ALLOW_SYMLINKS,
         )
-    target = os.path.realpath(child.path)
+    target = os.path.realpath(path)
     if not any(_is_within(target, r) for r in allowed_roots):
         return Refusal(name, "symlink-escapes", f"symbolic link '{name}' points outside the model")
     try:
-        tst = os.stat(child.path)
+        tst = os.stat(path)
     except OSError:
         return Refusal(name, "symlink-broken", f"symbolic link '{name}' is broken")
     if stat.S_ISDIR(tst.st_mode):
         if target in seen_dirs:
             return Refusal(name, "symlink-loop", f"symbolic link '{name}' makes a loop")
         seen_dirs.add(target)
-        stack.append((name + "/", _children(child.path)))
+        stack.append((name + "/", _children(path, (tst.st_dev, tst.st_ino), followed=True)))
     elif stat.S_ISREG(tst.st_mode):
-        files.append(FileEntry(name, child.path, tst.st_size, (tst.st_dev, tst.st_ino), link=True))
+        files.append(FileEntry(name, path, tst.st_size, (tst.st_dev, tst.st_ino), link=True))
     else:
         return Refusal(
             name,

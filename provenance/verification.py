@@ -221,7 +221,12 @@ def check_model(
     sig_path = Path(signature_path) if signature_path else default_signature_path(path)
     if not path.exists() and not path.is_symlink():
         raise InputError(f"model path '{path}' does not exist", code="not-found")
-    bundle = Bundle.read(sig_path)
+    try:
+        bundle = Bundle.read(sig_path)
+    except InputError as e:
+        if signature_path is not None and e.hint == Hint.SIGNATURE_PATH:
+            e.hint = None  # the caller named this path: telling them to name one helps nobody
+        raise
     findings: list[Finding] = []
 
     def report(**kw: Any) -> VerificationReport:

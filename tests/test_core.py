@@ -542,7 +542,7 @@ def test_inspect(model, p384):
         assert result.exit_code == 0, result.output
         out = result.stdout
         hint = hashlib.sha256(p384.public.read_bytes()).hexdigest()
-        assert hint in out  # signer
+        assert f"key {hint[:16]}" in out  # signer, in the form verify shows it
         assert "files" in out  # method
         assert "blake2b" in out  # algorithm
         assert "Files        8" in out  # file count

@@ -533,3 +533,33 @@ def test_swap_race_loop_never_accepts_a_linked_tree(tmp_path: Path, p256):
     (model / "weights").symlink_to(outside)
     assert not check_model(model, verifier, ignore_unsigned_files=True).ok
     assert any(outcomes)
+
+
+def test_progress_moves_within_a_single_large_file(tmp_path: Path):
+    """A bar that stays at 0% until a 3 GB file is done says nothing: report within it."""
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as f:
+        f.truncate(1 << 30)  # sparse: reads as zeros, at memory speed
+    seen: list[int] = []
+    provenance.hash_model(big, progress=lambda done, total: seen.append(done))
+    assert len(seen) >= 2 and seen[0] < (1 << 30) and seen[-1] == 1 << 30
+
+
+def test_a_folder_swapped_for_a_link_between_listings_is_not_listed(tmp_path: Path):
+    """The walk lists a folder from a descriptor that is the folder its parent saw."""
+    import shutil
+
+    from provenance.hashing import _children
+
+    model = make_model(tmp_path / "m")
+    outside = tmp_path / "outside"
+    shutil.copytree(model / "weights", outside)
+    st = os.lstat(model / "weights")  # what the parent listing recorded
+    _swap_for_link(model / "weights", outside)
+    with pytest.raises(InputError) as info:
+        _children(str(model / "weights"), (st.st_dev, st.st_ino))
+    assert info.value.code == "changed-while-hashing"
+    (model / "weights").unlink()
+    shutil.copytree(outside, model / "weights")  # a different folder of the same name
+    with pytest.raises(InputError):
+        _children(str(model / "weights"), (st.st_dev, st.st_ino))

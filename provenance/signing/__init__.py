@@ -112,7 +112,10 @@ def describe_bundle(bundle: Bundle) -> SignerInfo:
             return SignerInfo(kind="key", description="a plain key (no key hint)")
         fingerprint = hint if re.fullmatch(r"[0-9a-f]{64}", hint) else None
         return SignerInfo(
-            kind="key", description=f"a plain key (hint {hint})", key_fingerprint=fingerprint
+            kind="key",
+            # The same 16 hex digits `verify` shows for the key ("... key 27d58223...").
+            description=f"key {hint[:16]}" if fingerprint else f"a plain key (hint {hint[:88]})",
+            key_fingerprint=fingerprint,
         )
     if bundle.kind == "sigstore":
         from provenance.signing._sigstore import keyless_info

@@ -83,6 +83,12 @@ def verify_raw(
     return True
 
 
+def _short_hint(hint: str) -> str:
+    """A key hint as people compare them: 16 hex digits (or the hint as written)."""
+    printable = "".join(c for c in hint[:88] if c.isprintable())
+    return printable[:16] if len(printable) == 64 else printable
+
+
 def key_hint(key: PublicKey) -> str:
     """Lower-case hex SHA-256 of the SubjectPublicKeyInfo PEM (model-signing's hint)."""
     pem = key.public_bytes(
@@ -289,8 +295,10 @@ class KeyVerifier:
         if bundle.key_hint:
             candidates = [k for k in self.keys if bundle.key_hint in _hint_forms(k)]
             if not candidates:
+                given = ", ".join(key_hint(k)[:16] for k in self.keys)
                 raise VerificationError(
-                    "signature was made with a different key (the key hint does not match)",
+                    f"signature was made with a different key: it names key "
+                    f"{_short_hint(bundle.key_hint)}, the key given is {given}",
                     code="wrong-key",
                     hint=Hint.KEY,
                 )
