@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import click
 
 from provenance.errors import InputError, ProvenanceError, UsageError, VerificationError
+from provenance.hashing import ALGORITHMS
 from provenance_cli._output import emit_error, write_json
 
 EXIT_OK = 0
@@ -168,7 +169,7 @@ _HASHING_SPECS = (
         "algorithm",
         ("--hash",),
         {
-            "type": click.Choice(["sha256", "sha384", "sha512", "blake2b", "blake3"]),
+            "type": click.Choice(ALGORITHMS),
             "default": "sha256",
             "show_default": True,
             "help": "Digest algorithm for every file or shard.",

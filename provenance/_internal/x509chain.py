@@ -46,6 +46,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
+from provenance._internal.timefmt import format_time
 from provenance.errors import VerificationError
 
 __all__ = ["check_leaf", "verify_chain"]
@@ -380,4 +381,4 @@ def _subject(cert: x509.Certificate) -> str:
 
 
 def _stamp(moment: datetime.datetime) -> str:
-    return f"{moment.astimezone(datetime.timezone.utc):%Y-%m-%dT%H:%M:%SZ}"
+    return format_time(moment)

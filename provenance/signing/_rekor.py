@@ -60,6 +60,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from provenance._internal.jsonshape import array, obj, opt_obj, string
+from provenance._internal.timefmt import parse_time
 from provenance.errors import VerificationError
 
 _E = VerificationError
@@ -93,7 +94,7 @@ class _LogKey:
 
 
 def _instant(value: str) -> datetime.datetime:
-    return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parse_time(value)
 
 
 def log_keys(trusted_root: Mapping[str, Any]) -> dict[bytes, _LogKey]:
