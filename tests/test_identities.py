@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtensionOID, NameOID
 from sigstore.errors import VerificationError as SigstoreVerificationError
 
-from provenance.signing._sigstore import IdentityRegexp, identities, issuer_of
+from provenance.signing._sigstore import IdentityRegexp, identities, identity_policy, issuer_of
 
 OID_USERNAME = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.7")
 OID_ISSUER_V1 = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
@@ -91,7 +91,7 @@ def _leaf(
     return x509.load_der_x509_certificate(cert.public_bytes(serialization.Encoding.DER))
 
 
-def _accepts(policy: IdentityRegexp, cert: x509.Certificate) -> bool:
+def _accepts(policy: object, cert: x509.Certificate) -> bool:
     try:
         policy.verify(cert)
     except SigstoreVerificationError:
@@ -112,6 +112,9 @@ def test_othername_identity_of_every_length(length: int) -> None:
     assert issuer_of(cert) == issuer
 
     assert _accepts(IdentityRegexp(re.escape(identity), issuer), cert)
+    assert _accepts(identity_policy(identity=identity, issuer=issuer), cert)  # exact
+    assert not _accepts(identity_policy(identity=identity + "x", issuer=issuer), cert)
+    assert not _accepts(identity_policy(identity=identity, issuer=issuer + "x"), cert)
     assert _accepts(IdentityRegexp(".*", None), cert)
     assert not _accepts(IdentityRegexp(re.escape(identity) + "x", issuer), cert)
     assert not _accepts(IdentityRegexp(re.escape(identity[:-1]), issuer), cert)

@@ -271,6 +271,32 @@ class IdentityRegexp:
                 raise SigstoreVerificationError(f"issuer {issuer or '(none)'} is not {self.issuer}")
 
 
+@dataclass(frozen=True)
+class Identity:
+    """The certificate's identity is exactly this one, vouched for by this issuer.
+
+    Not ``sigstore``'s ``policy.Identity``: that compares Sigstore username
+    OtherNames with their DER tag and length still attached, so an exact
+    identity of that kind never matches. This reads them through
+    :func:`identities`, as :class:`IdentityRegexp` does.
+    """
+
+    identity: str
+    issuer: str
+
+    def verify(self, cert: Certificate) -> None:
+        from sigstore.errors import VerificationError as SigstoreVerificationError
+
+        issuer = issuer_of(cert)
+        if issuer != self.issuer:
+            raise SigstoreVerificationError(f"issuer {issuer or '(none)'} is not {self.issuer}")
+        ids = identities(cert)
+        if self.identity not in ids:
+            raise SigstoreVerificationError(
+                f"identity {', '.join(ids) or '(none)'} is not {self.identity}"
+            )
+
+
 def identities(cert: Certificate) -> list[str]:
     """The certificate's Sigstore identities: e-mail and URI SANs, then username OtherNames.
 
@@ -376,7 +402,7 @@ def identity_policy(
         )
     parts: list[Any] = []
     if identity:
-        parts.append(policy.Identity(identity=identity, issuer=issuer))
+        parts.append(Identity(identity, issuer))
     else:
         try:
             re.compile(identity_regexp or "")
