@@ -203,9 +203,9 @@ _HASHING_SPECS = (
             "metavar": "PATH|GLOB",
             "help": "A file or folder relative to the model, or a glob ('*.log', "
             "'logs/**/*.txt'), to leave out (repeatable; warns if it matches nothing). "
-            "Always left out: model.sig, model.intoto.jsonl, and at any depth .git, "
-            ".github, .git{attributes,ignore,modules,keep}, __pycache__, *.pyc, "
-            ".DS_Store, .ipynb_checkpoints.",
+            "Always left out: model.sig, model.intoto.jsonl, and at any depth "
+            ".git, .github, .gitattributes, .gitignore, .gitmodules, .gitkeep, "
+            "__pycache__, *.pyc, .DS_Store and .ipynb_checkpoints.",
         },
     ),
     OptionSpec(

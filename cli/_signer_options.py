@@ -154,8 +154,11 @@ class SignerOptions:
         from provenance import signing
 
         if self.sigstore:
-            if self.key or self.kms or self.cert or self.chain:
-                raise UsageError("--sigstore signs without a key: drop --key/--kms/--cert/--chain")
+            if self.key or self.kms or self.cert or self.chain or self.kms_public_key:
+                raise UsageError(
+                    "--sigstore signs without a key: drop --key, --kms, --kms-public-key, "
+                    "--cert and --chain"
+                )
             config = signing.load_trust_config(self.trust_config, staging=self.staging)
             token = signing.get_identity_token(
                 self.identity_token, trust_config=config, interactive=sys.stdin.isatty()
@@ -167,6 +170,8 @@ class SignerOptions:
             raise UsageError("give either --key or --kms, not both")
         if self.chain and not self.cert:
             raise UsageError("--chain needs --cert")
+        if self.kms_public_key and not self.kms:
+            raise UsageError("--kms-public-key goes with --kms (a key file carries its own)")
         base: Any
         if self.kms:
             base = signing.kms_signer(self.kms, public_key=self.kms_public_key)

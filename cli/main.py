@@ -23,7 +23,11 @@ _COMMANDS = {
     "verify": ("verify", "verify_command", "Check a model against its signature."),
     "inspect": ("inspect", "inspect_command", "Describe a signature and attestations."),
     "attest": ("attest", "attest_group", "Sign statements on datasets, training, evaluation."),
-    "lineage": ("lineage", "lineage_command", "Write a model's lineage graph (dot, mermaid)."),
+    "lineage": (
+        "lineage",
+        "lineage_command",
+        "Show a model's lineage: tree, dot, mermaid or json.",
+    ),
     "key": ("key", "key_group", "Print a key's fingerprint (the hint signatures carry)."),
 }
 

@@ -177,6 +177,8 @@ class Bundle:
 
     @classmethod
     def from_bytes(cls, data: bytes, source: str = "signature") -> Bundle:
+        if not data.strip():
+            raise InputError(f"{source} is empty; sign the model again", code="bundle-malformed")
         if len(data) > MAX_BUNDLE_BYTES:
             raise InputError(f"{source} is larger than {MAX_BUNDLE_BYTES >> 20} MiB")
         # Counted in C before parsing: brackets inside strings count too, which

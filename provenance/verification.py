@@ -351,9 +351,22 @@ def _check_files(
                 )
             )
     for w in found.unmatched([*user_exact, *user_patterns]):
-        if w not in shadowing:
+        if w in shadowing or w in signed_files:
             findings.append(
-                Finding("ignore-unmatched", f"ignore '{w}' matched nothing", severity="warning")
+                Finding(
+                    "ignore-signed",
+                    f"ignore '{w}' names what the signature covers; it is checked regardless",
+                    w,
+                    "info",
+                )
+            )
+        else:
+            findings.append(
+                Finding(
+                    "ignore-unmatched",
+                    f"ignore '{w}' matched nothing in the model",
+                    severity="warning",
+                )
             )
 
     to_hash = []

@@ -607,7 +607,7 @@ def test_fifo_as_signature_or_key(model, tmp_path, p256):
         (b'{"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json", ', ["not valid JSON"]),
         (b'{"hello": "world"}', ["not a Sigstore bundle"]),
         (b"[1, 2, 3]", ["not a JSON object"]),
-        (b"", ["not valid JSON"]),
+        (b"", ["is empty"]),
         (b"\xff\xfe\x00garbage", ["not valid JSON"]),
         (
             b'{"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",'

@@ -36,7 +36,7 @@ def test_fingerprint_is_the_hint_a_signature_carries(model, p256, ed25519_key):
 def test_fingerprint_of_what_is_not_a_key(tmp_path):
     junk = tmp_path / "junk.pem"
     junk.write_text("hello\n")
-    assert_fails(run_cli("key", "fingerprint", junk), 3, "not a PEM public key")
+    assert_fails(run_cli("key", "fingerprint", junk), 3, "not a PEM key")
     data = contract(
         run_cli("key", "fingerprint", tmp_path / "nope", "--json"), "key fingerprint", 3
     )

@@ -58,7 +58,8 @@ def check_supported(key: object, source: str) -> None:
             f"{source} uses curve {key.curve.name}; use P-256, P-384, P-521 or Ed25519"
         )
     kind = type(key).__name__.lstrip("_").replace("PrivateKey", "").replace("PublicKey", "")
-    raise InputError(f"{source} is a {kind} key; use ECDSA P-256, P-384, P-521 or Ed25519")
+    article = "an" if kind[:1].upper() in "AEIOU" or kind.startswith(("RSA", "X")) else "a"
+    raise InputError(f"{source} is {article} {kind} key; use ECDSA P-256, P-384, P-521 or Ed25519")
 
 
 def sign_raw(key: PrivateKey, data: bytes) -> bytes:
@@ -247,6 +248,10 @@ def describe_key_file(path: str | os.PathLike[str]) -> SignerInfo:
     PEM: the OMS key hint a signature carries, and what a policy pins.
     """
     data = read_limited(path, "key", 1 << 20)
+    if b"-----BEGIN" not in data:
+        raise InputError(
+            f"'{path}' is not a PEM key (neither a public nor a private key)", code="not-a-key"
+        )
     if b"PRIVATE KEY" in data:
         password = os.environ.get("PROVENANCE_KEY_PASSWORD")
         return key_info(
