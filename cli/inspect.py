@@ -302,15 +302,23 @@ def inspect_target(target: str, attestations_file: str | None = None) -> Inspect
     if not has_file:
         return Inspection(path, signature)
     claims = read_claims(file)
+    # The file is read once: the lineage is drawn from the claims' statements
+    # (each once), and follows their inputs as lineage does.
+    statements = [
+        c.statement
+        for c in claims
+        if c.statement is not None and c.duplicate_of is None and c.same_statement_as is None
+    ]
     if signature is not None:
         lineage = build_lineage(
             path,
+            statements=statements,
             root_digest=signature.manifest.root_digest,
             root_source="signature",
-            attestations_path=file,
+            follow=True,
         )
     else:
-        lineage = build_lineage(path, attestations_path=file)
+        lineage = build_lineage(path, statements=statements, follow=True)
     return Inspection(path, signature, file, claims, lineage)
 
 

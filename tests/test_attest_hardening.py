@@ -317,8 +317,8 @@ def test_lineage_indexes_a_file_that_names_many_digests(tmp_path: Path, signer):
     n = 3000
     children = [f"{i:064x}" for i in range(1, n + 1)]
     deps = [attest.Artifact(f"c{i}", {"sha256": d}, path=".") for i, d in enumerate(children)]
-    lines = [Statement.about(name, root, attest.SLSA_PREDICATE_TYPE,
-                             attest.training_predicate(datasets=deps, builder_id=BUILDER))]  # fmt: skip
+    top = attest.training_predicate(datasets=deps, builder_id=BUILDER)
+    lines = [Statement.about(name, root, attest.SLSA_PREDICATE_TYPE, top)]
     for i, d in enumerate(children):
         leaf = attest.Artifact(f"e{i}", {"sha256": f"{i + n + 1:064x}"})
         predicate = attest.training_predicate(datasets=[leaf], builder_id=BUILDER)

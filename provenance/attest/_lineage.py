@@ -370,14 +370,15 @@ class _Walk:
     """
 
     def __init__(self, follow: bool) -> None:
-        from provenance.attest._parse import MAX_FILE_VALUES, Budget
+        from provenance.attest._parse import MAX_FILE_VALUES
 
         self.follow = follow
         self.nodes: dict[str, _Draft] = {}
         self.edges: dict[tuple[str, str, str], None] = {}  # ordered, without repeats
         self.visited: set[str] = set()
         self.files: dict[str, dict[str, list[Statement]]] = {}
-        self.budget = Budget(4 * MAX_FILE_VALUES)
+        self.by_path: dict[str, tuple[Path, dict[str, list[Statement]]]] = {}
+        self.values_left = 2 * MAX_FILE_VALUES  # all files together
         self.bytes_left = MAX_WALK_BYTES
         self.order = 0
         self.truncated = False
@@ -391,12 +392,26 @@ class _Walk:
             found = self.nodes[digest] = _Draft(name, kind)
         return found
 
+    def _read(self, file: Path, *, strict: bool) -> list[Statement]:
+        """One file's statements, within its own value budget and what the walk has left."""
+        from provenance.attest._parse import MAX_FILE_VALUES, Budget
+
+        budget = Budget(min(MAX_FILE_VALUES, self.values_left))
+        try:
+            return file_statements(file, strict=strict, budget=budget)
+        finally:
+            self.values_left -= budget.total - budget.left
+
     def read_root(self, file: Path) -> list[Statement]:
-        found = file_statements(file, strict=True, budget=self.budget)
+        found = self._read(file, strict=True)
         self.files[os.path.realpath(file)] = _index(found)
         return found
 
-    def statements_of(self, path: Path) -> dict[str, list[Statement]]:
+    def statements_of(self, path: Path) -> tuple[Path, dict[str, list[Statement]]]:
+        """The real folder a node's relative inputs are relative to, and its statements."""
+        known = self.by_path.get(str(path))
+        if known is not None:
+            return known
         target = default_attestations_path(path)
         key = os.path.realpath(target)
         if key not in self.files:
@@ -409,8 +424,10 @@ class _Walk:
                 self.files[key] = {}
             else:
                 self.bytes_left -= size
-                self.files[key] = _index(file_statements(target, strict=False, budget=self.budget))
-        return self.files[key]
+                self.files[key] = _index(self._read(target, strict=False))
+        found = (Path(os.path.realpath(_base(path))), self.files[key])
+        self.by_path[str(path)] = found
+        return found
 
     def visit(
         self,
@@ -425,10 +442,11 @@ class _Walk:
             return
         self.visited.add(digest)
         if statements is not None:
+            base = Path(os.path.realpath(_base(path)))
             found = _index(statements).get(digest.lower(), [])
         else:
-            found = self.statements_of(path).get(digest.lower(), [])
-        base = Path(os.path.realpath(_base(path)))
+            base, index = self.statements_of(path)
+            found = index.get(digest.lower(), [])
         for stmt in found:
             try:
                 self.apply(stmt, digest, depth, base)
@@ -565,6 +583,7 @@ def build(
     root_digest: str | None = None,
     root_source: str | None = None,
     attestations_path: str | os.PathLike[str] | None = None,
+    follow: bool | None = None,
 ) -> LineageGraph:
     """The lineage of a model, from its attestations and those of its local inputs.
 
@@ -583,9 +602,11 @@ def build(
     file = Path(attestations_path) if attestations_path else default_attestations_path(path)
     if attestations_path is not None and not os.path.lexists(file):
         raise InputError(f"no attestations at '{file}'", code="attestations-missing")
-    walk = _Walk(follow=statements is None)
+    walk = _Walk(follow=statements is None if follow is None else follow)
     if statements is None:
         statements = walk.read_root(file)  # read once, for all that follows
+    elif walk.follow:  # the caller read the model's file: inputs in it are not read again
+        walk.files[os.path.realpath(file)] = _index(statements)
     if root_digest is None:
         root_digest = _signature_root(path)
         root_source = "signature"

@@ -31,8 +31,9 @@ __all__ = ["MAX_FILE_VALUES", "MAX_STATEMENT_VALUES", "Budget", "non_finite", "p
 #: JSON values one statement may hold (a training run with a large config has
 #: a few thousand; 100,000 leaves room and bounds the objects Python builds).
 MAX_STATEMENT_VALUES = 100_000
-#: JSON values all statements of one attestations file may hold together.
-MAX_FILE_VALUES = 500_000
+#: JSON values all statements of one attestations file may hold together
+#: (an evaluation has about 30, a training run a few hundred).
+MAX_FILE_VALUES = 200_000
 
 _CODE = "statement-invalid"
 
