@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from provenance.manifest import Manifest
     from provenance.signing import SignerInfo
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: Controls, line separators and bidirectional overrides (a name must read as it is).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]")
 
 
 def _printable(text: str) -> str:

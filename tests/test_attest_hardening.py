@@ -248,6 +248,19 @@ def test_attest_output_only_to_a_new_path_or_a_file_of_ours(model: Path, tmp_pat
     assert not jsonl(model).exists()
 
 
+def test_attest_output_never_appends_to_a_signature(tmp_path: Path, p256):
+    """A single-file model's signature sits beside it, outside the model: still not ours."""
+    weights = tmp_path / "model.gguf"
+    weights.write_bytes(os.urandom(2000))
+    ok(run_cli("sign", weights, "--key", p256.private))
+    sig = tmp_path / "model.gguf.sig"
+    before = sig.read_bytes()
+    args = ("attest", "eval", weights, "--key", p256.private, "--metric", "acc=1")
+    fails(run_cli(*args, "--output", sig), 3, "signature")
+    assert sig.read_bytes() == before
+    ok(run_cli("verify", weights, "--key", p256.public))
+
+
 def test_damaged_line_blocks_appends_and_prune_drops_it(model: Path, signer, p256):
     good = eval_line(signer, model)
     jsonl(model).write_bytes(good + b"\n" + b'{"truncated\n')
@@ -829,6 +842,7 @@ _MERMAID_EDGE = re.compile(r'^  n\d+ -->\|"[^"|]*"\| n\d+$')
         "x|y` #lt; <b>&amp;",
         "x\u2028n1 --> n2",
         '\\"];',
+        "gpj.\u202eexe",  # a right-to-left override: reads as "exe.jpg"
     ],
 )
 def test_dot_and_mermaid_labels_cannot_add_attributes_or_statements(
@@ -853,7 +867,7 @@ def test_dot_and_mermaid_labels_cannot_add_attributes_or_statements(
     assert len(mermaid) == 4, mermaid
     assert all(_MERMAID_NODE.match(ln) or _MERMAID_EDGE.match(ln) for ln in mermaid[1:]), mermaid
     for text in ("\n".join(dot), "\n".join(mermaid), graph.render_tree()):
-        assert "\u2028" not in text and "\x1b" not in text
+        assert not set(text) & {"\u2028", "\x1b", "\u202e"}, text
 
 
 def test_node_ids_are_unique_whatever_the_digests_say(tmp_path: Path, signer):

@@ -771,6 +771,8 @@ def prune(
 
     path = Path(model_path)
     file = Path(attestations_path) if attestations_path else default_attestations_path(path)
+    if not os.path.lexists(file):  # before anything is verified or hashed
+        raise InputError(f"no attestations at '{file}'", code="attestations-missing")
     digest, source = _current_digest(path, root_digest, verifier, signature_path, serialization)
     with folder_lock(file.parent):
         data = read_file(file)

@@ -265,6 +265,30 @@ def first_damaged(data: bytes) -> Line | None:
     return None
 
 
+def _is_signature(data: bytes) -> bool:
+    """Whether a file's lines hold a model signature (an OMS statement), read, not verified."""
+    from provenance.attest._parse import parse_statement
+    from provenance.intoto import LEGACY_PREDICATE_TYPE, OMS_PREDICATE_TYPE
+
+    signatures = (OMS_PREDICATE_TYPE, LEGACY_PREDICATE_TYPE)
+    for line in iter_lines("", data=data):
+        if line.bundle is None:
+            continue
+        payload = line.bundle.envelope.payload
+        try:
+            if parse_statement(payload).predicate_type in signatures:
+                return True
+            continue
+        except InputError:
+            pass
+        # Too large to parse here (a manifest of 200,000 files): the predicate type
+        # sits at one end of the statement, before or after the predicate.
+        ends = (payload[:4096], payload[-4096:])
+        if any(t.encode() in end for t in signatures for end in ends):
+            return True
+    return False
+
+
 def check_append(target: Path, *, model_root: str | os.PathLike[str] | None = None) -> OutputTarget:
     """:func:`~provenance._internal.fsutil.safe_output` for the attestations file.
 
@@ -292,6 +316,13 @@ def check_append(target: Path, *, model_root: str | os.PathLike[str] | None = No
             hint=Hint.PRUNE,
         ) from None
     existing = out.existing or b""
+    if existing.strip() and _is_signature(existing):
+        raise InputError(
+            f"refusing to write the attestations file to '{target}': it holds a model "
+            "signature, which a second line would break",
+            code="output-refused",
+            hint=Hint.OUTPUT_PATH,
+        )
     if len(existing) >= MAX_FILE_BYTES or existing.count(b"\n") >= MAX_LINES:
         raise InputError(
             f"'{target}' is full ({_size(MAX_FILE_BYTES)} or {MAX_LINES:,} lines at most); "
