@@ -108,6 +108,19 @@ HINTS: dict[str, dict[str, str]] = {
             if k not in (Hint.SIGNATURE_PATH, Hint.IGNORE_PATH, Hint.OUTPUT_PATH)
         },
         Hint.OUTPUT_PATH: "pass --output PATH with a new file name",
+        Hint.PRUNE: "drop the damaged lines with: provenance attest prune MODEL",
+    },
+    "attest prune": {
+        Hint.SIGNATURE_PATH: "pass --signature PATH",
+        Hint.KEY: "pass --key PUBLIC.pem with the public key of the signer",
+        Hint.ROOT: "pass --root CA.pem with the trusted root certificate",
+        Hint.IDENTITY: "pass --identity ID (or --identity-regexp PATTERN) and --issuer URL",
+        Hint.ISSUER: "pass --issuer URL, the OIDC issuer that vouched for the identity",
+        Hint.OFFLINE: "pass --offline to use the pinned trust root without the network",
+        Hint.TRUST_ROOT: "pass --trust-root FILE (a trusted_root.json)",
+        Hint.SUBJECT_DIGEST: "pass --subject-digest HEX (64 hex digits, as provenance hash prints)",
+        Hint.ATTESTATIONS_FILE: "pass --attestations-file PATH",
+        Hint.ALLOW_SYMLINKS: "pass --allow-symlinks to follow links that stay inside the model",
     },
     "verify": {
         # No allow_symlinks row: verify takes the symlink rule from the
@@ -122,11 +135,15 @@ HINTS: dict[str, dict[str, str]] = {
         Hint.TRUST_ROOT: "pass --trust-root FILE (a trusted_root.json)",
         Hint.IGNORE_UNSIGNED: "pass --ignore-unsigned-files to let files the signature "
         "does not list be present",
+        Hint.ATTESTATIONS_ONLY: "pass --attestations-only to check the attestations against a "
+        "fresh hash of the model (or --subject-digest HEX to pin the digest)",
+        Hint.SUBJECT_DIGEST: "pass --subject-digest HEX (64 hex digits, as provenance hash prints)",
+        Hint.ATTESTATIONS_FILE: "pass --attestations-file PATH",
     },
     # inspect takes the signature as TARGET and has no option that fixes a
     # missing one; lineage has none either.
-    "inspect": {},
-    "lineage": {},
+    "inspect": {Hint.ATTESTATIONS_FILE: "pass --attestations-file PATH"},
+    "lineage": {Hint.ATTESTATIONS_FILE: "pass --attestations-file PATH"},
 }
 
 

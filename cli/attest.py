@@ -20,9 +20,10 @@ from provenance.errors import UsageError
 from provenance_cli._common import HashingOptions, handle_errors, json_option
 from provenance_cli._output import Line, emit
 from provenance_cli._signer_options import SignerOptions
+from provenance_cli.verify import TrustOptions
 
 if TYPE_CHECKING:
-    from provenance.attest import AttestResult
+    from provenance.attest import AttestResult, InputPaths, PruneResult
     from provenance.manifest import Serialization
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -74,6 +75,7 @@ def _inputs_serialization(serialization: Serialization) -> Serialization:
 
 #: Library error codes whose reason the caller would act on through one option.
 _FLAG_OF_CODE = {
+    "value-not-json": "--metric/--param",
     "source-commit-invalid": "--source-commit",
     "image-unpinned": "--image",
     "metrics-missing": "--metric",
@@ -92,6 +94,37 @@ def _in_flag_words() -> Iterator[None]:
         raise UsageError(f"{flag}: {e.reason}", e.details, code=e.code, hint=e.hint) from None
 
 
+def _input_paths_options(fn: F) -> F:
+    """How inputs' local paths are recorded: relative to the model (default), absolute, none."""
+    fn = click.option(
+        "--absolute-input-paths",
+        is_flag=True,
+        help="Record inputs' paths as given on this machine (they are published with "
+        "the attestation).",
+    )(fn)
+    return click.option(
+        "--no-input-paths",
+        is_flag=True,
+        help="Record inputs by name and digest only (verify cannot re-hash them).",
+    )(fn)
+
+
+def _input_paths(no_input_paths: bool, absolute_input_paths: bool) -> InputPaths:
+    if no_input_paths and absolute_input_paths:
+        raise UsageError("give --no-input-paths or --absolute-input-paths, not both")
+    if no_input_paths:
+        return "none"
+    return "absolute" if absolute_input_paths else "relative"
+
+
+def _check_output(target: str, output: str | None) -> None:
+    """Refuse an output that is not ours before anything is hashed or signed."""
+    from provenance import attest
+
+    if os.path.exists(target) or os.path.islink(target):
+        attest.check_output(target, output)
+
+
 def _sign_and_append(
     target: str,
     predicate_type: str,
@@ -101,12 +134,19 @@ def _sign_and_append(
     signer: SignerOptions,
     output: str | None,
     as_json: bool,
+    input_paths: InputPaths = "relative",
 ) -> None:
     """Sign and append; ``subject`` is the target's (name, root digest), already hashed."""
     from provenance import attest
 
     result = attest.attest(
-        target, predicate_type, predicate, signer.build(), output=output, subject=subject
+        target,
+        predicate_type,
+        predicate,
+        signer.build(),
+        output=output,
+        subject=subject,
+        input_paths=input_paths,
     )
     emit(result, as_json=as_json, lines=_text(result))
 
@@ -132,7 +172,9 @@ def attest_group() -> None:
 
     Each statement's subject is the model's (or dataset's) root digest; it is
     appended to model.intoto.jsonl beside model.sig, outside the model's
-    manifest. Signer options are those of `provenance sign`.
+    manifest. Signer options are those of `provenance sign`. After the model
+    changed and was signed again, `provenance attest prune MODEL` drops the
+    lines about its old digest.
     """
 
 
@@ -194,6 +236,7 @@ def dataset_command(
 
     if not os.path.exists(dataset):
         raise InputError(f"dataset '{dataset}' does not exist")
+    _check_output(dataset, output)
     # Hashed once: the same manifest gives the subject and the manifest digest.
     manifest = attest.subject_manifest(dataset, _serialization(dataset, hashing))
     # The manifest of a large dataset runs to megabytes; its digest pins it,
@@ -285,6 +328,7 @@ def dataset_command(
     metavar="PATH",
     help="A log or metrics file to record by digest (repeatable).",
 )
+@_input_paths_options
 @_attest_options
 @handle_errors()
 def training_command(
@@ -304,6 +348,8 @@ def training_command(
     started_on: str | None,
     finished_on: str | None,
     byproducts: tuple[str, ...],
+    no_input_paths: bool,
+    absolute_input_paths: bool,
     output: str | None,
     signer: SignerOptions,
     hashing: HashingOptions,
@@ -317,15 +363,19 @@ def training_command(
         --base-model hf://org/base@sha256:<root digest> --param lr=3e-5 \\
         --source-commit $(git rev-parse HEAD) --builder-id https://ci.example/runner
 
-    In GitHub Actions and GitLab CI the builder, the run and the source come
-    from the environment. Fine-tuning, quantisation, conversion and merging
-    are recorded the same way: --kind says which, --base-model names the
-    input model (repeated for a merge). See schemas/README.md.
+    In GitHub Actions, GitLab CI, Buildkite, CircleCI, Azure Pipelines and
+    Jenkins the builder, the run and the source come from the environment.
+    Fine-tuning, quantisation, conversion and merging are recorded the same
+    way: --kind says which, --base-model names the input model (repeated for
+    a merge). Local inputs are recorded by a path relative to MODEL (e.g.
+    ../data/train), unless --no-input-paths or --absolute-input-paths. See
+    schemas/README.md.
     """
     import re
 
     from provenance import attest
 
+    paths = _input_paths(no_input_paths, absolute_input_paths)
     ci = attest.detect_ci()
     builder = builder_id or (ci.builder_id if ci else None)
     if not builder:
@@ -333,6 +383,7 @@ def training_command(
     if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", builder):
         raise UsageError(f"--builder-id {builder!r} is not a URI (e.g. https://ci.example/runner)")
     config = attest.load_config(config_path) if config_path else None
+    _check_output(model, output)
     subject_s = _serialization(model, hashing)
     inputs_s = _inputs_serialization(subject_s)
     with _in_flag_words():
@@ -364,6 +415,7 @@ def training_command(
         signer=signer,
         output=output,
         as_json=as_json,
+        input_paths=paths,
     )
 
 
@@ -392,6 +444,7 @@ def training_command(
     help="The bar a metric was held to (repeatable), e.g. --threshold 'accuracy>=0.9'.",
 )
 @click.option("--evaluator-id", metavar="URI", help="Who or what ran the evaluation.")
+@_input_paths_options
 @_attest_options
 @handle_errors()
 def eval_command(
@@ -400,27 +453,39 @@ def eval_command(
     datasets: tuple[str, ...],
     thresholds: tuple[str, ...],
     evaluator_id: str | None,
+    no_input_paths: bool,
+    absolute_input_paths: bool,
     output: str | None,
     signer: SignerOptions,
     hashing: HashingOptions,
     as_json: bool,
 ) -> None:
-    """Attest how MODEL scored, on which datasets (by digest)."""
+    """Attest how MODEL scored, on which datasets (by digest).
+
+    Metrics are JSON numbers, strings or booleans (NaN and infinities are
+    refused). Evaluation datasets given by path are recorded relative to
+    MODEL unless --no-input-paths or --absolute-input-paths. lineage shows
+    the newest evaluation per set of metrics and datasets.
+    """
     import re
 
     from provenance import attest
 
+    paths = _input_paths(no_input_paths, absolute_input_paths)
     parsed_thresholds = {}
     for t in thresholds:
         m = re.fullmatch(r"\s*([^<>=\s]+)\s*(>=|<=|==|>|<)\s*(-?[0-9.eE+-]+)\s*", t)
         if not m:
             raise UsageError(f"--threshold {t!r} is not like accuracy>=0.9")
         parsed_thresholds[m.group(1)] = f"{m.group(2)}{m.group(3)}"
+    with _in_flag_words():
+        parsed_metrics = attest.parse_params(metrics)
+    _check_output(model, output)
     subject_s = _serialization(model, hashing)
     inputs_s = _inputs_serialization(subject_s)
     with _in_flag_words():
         predicate = attest.evaluation_predicate(
-            metrics=attest.parse_params(metrics),
+            metrics=parsed_metrics,
             datasets=[attest.resolve(d, serialization=inputs_s) for d in datasets],
             thresholds=parsed_thresholds,
             evaluator_id=evaluator_id,
@@ -434,4 +499,102 @@ def eval_command(
         signer=signer,
         output=output,
         as_json=as_json,
+        input_paths=paths,
     )
+
+
+@attest_group.command("prune")
+@click.argument("model", type=click.Path(path_type=str))
+@click.option(
+    "--subject-digest",
+    metavar="HEX",
+    help="The model's current root digest (as provenance hash prints it); nothing is hashed.",
+)
+@TrustOptions.options
+@click.option(
+    "--signature",
+    "signature_path",
+    type=click.Path(path_type=str),
+    metavar="PATH",
+    help="With trust options: the signature to verify (default MODEL/model.sig).",
+)
+@click.option(
+    "--attestations-file",
+    type=click.Path(path_type=str),
+    metavar="PATH",
+    help="The attestations file to prune (default MODEL/model.intoto.jsonl).",
+)
+@HashingOptions.options
+@json_option
+@handle_errors()
+def prune_command(
+    model: str,
+    subject_digest: str | None,
+    trust: TrustOptions,
+    signature_path: str | None,
+    attestations_file: str | None,
+    hashing: HashingOptions,
+    as_json: bool,
+) -> None:
+    """Drop the lines of MODEL's attestations that are not about its current digest.
+
+    \b
+    The current digest is, in this order of choice:
+      --subject-digest HEX           the digest itself
+      --key PUBLIC.pem (or --root, --identity ...)
+                                     the root digest of MODEL's signature,
+                                     verified (the files must match it)
+      nothing of these               a fresh hash of MODEL with the hashing
+                                     options (the defaults of sign)
+
+    Damaged lines and lines repeated byte for byte go too. The lines kept
+    are kept byte for byte; the file is replaced atomically, and only if
+    something was dropped. Every dropped line is reported.
+    """
+    from provenance import attest
+
+    trusted = trust != TrustOptions()
+    hashed = hashing != HashingOptions()
+    if subject_digest is not None and (trusted or hashed):
+        raise UsageError(
+            "--subject-digest is the digest itself: leave out trust and hashing options"
+        )
+    if trusted and hashed:
+        raise UsageError(
+            "a verified signature says how the model was hashed: leave out the hashing options"
+        )
+    if signature_path is not None and not trusted:
+        raise UsageError(
+            "--signature needs trust options (--key, --root or --identity) to verify it"
+        )
+    serialization = _serialization(model, hashing) if hashed else None
+    result = attest.prune(
+        model,
+        root_digest=subject_digest,
+        verifier=trust.build() if trusted else None,
+        signature_path=signature_path,
+        serialization=serialization,
+        attestations_path=attestations_file,
+    )
+    emit(result, as_json=as_json, lines=_prune_text(result))
+
+
+_SOURCE_WORDS = {
+    "given": "the digest given",
+    "signature": "the verified signature",
+    "hash": "a fresh hash",
+}
+
+
+def _prune_text(result: PruneResult) -> list[Line]:
+    source = _SOURCE_WORDS.get(result.subject_source, result.subject_source)
+    head = (
+        f"Pruned {len(result.dropped)} line(s) of {result.path}"
+        if result.dropped
+        else f"Nothing to prune in {result.path}"
+    )
+    lines = [
+        Line(f"{head}; kept {result.kept} about sha256:{result.root_digest} ({source})"),
+    ]
+    lines.extend(Line(f"  dropped line {d.line}: {d.message}") for d in result.dropped)
+    return lines

@@ -10,6 +10,7 @@ has its control characters escaped, since none of it has been verified.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,8 @@ if TYPE_CHECKING:
     from provenance.manifest import Manifest
     from provenance.signing import SignerInfo
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: Controls, line separators and bidirectional overrides (a name must read as it is).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]")
 
 
 def _printable(text: str) -> str:
@@ -118,12 +120,19 @@ class SignatureSummary:
 
 @dataclass(frozen=True)
 class Claim:
-    """One line of an attestations file as it reads (nothing here is verified)."""
+    """One line of an attestations file as it reads (nothing here is verified).
+
+    ``duplicate_of``: an earlier line with the same bytes (described as that
+    line is); ``same_statement_as``: an earlier line with the same statement,
+    signed again or by another signer.
+    """
 
     line: int
     signer: SignerInfo | None = None  # None when the line's bundle is unreadable
     statement: Statement | None = None  # None when the bundle or its statement is unreadable
     problem: str | None = None
+    duplicate_of: int | None = None
+    same_statement_as: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"line": self.line, "readable": self.statement is not None}
@@ -133,11 +142,17 @@ class Claim:
         if self.signer is not None:
             out["signer"] = self.signer.to_json()
         out["problems"] = [self.problem] if self.problem else []
+        if self.duplicate_of is not None:
+            out["duplicate_of"] = self.duplicate_of
+        if self.same_statement_as is not None:
+            out["same_statement_as"] = self.same_statement_as
         return out
 
     def text(self) -> str:
         from provenance.intoto import predicate_type
 
+        if self.duplicate_of is not None:
+            return f"  line {self.line}: repeats line {self.duplicate_of} byte for byte"
         by = f" (signed by {_signer_short(self.signer)})" if self.signer is not None else ""
         if self.statement is None:
             return f"  line {self.line}: unreadable ({self.problem}){by}"
@@ -148,34 +163,65 @@ class Claim:
         known = predicate_type(stmt.predicate_type)
         what = f" ({known.name})" if known is not None else ""
         more = f" (and {len(stmt.subjects) - 1} more)" if len(stmt.subjects) > 1 else ""
+        again = (
+            f"; the statement of line {self.same_statement_as} again"
+            if self.same_statement_as is not None
+            else ""
+        )
         return (
             f"  line {self.line}: {stmt.predicate_type}{what} about "
-            f"{subject.name} {algorithm}:{digest[:12]}{more}{by}"
+            f"{subject.name} {algorithm}:{digest[:12]}{more}{by}{again}"
         )
 
 
-def read_claims(model: Path) -> tuple[Claim, ...]:
-    """Every line of the model's attestations file, with the signer each line claims."""
-    from provenance.attest import read_statements
-    from provenance.errors import InputError
-    from provenance.intoto import Statement
+def _describe(bundle: Any) -> SignerInfo | None:
+    """Who a bundle says signed it; None when even that cannot be read (never fatal)."""
+    from provenance.errors import ProvenanceError
     from provenance.signing import describe_bundle
 
-    claims = []
-    for line, stmt in read_statements(model):
-        if line.bundle is None:
-            claims.append(Claim(line.number, problem=line.error or "unreadable"))
-            continue
-        signer = describe_bundle(line.bundle)
-        if stmt is not None:
-            claims.append(Claim(line.number, signer, stmt))
-            continue
-        try:  # only to say why: read_statements has already found it unreadable
-            Statement.parse(line.bundle.envelope.payload)
-            problem = "statement unreadable"
-        except InputError as e:
-            problem = f"statement unreadable: {e}"
-        claims.append(Claim(line.number, signer, problem=problem))
+    try:
+        return describe_bundle(bundle)
+    except (ProvenanceError, ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return None
+
+
+def read_claims(file: Path) -> tuple[Claim, ...]:
+    """Every line of an attestations file, with the signer each line claims.
+
+    A damaged line is a claim that says why; it never stops the others.
+    """
+    from provenance.attest import iter_lines
+
+    claims: list[Claim] = []
+    by_line: dict[int, Claim] = {}
+    for line in iter_lines(file, statements=True):
+        if line.duplicate_of is not None:
+            first = by_line[line.duplicate_of]
+            claim = Claim(
+                line.number,
+                first.signer,
+                first.statement,
+                first.problem,
+                duplicate_of=line.duplicate_of,
+            )
+        elif line.bundle is None:
+            claim = Claim(line.number, problem=line.error or "unreadable")
+        else:
+            signer = _describe(line.bundle)
+            problem = None
+            if line.statement is None:
+                problem = f"statement unreadable: {line.statement_error or 'unknown reason'}"
+            elif signer is None:
+                problem = "its signer cannot be read from the bundle"
+            claim = Claim(
+                line.number,
+                signer,
+                line.statement if signer is not None else None,
+                problem,
+                same_statement_as=line.same_statement_as,
+            )
+        by_line[line.number] = claim
+        claims.append(claim)
     return tuple(claims)
 
 
@@ -210,49 +256,91 @@ class Inspection:
             text.append(f"Attestations {self.attestations_file}  (not verified)")
             text.extend(c.text() for c in self.claims)
         if self.lineage is not None:
-            text.append("Lineage")
+            text.append(
+                f"Lineage      (root sha256:{self.lineage.root[:12]}: {self.lineage.root_note})"
+            )
             text.extend("  " + row for row in self.lineage.render_tree().splitlines())
         return [Line(_printable(t)) for t in text]
 
 
-def inspect_target(target: str) -> Inspection:
-    """Read TARGET: a signature file, or a model (its signature and attestations)."""
+def inspect_target(target: str, attestations_file: str | None = None) -> Inspection:
+    """Read TARGET: a signature file, or a model (its signature and attestations).
+
+    Nothing is verified and nothing is hashed: the lineage is named by the
+    root digest the signature claims, or else by the attestations' subject.
+    """
     from provenance import default_signature_path
     from provenance.attest import build_lineage, default_attestations_path
     from provenance.errors import InputError
 
     path = Path(target)
     # A folder is a model; so is a single file that has a signature or
-    # attestations beside it (MODEL.sig, MODEL.intoto.jsonl).
-    is_model = path.is_dir() or (
-        path.is_file()
-        and (default_signature_path(path).exists() or default_attestations_path(path).exists())
+    # attestations beside it (MODEL.sig, MODEL.intoto.jsonl), or that is
+    # inspected with an attestations file.
+    is_model = (
+        path.is_dir()
+        or attestations_file is not None
+        or (
+            path.is_file()
+            and (
+                os.path.lexists(default_signature_path(path))
+                or os.path.lexists(default_attestations_path(path))
+            )
+        )
     )
     if not is_model:
         return Inspection(path, SignatureSummary.read(path))
     sig = default_signature_path(path)
-    file = default_attestations_path(path)
-    if not sig.exists() and not file.exists():
+    file = Path(attestations_file) if attestations_file else default_attestations_path(path)
+    has_sig, has_file = os.path.lexists(sig), os.path.lexists(file)
+    if attestations_file is not None and not has_file:
+        raise InputError(f"no attestations at '{file}'", code="attestations-missing")
+    if not has_sig and not has_file:
         raise InputError(
             f"'{path}' has neither model.sig nor model.intoto.jsonl", code="nothing-to-inspect"
         )
-    signature = SignatureSummary.read(sig) if sig.exists() else None
-    if not file.exists():
+    signature = SignatureSummary.read(sig) if has_sig else None
+    if not has_file:
         return Inspection(path, signature)
-    return Inspection(path, signature, file, read_claims(path), build_lineage(path))
+    claims = read_claims(file)
+    # The file is read once: the lineage is drawn from the claims' statements
+    # (each once), and follows their inputs as lineage does.
+    statements = [
+        c.statement
+        for c in claims
+        if c.statement is not None and c.duplicate_of is None and c.same_statement_as is None
+    ]
+    if signature is not None:
+        lineage = build_lineage(
+            path,
+            statements=statements,
+            root_digest=signature.manifest.root_digest,
+            root_source="signature",
+            follow=True,
+        )
+    else:
+        lineage = build_lineage(path, statements=statements, follow=True)
+    return Inspection(path, signature, file, claims, lineage)
 
 
 @click.command("inspect")
 @click.argument("target", type=click.Path(path_type=str))
+@click.option(
+    "--attestations-file",
+    type=click.Path(path_type=str),
+    metavar="PATH",
+    help="Read the attestations from PATH (e.g. written with attest --output) instead of "
+    "TARGET/model.intoto.jsonl.",
+)
 @json_option
 @handle_errors()
-def inspect_command(target: str, as_json: bool) -> None:
+def inspect_command(target: str, attestations_file: str | None, as_json: bool) -> None:
     """Describe TARGET: a signature file, or a model folder (its signature,
     its attestations and its lineage).
 
     Shows who signed, how the model was hashed, its root digest, and what
-    the attestations say. Nothing is verified: use `provenance verify`
-    (with --attestations) before trusting any of it.
+    the attestations say. Nothing is verified and the model is not hashed:
+    use `provenance verify` (with --attestations) before trusting any of it.
     """
-    result = inspect_target(target)
+    result = inspect_target(target, attestations_file)
     emit(result, as_json=as_json, lines=result.lines())

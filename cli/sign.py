@@ -66,12 +66,28 @@ def sign_command(
 
 
 def _text(result: SignResult) -> list[Line]:
-    """What was signed, in three lines for people; warnings on stderr."""
+    """What was signed, in three lines for people; warnings on stderr.
+
+    A warning about stale attestations gets the commands that fix it.
+    """
+    from provenance.attest import STALE_WARNING_LEAD
+
     m = result.manifest
     who = result.signer.description if result.signer is not None else "the given signer"
-    return [
+    lines = [
         Line(f"Signed {len(m.files)} file(s) of '{m.model_name}' as {who}"),
         Line(f"  root digest  sha256:{m.root_digest}"),
         Line(f"  signature    {result.signature_path}"),
-        *(Line(f"warning: {w}", "yellow", err=True) for w in result.warnings),
     ]
+    for w in result.warnings:
+        lines.append(Line(f"warning: {w}", "yellow", err=True))
+        if w.startswith(STALE_WARNING_LEAD):
+            lines.append(
+                Line(
+                    "  hint: run provenance attest training|eval|dataset MODEL ... again "
+                    "(with the same --hash/--method/--ignore as sign), then "
+                    "provenance attest prune MODEL --key PUBLIC.pem",
+                    err=True,
+                )
+            )
+    return lines

@@ -1,9 +1,10 @@
 """``provenance verify``: check a model against its signature.
 
-The verdict is the library's (:func:`provenance.verify.check_model`, or
-:func:`~provenance.verify.check_attestations_only` for a target with
-attestations and no signature); this module parses the trust options and
-renders the report.
+The verdict is the library's (:func:`provenance.verification.check_model`,
+or :func:`~provenance.verification.check_attestations_only` when the user
+asks for attestations only); this module parses the trust options and
+renders the report. A missing signature is never a silent switch to
+checking attestations alone.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ import click
 from provenance.errors import UsageError, VerificationError
 from provenance_cli._common import (
     EXIT_FAILED,
+    HashingOptions,
     OptionSpec,
     handle_errors,
     json_option,
     option_group,
+    parse_size,
     progress_bar,
 )
 from provenance_cli._output import Line, emit
@@ -243,6 +246,56 @@ class TrustOptions:
     help="Also check MODEL/model.intoto.jsonl: every attestation signed by a trusted "
     "signer, about this model, valid against its schema, with local inputs re-hashed.",
 )
+@click.option(
+    "--attestations-file",
+    type=_PATH,
+    metavar="PATH",
+    help="Check the attestations in PATH (e.g. written with attest --output); "
+    "implies --attestations.",
+)
+@click.option(
+    "--attestations-only",
+    is_flag=True,
+    help="Check the attestations without a signature (a dataset, say), against "
+    "--subject-digest or a fresh hash of MODEL made with the hashing options below.",
+)
+@click.option(
+    "--subject-digest",
+    metavar="HEX",
+    help="With --attestations-only: the root digest the attestations must name "
+    "(nothing is hashed).",
+)
+@click.option(
+    "--require-inputs",
+    is_flag=True,
+    help="Fail when an input an attestation names by a local path is not on this "
+    "machine (by default a note); implies --attestations.",
+)
+@click.option(
+    "--hash",
+    "algorithm",
+    type=click.Choice(["sha256", "sha384", "sha512", "blake2b", "blake3"]),
+    default=None,
+    help="With --attestations-only: digest algorithm of the fresh hash (default sha256).",
+)
+@click.option(
+    "--method",
+    type=click.Choice(["files", "shards"]),
+    default=None,
+    help="With --attestations-only: hashing method of the fresh hash (default files).",
+)
+@click.option(
+    "--shard-size",
+    callback=parse_size,
+    default=None,
+    metavar="SIZE",
+    help="With --attestations-only: shard size of the fresh hash.",
+)
+@click.option(
+    "--allow-symlinks",
+    is_flag=True,
+    help="With --attestations-only: follow links that stay inside the model when hashing.",
+)
 @json_option
 def verify_command(
     model: str,
@@ -251,6 +304,14 @@ def verify_command(
     ignore_paths: tuple[str, ...],
     ignore_unsigned_files: bool,
     check_attestations: bool,
+    attestations_file: str | None,
+    attestations_only: bool,
+    subject_digest: str | None,
+    require_inputs: bool,
+    algorithm: str | None,
+    method: str | None,
+    shard_size: int | None,
+    allow_symlinks: bool,
     as_json: bool,
 ) -> None:
     """Verify that MODEL matches its signature and that a trusted signer made it.
@@ -264,27 +325,63 @@ def verify_command(
                       --issuer https://token.actions.githubusercontent.com \\
                       --identity-regexp 'https://github.com/org/repo/.*' \\
                       --github-ref refs/heads/main
+    Attestations: provenance verify my-model --key key.pub --attestations
+    A dataset:    provenance verify data/ --key key.pub --attestations-only
 
     The hashing settings (method, algorithm, shard size, ignored paths) are
     read from the signature. Every signed file must match and, unless
-    --ignore-unsigned-files, no unsigned file may be present.
+    --ignore-unsigned-files, no unsigned file may be present. A missing
+    signature is an error, with --attestations too: checking attestations
+    without one is --attestations-only, which never reads MODEL/model.sig.
     Exit codes: 0 verified, 1 verification failed, 2 usage error, 3 bad input.
     """
-    import provenance
     from provenance.signature import refuse_bundle_as_model
     from provenance.verification import check_attestations_only, check_model
+
+    hashing_given = any((algorithm, method, shard_size is not None, allow_symlinks))
+    if subject_digest is not None and not attestations_only:
+        raise UsageError("--subject-digest goes with --attestations-only")
+    if hashing_given and not attestations_only:
+        raise UsageError(
+            "--hash, --method, --shard-size and --allow-symlinks go with --attestations-only; "
+            "a signature says how its model was hashed"
+        )
+    if attestations_only:
+        if signature_path is not None:
+            raise UsageError("--attestations-only checks no signature; leave out --signature")
+        if ignore_unsigned_files:
+            raise UsageError(
+                "--ignore-unsigned-files is about a signature; --attestations-only checks none"
+            )
+        if subject_digest is not None and (hashing_given or ignore_paths):
+            raise UsageError("--subject-digest is not hashed; leave out the hashing options")
+    check = check_attestations or attestations_file is not None or require_inputs
 
     refuse_bundle_as_model(model)  # before any trust is loaded: a usage error costs nothing
     verifier = trust.build()
     report: VerificationReport
-    if (
-        check_attestations
-        and signature_path is None
-        and not provenance.default_signature_path(model).exists()
-    ):
-        # A dataset has attestations but often no signature: they are checked
-        # against a fresh hash of it. A signature named explicitly must exist.
-        report = check_attestations_only(model, verifier)
+    if attestations_only:
+        serialization = None
+        if subject_digest is None:
+            from provenance.hashing import serialization_for
+
+            options = HashingOptions(algorithm or "sha256", method, shard_size)
+            serialization = serialization_for(
+                model,
+                method=options.resolved_method(),
+                algorithm=options.algorithm,
+                shard_size=shard_size,
+                ignore_paths=ignore_paths,
+                allow_symlinks=allow_symlinks,
+            )
+        report = check_attestations_only(
+            model,
+            verifier,
+            attestations_path=attestations_file,
+            serialization=serialization,
+            subject_digest=subject_digest,
+            require_inputs=require_inputs,
+        )
     else:
         with progress_bar("verifying", not as_json) as progress:
             report = check_model(
@@ -293,7 +390,9 @@ def verify_command(
                 signature_path=signature_path,
                 ignore_paths=ignore_paths,
                 ignore_unsigned_files=ignore_unsigned_files,
-                attestations=check_attestations,
+                attestations=check,
+                attestations_path=attestations_file,
+                require_inputs=require_inputs,
                 progress=progress,
             )
     failure = _failure(report)
@@ -314,14 +413,19 @@ def _failure(report: VerificationReport) -> VerificationError | None:
 
 def _text(report: VerificationReport) -> list[Line]:
     """A passed verification in words: who signed, the digest, what was let through."""
-    m = report.manifest
-    assert m is not None  # a report that passed has its manifest
     lines: list[Line] = []
     if report.verified is None:  # attestations only: nothing signed the target itself
+        how = "the digest given" if report.subject_source == "given" else "a fresh hash"
         lines.append(
-            Line(f"No signature; attestations checked against sha256:{m.root_digest}", "green")
+            Line(
+                f"No signature checked; attestations checked against "
+                f"sha256:{report.root_digest} ({how})",
+                "green",
+            )
         )
     else:
+        m = report.manifest
+        assert m is not None  # a report that passed has its manifest
         who = report.verified.signer.description
         lines.append(Line(f"Verified: {len(m.files)} file(s) signed by {who}", "green"))
         lines.append(Line(f"  root digest  sha256:{m.root_digest}"))
@@ -333,10 +437,12 @@ def _text(report: VerificationReport) -> list[Line]:
 
 
 def _attestation_lines(attestations: AttestationReport) -> list[Line]:
-    lines = [
-        Line(f"Attestations: {len(attestations.checks)} verified in {attestations.path}", "green")
-    ]
+    counted = len(attestations.counted)
+    lines = [Line(f"Attestations: {counted} verified in {attestations.path}", "green")]
     for c in attestations.checks:
+        if c.duplicate_of is not None:
+            lines.append(Line(f"  line {c.line}: repeats line {c.duplicate_of} (counted once)"))
+            continue
         lines.append(Line(f"  line {c.line}: {c.predicate_type} by {c.signer}"))
         lines.extend(Line(f"    note: {n}") for n in c.notes)
     return lines

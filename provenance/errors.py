@@ -43,6 +43,10 @@ class Hint:
     ATTESTATIONS_FILE = "attestations_file"
     IGNORE_PATH = "ignore_path"
     OUTPUT_PATH = "output_path"
+    ATTESTATIONS_ONLY = "attestations_only"
+    SUBJECT_DIGEST = "subject_digest"
+    PRUNE = "prune"
+    REQUIRE_INPUTS = "require_inputs"
 
 
 class ProvenanceError(Exception):

@@ -42,7 +42,10 @@ class SignResult:
     signature_path: Path
     signer: SignerInfo | None = None
     #: Things the signer should know: ignores that hid nothing, settings
-    #: model-signing cannot verify. The signature was written regardless.
+    #: model-signing cannot verify, attestations about another digest than
+    #: the one signed (they start with
+    #: :data:`provenance.attest.STALE_WARNING_LEAD`). The signature was
+    #: written regardless.
     warnings: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
@@ -134,7 +137,24 @@ def sign(
     info = describe() if callable(describe) else None
     warnings = ignore_warnings(path, serialization, found, ignore_paths)
     warnings += model_signing_warnings(manifest.serialization, info.key_type if info else None)
+    warnings += _stale_attestations(path, manifest.root_digest)
     return SignResult(manifest, bundle, sig_path, info, tuple(warnings))
+
+
+def _stale_attestations(path: Path, root_digest: str) -> list[str]:
+    """A warning when the model's attestations name another digest than the one signed.
+
+    Read, not verified (nobody needs to trust a line to know it is stale);
+    a file that cannot be read is a warning too, never a failure of sign.
+    """
+    from provenance.attest import stale_attestations
+    from provenance.errors import ProvenanceError
+
+    try:
+        stale = stale_attestations(path, root_digest)
+    except ProvenanceError as e:
+        return [f"the model's attestations could not be checked against the new digest: {e}"]
+    return [stale.message] if stale is not None else []
 
 
 #: Files up to this size are looked at for private keys (a PEM key is a few KiB).

@@ -65,14 +65,28 @@ class VerificationReport:
     #: Files present but not signed that were let through (never read).
     unsigned_files: tuple[str, ...] = ()
     attestations: AttestationReport | None = None
+    #: Attestations only: the digest they were checked against when the caller
+    #: pinned it instead of hashing the model (then there is no manifest).
+    subject_digest: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.manifest is not None and not errors(self.findings)
+        if self.manifest is None and self.subject_digest is None:
+            return False
+        return not errors(self.findings)
 
     @property
     def root_digest(self) -> str | None:
-        return self.manifest.root_digest if self.manifest is not None else None
+        if self.manifest is not None:
+            return self.manifest.root_digest
+        return self.subject_digest
+
+    @property
+    def subject_source(self) -> str | None:
+        """Attestations only: ``given`` (a pinned digest) or ``hash`` (a fresh hash)."""
+        if self.signature_path is not None or self.attestations is None:
+            return None
+        return "given" if self.subject_digest is not None else "hash"
 
     @property
     def warnings(self) -> tuple[str, ...]:
@@ -81,7 +95,7 @@ class VerificationReport:
     def raise_for_failure(self) -> None:
         """Raise :class:`VerificationError` naming the first failure, with all in details."""
         errs = errors(self.findings)
-        if not errs and self.manifest is not None:
+        if not errs and (self.manifest is not None or self.subject_digest is not None):
             return
         if not errs:  # cannot happen: no manifest means a finding said why
             raise VerificationError("model was not verified")
@@ -122,6 +136,8 @@ class VerificationReport:
             out["manifest"] = m.to_json()
         if self.attestations is not None:
             out["attestations"] = self.attestations.to_json()
+        if self.subject_source is not None:
+            out["subject_source"] = self.subject_source
         return out
 
 
@@ -205,6 +221,7 @@ def check_model(
     attestations: bool = False,
     attestations_path: str | os.PathLike[str] | None = None,
     attestation_verifier: Verifier | None = None,
+    require_inputs: bool = False,
     workers: int | None = None,
     progress: Progress | None = None,
 ) -> VerificationReport:
@@ -212,7 +229,12 @@ def check_model(
 
     A missing model or an unreadable, malformed signature is an
     :class:`InputError` (nothing could be checked). Everything that was
-    checked and failed is a finding in the report.
+    checked and failed is a finding in the report. With ``attestations``
+    (implied by ``attestations_path`` or ``require_inputs``), the
+    attestations are checked against the verified root digest
+    (:func:`provenance.attest.verify_attestations`); a missing signature is
+    then still bad input: checking attestations without one is
+    :func:`check_attestations_only`, an explicit choice.
     """
     from provenance._internal.fsutil import refuse_bundle_as_model
 
@@ -221,9 +243,17 @@ def check_model(
     sig_path = Path(signature_path) if signature_path else default_signature_path(path)
     if not path.exists() and not path.is_symlink():
         raise InputError(f"model path '{path}' does not exist", code="not-found")
+    attestations = attestations or attestations_path is not None or require_inputs
     try:
         bundle = Bundle.read(sig_path)
     except InputError as e:
+        if attestations and signature_path is None and e.code == "signature-missing":
+            raise InputError(
+                f"no signature at '{sig_path}'; sign the model, or check its attestations alone "
+                "against a digest you pin or a fresh hash of the model",
+                code="signature-missing",
+                hint=Hint.ATTESTATIONS_ONLY,
+            ) from None
         if signature_path is not None and e.hint == Hint.SIGNATURE_PATH:
             e.hint = None  # the caller named this path: telling them to name one helps nobody
         raise
@@ -295,6 +325,7 @@ def check_model(
             attestation_verifier or verifier,
             expected.root_digest,
             attestations_path=attestations_path,
+            require_inputs=require_inputs,
         )
         findings.extend(attestation_report.findings())
     return report(
@@ -434,22 +465,49 @@ def check_attestations_only(
     *,
     attestations_path: str | os.PathLike[str] | None = None,
     serialization: Serialization | None = None,
+    subject_digest: str | None = None,
+    require_inputs: bool = False,
 ) -> VerificationReport:
     """Check a target's attestations without a model signature (a dataset, say).
 
-    The subject must be the root digest of a fresh hash made with the
-    caller's settings (the defaults unless given): a signature file beside
-    the target is never read for its settings, since nobody verified it.
+    The subject is ``subject_digest`` when the caller pins it (nothing is
+    hashed), else the root digest of a fresh hash made with the caller's
+    settings (the defaults unless given). A signature file beside the target
+    is never read, neither for its digest nor for its settings: nobody
+    verified it. ``attestations_path`` and ``require_inputs`` are those of
+    :func:`provenance.attest.verify_attestations`.
     """
     from provenance.attest import verify_attestations
+    from provenance.errors import UsageError
     from provenance.hashing import hash_as, serialization_for
 
     path = Path(model_path)
-    if not path.exists() and not path.is_symlink():
-        raise InputError(f"'{path}' does not exist", code="not-found")
-    manifest = hash_as(path, serialization or serialization_for(path))
+    manifest = None
+    if subject_digest is not None:
+        if serialization is not None:
+            raise UsageError(
+                "a pinned subject digest is not hashed: give it or hashing settings, not both"
+            )
+        digest = subject_digest.strip().lower().removeprefix("sha256:")
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise UsageError(
+                f"subject digest {subject_digest!r} is not a SHA-256 root digest (64 hex digits)",
+                code="subject-digest-invalid",
+                hint=Hint.SUBJECT_DIGEST,
+            )
+        if not path.exists() and not path.is_symlink() and attestations_path is None:
+            raise InputError(f"'{path}' does not exist", code="not-found")
+    else:
+        if not path.exists() and not path.is_symlink():
+            raise InputError(f"'{path}' does not exist", code="not-found")
+        manifest = hash_as(path, serialization or serialization_for(path))
+        digest = manifest.root_digest
     attestation_report = verify_attestations(
-        path, verifier, manifest.root_digest, attestations_path=attestations_path
+        path,
+        verifier,
+        digest,
+        attestations_path=attestations_path,
+        require_inputs=require_inputs,
     )
     return VerificationReport(
         path,
@@ -457,6 +515,7 @@ def check_attestations_only(
         tuple(attestation_report.findings()),
         manifest=manifest,
         attestations=attestation_report,
+        subject_digest=digest if manifest is None else None,
     )
 
 

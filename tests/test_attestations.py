@@ -371,9 +371,9 @@ def test_lineage_every_statement_signed_and_verified(lineage: Lineage, p256):
 def test_dataset_without_signature_verifies_its_attestations(lineage: Lineage, p256):
     for ds in (lineage.ds1, lineage.ds2, lineage.evalset):
         assert not (ds / "model.sig").exists()
-        out = ok(run_cli("verify", ds, "--key", p256.public, "--attestations"))
+        out = ok(run_cli("verify", ds, "--key", p256.public, "--attestations-only"))
         assert "No signature" in out and digest_of(ds) in out, out
-        args = ("verify", ds, "--key", p256.public, "--attestations", "--json")
+        args = ("verify", ds, "--key", p256.public, "--attestations-only", "--json")
         data = json.loads(ok(run_cli(*args)))
         assert data["ok"] is True and data["root_digest"] == digest_of(ds)
 
@@ -642,7 +642,7 @@ def test_reject_dataset_changed_on_disk(lineage: Lineage, p256):
     assert "no longer matches its digest" in err and "corpus-a" in err, err
     assert "training-data" in err
     # The dataset's own attestation is no longer about what is on disk either.
-    err = fails(run_cli("verify", lineage.ds1, "--key", p256.public, "--attestations"), 1)
+    err = fails(run_cli("verify", lineage.ds1, "--key", p256.public, "--attestations-only"), 1)
     assert "another model" in err or "subject" in err, err
 
 
@@ -716,10 +716,18 @@ def test_truncated_line_reported_others_still_read(lineage: Lineage, p256):
     graph = json.loads(ok(run_cli("lineage", lineage.ft, "--format", "json")))
     assert any(e["role"] == "base-model" for e in graph["edges"])
 
-    # A new attestation goes on a line of its own; the damaged one is kept as it was.
-    ok(run_cli("attest", "eval", lineage.ft, "--key", p256.private, "--metric", "acc=1"))
+    # A file with a damaged line is not appended to (nothing can tell it from another
+    # file); the reason names the line and the way out, prune, which drops it.
+    before = attest.default_attestations_path(lineage.ft).read_bytes()
+    args = ("attest", "eval", lineage.ft, "--key", p256.private, "--metric", "acc=1")
+    err = fails(run_cli(*args), 3, f"line {bad}", "prune")
+    assert attest.default_attestations_path(lineage.ft).read_bytes() == before
+    assert "attest prune" in err
+    pruned = attest.prune(lineage.ft, root_digest=digest_of(lineage.ft))
+    assert [(d.line, d.reason) for d in pruned.dropped] == [(bad, "unreadable")]
+    ok(run_cli(*args))
     report = attest.verify_attestations(lineage.ft, verifier, digest_of(lineage.ft))
-    assert [(c.line, c.ok) for c in report.checks] == [(1, True), (2, False), (3, True)]
+    assert [(c.line, c.ok) for c in report.checks] == [(1, True), (2, True)]
 
 
 def test_truncated_line_json_reports_every_line(lineage: Lineage, p256):
@@ -750,7 +758,8 @@ def test_reject_untrusted_signer(lineage: Lineage, p256, other_key):
     )
     # A dataset attested by an untrusted key fails too.
     ok(run_cli("attest", "dataset", lineage.ds2, "--key", other_key.private))
-    fails(run_cli("verify", lineage.ds2, "--key", p256.public, "--attestations"), 1, "line 2")
+    args = ("verify", lineage.ds2, "--key", p256.public, "--attestations-only")
+    fails(run_cli(*args), 1, "line 2")
 
 
 def test_verify_without_attestations_flag_ignores_them(lineage: Lineage, p256):
@@ -1084,7 +1093,7 @@ def test_attest_training_in_ci_without_flags(
     ]
     assert source["digest"] == {"gitCommit": ci.source_commit}
     assert source["uri"] == ci.source_uri
-    ok(run_cli("verify", model, "--key", p256.public, "--attestations"))
+    ok(run_cli("verify", model, "--key", p256.public, "--attestations-only"))
 
 
 def test_flags_override_ci(model: Path, p256, monkeypatch: pytest.MonkeyPatch):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -79,7 +80,8 @@ def test_graph_is_typed_and_keeps_its_json_shape(tmp_path: Path, signer):
     f, b, d = digest(ft), digest(base), digest(ds)
     source = f"git:{COMMIT}"
     data = graph.to_json()
-    assert set(data) == {"root", "nodes", "edges"} and data["root"] == f
+    assert set(data) == {"root", "root_source", "nodes", "edges"} and data["root"] == f
+    assert data["root_source"] == "attestations"  # ft has no signature; nothing was hashed
     assert sorted(data["edges"], key=lambda e: (e["from"], e["to"], e["role"])) == sorted(
         [
             {"from": f, "to": b, "role": "base-model"},
@@ -126,13 +128,13 @@ def test_shared_inputs_are_walked_and_printed_once(tmp_path: Path, signer, monke
     top = trained(tiny(tmp_path / "top", "top"), signer, bases=layer)
 
     reads: list[Path] = []
-    real_read = _lineage.read
+    real_read = _lineage.iter_lines
 
-    def counting_read(path: Path) -> list[_store.Line]:
+    def counting_read(path: Path, **kw) -> Iterator[_store.Line]:
         reads.append(Path(path))
-        return real_read(path)
+        return real_read(path, **kw)
 
-    monkeypatch.setattr(_lineage, "read", counting_read)
+    monkeypatch.setattr(_lineage, "iter_lines", counting_read)
     graph = attest.build_lineage(top)
     assert len(graph.nodes) == 1 + 7 * 2 + 1
     assert len(reads) == len(set(reads)) == len(graph.nodes)  # every file read once

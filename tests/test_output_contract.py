@@ -338,9 +338,17 @@ def test_verify_json_attestations_without_signature(tmp_path: Path, p256) -> Non
     dataset.mkdir()
     (dataset / "train.jsonl").write_text('{"x": 1}\n')
     assert run_cli("attest", "dataset", dataset, "--key", p256.private).exit_code == 0
-    data = verify(dataset, p256, "--attestations")
+    # Attestations without a signature are an explicit choice (a missing one is bad input).
+    missing = verify(dataset, p256, "--attestations", exit_code=3)
+    assert missing["error"]["code"] == "signature-missing"
+    assert "--attestations-only" in missing["error"]["hint"]
+    data = verify(dataset, p256, "--attestations-only")
     assert data["signature"] is None and data["signers"] == [] and "signer" not in data
     assert data["attestations"][0]["ok"] is True
+    assert data["subject_source"] == "hash" and "manifest" in data
+    pinned = verify(dataset, p256, "--attestations-only", "--subject-digest", data["root_digest"])
+    assert pinned["subject_source"] == "given" and "manifest" not in pinned
+    assert pinned["root_digest"] == data["root_digest"]
 
 
 def test_keyless_sign_and_verify_json(local_sigstore, model: Path) -> None:
@@ -378,10 +386,18 @@ def test_every_hint_names_an_option_of_its_own_command(name: str) -> None:
     """A hint never advises an option the command does not have (inspect has no
     --signature, keyless sign has no --offline)."""
     ctx = click.Context(cli)
-    command = cli.get_command(ctx, name)
+    command: click.Command | None = cli
+    for part in name.split(" "):  # "attest prune": a subcommand with a row of its own
+        assert isinstance(command, click.Group)
+        command = command.get_command(ctx, part)
     assert command is not None
-    if isinstance(command, click.Group):  # attest: every subcommand must have the option
-        subs = [command.get_command(ctx, n) for n in command.list_commands(ctx)]
+    if isinstance(command, click.Group):
+        # attest: every subcommand that renders with this row must have the option.
+        subs = [
+            command.get_command(ctx, n)
+            for n in command.list_commands(ctx)
+            if f"{name} {n}" not in HINTS
+        ]
         options = set.intersection(*(_options_of(c) for c in subs if c is not None))
     else:
         options = _options_of(command)
@@ -601,8 +617,9 @@ def test_inspect_json_model_with_attestations(model: Path, p256, other_key, tmp_
     assert lines[0]["subjects"][0]["digest"]["sha256"] == signed["root_digest"]
     assert lines[2]["problems"] and "signer" not in lines[2]
     assert data["lineage"]["root"] == signed["root_digest"]
+    # The newest evaluation of the same metrics on the same data; the older one counted.
+    assert data["lineage"]["nodes"][signed["root_digest"]]["supersededEvaluations"] == 1
     assert data["lineage"]["nodes"][signed["root_digest"]]["evaluations"] == [
-        {"acc": 0.1},
         {"acc": 0.9},
     ]
 
@@ -657,6 +674,26 @@ def test_lineage_json(model: Path, p256, tmp_path: Path) -> None:
 
     tree = run_cli("lineage", model)
     assert tree.exit_code == 0 and tree.stdout.startswith(model.name)
+
+
+def test_attest_prune_json(model: Path, p256) -> None:
+    signed = sign(model, p256)
+    _attest("eval", model, "--key", p256.private, "--metric", "acc=1")
+    with open(model / "model.intoto.jsonl", "a") as f:
+        f.write("not a bundle\n")
+    pruned = _attest("prune", model, "--key", p256.public)
+    assert pruned["root_digest"] == signed["root_digest"]
+    assert pruned["subject_source"] == "signature" and pruned["kept"] == 1
+    assert [(d["line"], d["reason"]) for d in pruned["dropped"]] == [(2, "unreadable")]
+    again = _attest("prune", model, "--subject-digest", signed["root_digest"])
+    assert again["dropped"] == [] and again["subject_source"] == "given"
+    # A result of one subcommand does not pass for another.
+    assert schema_errors("cli-attest.schema.json", {**pruned, "command": "attest eval"})
+    failed = _attest("prune", model, "--subject-digest", "zz", exit_code=2)
+    assert failed["error"]["code"] == "subject-digest-invalid"
+    lineage = contract(run_cli("lineage", model, "--json"), "lineage", 0)
+    assert lineage["root_source"] == "signature"
+    assert schema_errors("cli-lineage.schema.json", {**lineage, "root_source": "hash"})
 
 
 def test_lineage_json_failures(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from provenance.errors import InputError, UsageError
 from provenance.hashing import hash_as, serialization_for
@@ -46,6 +47,7 @@ __all__ = [
     "dataset_predicate",
     "detect_ci",
     "evaluation_predicate",
+    "input_base",
     "load_config",
     "now",
     "parse_params",
@@ -76,6 +78,13 @@ def subject_manifest(
             serialization.shard_size,
         )  # a single file has nothing to ignore
     return hash_as(model_path, serialization or serialization_for(model_path))
+
+
+def input_base(model_path: str | os.PathLike[str]) -> str:
+    """The folder inputs' relative paths are relative to: the model folder, or for a
+    single-file model the folder that holds it (as the file system resolves it)."""
+    real = os.path.realpath(model_path)
+    return real if os.path.isdir(real) else os.path.dirname(real)
 
 
 def now() -> str:
@@ -132,15 +141,10 @@ def resolve(
         raise InputError(
             f"'{reference}' is neither an existing path nor of the form URI@sha256:DIGEST"
         )
-    if plain_file and path.is_file():
-        import hashlib
-
-        h = hashlib.sha256()
-        with path.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        digest = h.hexdigest()
-        return Artifact(name=path.name, digest={"sha256": digest}, path=os.path.abspath(path))
+    if plain_file and not path.is_dir():
+        return Artifact(
+            name=path.name, digest={"sha256": _file_sha256(path)}, path=os.path.abspath(path)
+        )
     manifest = subject_manifest(path, serialization)
     return Artifact(
         name=Path(os.path.abspath(path)).name,
@@ -148,6 +152,25 @@ def resolve(
         path=os.path.abspath(path),
         serialization=manifest.serialization.to_json(),
     )
+
+
+def _file_sha256(path: Path) -> str:
+    """SHA-256 of a regular file, opened without blocking (a FIFO or device is refused)."""
+    import hashlib
+
+    from provenance._internal.fsutil import open_regular
+
+    fd = open_regular(path, "file", follow_symlinks=True)
+    h = hashlib.sha256()
+    try:
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError as e:
+        raise InputError(f"cannot read '{path}': {e.strerror}", code="unreadable") from None
+    finally:
+        os.close(fd)
+    return h.hexdigest()
 
 
 def rfc3339(value: str | None, what: str) -> str | None:
@@ -168,17 +191,41 @@ def rfc3339(value: str | None, what: str) -> str | None:
     return text
 
 
+class _NotJson(ValueError):
+    pass
+
+
+def _no_constant(name: str) -> Any:
+    raise _NotJson(name)
+
+
 def parse_params(pairs: Iterable[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs; values that read as JSON (numbers, booleans) keep their type."""
+    """``KEY=VALUE`` pairs; values that read as JSON (numbers, booleans) keep their type.
+
+    ``NaN``, ``Infinity`` and numbers beyond a double (``1e999``) are refused:
+    JSON has no such numbers, and a metric of NaN passes no threshold honestly.
+    """
+    from provenance.attest._parse import non_finite
+
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise UsageError(f"'{pair}' is not KEY=VALUE")
         try:
-            parsed = json.loads(value)
-        except ValueError:
-            parsed = value
+            parsed = json.loads(value, parse_constant=_no_constant)
+        except _NotJson:
+            parsed = None
+            bad = True
+        except (ValueError, RecursionError):
+            parsed, bad = value, False
+        else:
+            bad = non_finite(parsed) is not None
+        if bad:
+            raise UsageError(
+                f"'{pair}': {value.strip()} is not a JSON number (NaN and infinities are not JSON)",
+                code="value-not-json",
+            )
         out[key] = parsed
     return out
 
@@ -221,36 +268,163 @@ class CiContext:
     source_commit: str | None = None
 
 
+_COMMIT = re.compile(r"[0-9a-fA-F]{40}|[0-9a-fA-F]{64}")
+_SCP_LIKE = re.compile(r"^(?P<user>[^@/:\s]+)@(?P<host>[^:/\s]+):(?P<path>[^\s]+)$")
+
+
+def _commit(value: str | None) -> str | None:
+    """A full commit id, or None (CI systems also say ``HEAD`` or a short id)."""
+    return value.lower() if value and _COMMIT.fullmatch(value) else None
+
+
+def _git_uri(repo: str | None, ref: str | None) -> str | None:
+    """``git+<repository URL>@<ref>`` (SPDX download location style), or None.
+
+    An scp-like address (``git@host:org/repo.git``) becomes ``ssh://git@host/org/repo.git``
+    so that the result is a URI.
+    """
+    if not repo:
+        return None
+    m = _SCP_LIKE.match(repo)
+    if m and "://" not in repo:
+        repo = f"ssh://{m.group('user')}@{m.group('host')}/{m.group('path')}"
+    if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", repo):
+        return None
+    return f"git+{repo}@{ref}" if ref else f"git+{repo}"
+
+
+def _github(env: Mapping[str, str]) -> CiContext:
+    server = env.get("GITHUB_SERVER_URL", "https://github.com")
+    repo = env.get("GITHUB_REPOSITORY", "")
+    workflow_ref = env.get("GITHUB_WORKFLOW_REF")
+    run = env.get("GITHUB_RUN_ID")
+    attempt = env.get("GITHUB_RUN_ATTEMPT", "1")
+    return CiContext(
+        builder_id=f"{server}/{workflow_ref}" if workflow_ref else f"{server}/{repo}",
+        invocation_id=f"{server}/{repo}/actions/runs/{run}/attempts/{attempt}" if run else None,
+        source_uri=f"git+{server}/{repo}@{env['GITHUB_REF']}" if env.get("GITHUB_REF") else None,
+        source_commit=env.get("GITHUB_SHA"),
+    )
+
+
+def _gitlab(env: Mapping[str, str]) -> CiContext:
+    server = env.get("CI_SERVER_URL", "https://gitlab.com")
+    project = env.get("CI_PROJECT_PATH", "")
+    runner = env.get("CI_RUNNER_ID")
+    ref = env.get("CI_COMMIT_REF_NAME")
+    return CiContext(
+        builder_id=f"{server}/{project}/-/runners/{runner}" if runner else f"{server}/{project}",
+        invocation_id=env.get("CI_JOB_URL"),
+        source_uri=f"git+{server}/{project}@{ref}" if ref else None,
+        source_commit=env.get("CI_COMMIT_SHA"),
+    )
+
+
+def _buildkite(env: Mapping[str, str]) -> CiContext:
+    """BUILDKITE_ORGANIZATION_SLUG, _PIPELINE_SLUG, _BUILD_URL, _JOB_ID, _REPO, _BRANCH, _TAG,
+    _COMMIT (Buildkite's documented agent environment)."""
+    org = env.get("BUILDKITE_ORGANIZATION_SLUG")
+    pipeline = env.get("BUILDKITE_PIPELINE_SLUG")
+    builder = "https://buildkite.com"
+    if org and pipeline:
+        builder += f"/{quote(org)}/{quote(pipeline)}"
+    build_url = env.get("BUILDKITE_BUILD_URL")
+    job = env.get("BUILDKITE_JOB_ID")
+    invocation = f"{build_url}#{job}" if build_url and job else build_url
+    ref = env.get("BUILDKITE_TAG") or env.get("BUILDKITE_BRANCH")
+    return CiContext(
+        builder_id=builder,
+        invocation_id=invocation,
+        source_uri=_git_uri(env.get("BUILDKITE_REPO"), ref),
+        source_commit=_commit(env.get("BUILDKITE_COMMIT")),
+    )
+
+
+def _circleci(env: Mapping[str, str]) -> CiContext:
+    """CIRCLE_PROJECT_USERNAME, _PROJECT_REPONAME, _JOB, _BUILD_URL, _REPOSITORY_URL, _TAG,
+    _BRANCH, _SHA1 (CircleCI's documented built-in environment variables)."""
+    user = env.get("CIRCLE_PROJECT_USERNAME")
+    repo = env.get("CIRCLE_PROJECT_REPONAME")
+    builder = "https://circleci.com"
+    if user and repo:
+        builder += f"/{quote(user)}/{quote(repo)}"
+        if env.get("CIRCLE_JOB"):
+            builder += f"/jobs/{quote(env['CIRCLE_JOB'])}"
+    ref = env.get("CIRCLE_TAG") or env.get("CIRCLE_BRANCH")
+    return CiContext(
+        builder_id=builder,
+        invocation_id=env.get("CIRCLE_BUILD_URL"),
+        source_uri=_git_uri(env.get("CIRCLE_REPOSITORY_URL"), ref),
+        source_commit=_commit(env.get("CIRCLE_SHA1")),
+    )
+
+
+def _azure(env: Mapping[str, str]) -> CiContext:
+    """SYSTEM_COLLECTIONURI, SYSTEM_TEAMPROJECT, SYSTEM_DEFINITIONID, BUILD_BUILDID,
+    BUILD_REPOSITORY_URI, BUILD_SOURCEBRANCH, BUILD_SOURCEVERSION (Azure Pipelines'
+    predefined variables, as the agent exports them)."""
+    collection = env.get("SYSTEM_COLLECTIONURI", "https://dev.azure.com/")
+    if not collection.endswith("/"):
+        collection += "/"
+    project = quote(env.get("SYSTEM_TEAMPROJECT", ""))
+    definition = env.get("SYSTEM_DEFINITIONID")
+    build = env.get("BUILD_BUILDID")
+    builder = f"{collection}{project}/_build" if project else collection.rstrip("/")
+    if project and definition:
+        builder += f"?definitionId={quote(definition)}"
+    invocation = (
+        f"{collection}{project}/_build/results?buildId={quote(build)}"
+        if build and project
+        else None
+    )
+    return CiContext(
+        builder_id=builder,
+        invocation_id=invocation,
+        source_uri=_git_uri(env.get("BUILD_REPOSITORY_URI"), env.get("BUILD_SOURCEBRANCH")),
+        source_commit=_commit(env.get("BUILD_SOURCEVERSION")),
+    )
+
+
+def _jenkins(env: Mapping[str, str]) -> CiContext:
+    """JENKINS_URL, JOB_URL, BUILD_URL, GIT_URL, GIT_BRANCH, GIT_COMMIT (Jenkins' documented
+    build environment; the GIT_* ones come from its Git plugin)."""
+    jenkins = env.get("JENKINS_URL", "")
+    return CiContext(
+        builder_id=env.get("JOB_URL") or jenkins,
+        invocation_id=env.get("BUILD_URL"),
+        source_uri=_git_uri(env.get("GIT_URL"), env.get("GIT_BRANCH")),
+        source_commit=_commit(env.get("GIT_COMMIT")),
+    )
+
+
+def _is_url(value: str | None) -> bool:
+    return bool(value) and bool(re.match(r"^https?://[^\s]+$", value or ""))
+
+
 def detect_ci(env: Mapping[str, str] | None = None) -> CiContext | None:
-    """GitHub Actions and GitLab CI, from their documented environment variables."""
+    """The CI run this process is part of, from the system's documented variables.
+
+    GitHub Actions (``GITHUB_ACTIONS=true``), GitLab CI (``GITLAB_CI=true``),
+    Buildkite (``BUILDKITE=true``), CircleCI (``CIRCLECI=true``), Azure
+    Pipelines (``TF_BUILD=True``) and Jenkins (``JENKINS_URL`` and
+    ``BUILD_URL``); None elsewhere. ``env`` defaults to the process
+    environment. A commit id is taken only when it is a full one.
+    """
     env = os.environ if env is None else env
-    if env.get("GITHUB_ACTIONS") == "true":
-        server = env.get("GITHUB_SERVER_URL", "https://github.com")
-        repo = env.get("GITHUB_REPOSITORY", "")
-        workflow_ref = env.get("GITHUB_WORKFLOW_REF")
-        run = env.get("GITHUB_RUN_ID")
-        attempt = env.get("GITHUB_RUN_ATTEMPT", "1")
-        return CiContext(
-            builder_id=f"{server}/{workflow_ref}" if workflow_ref else f"{server}/{repo}",
-            invocation_id=f"{server}/{repo}/actions/runs/{run}/attempts/{attempt}" if run else None,
-            source_uri=f"git+{server}/{repo}@{env['GITHUB_REF']}"
-            if env.get("GITHUB_REF")
-            else None,
-            source_commit=env.get("GITHUB_SHA"),
-        )
-    if env.get("GITLAB_CI") == "true":
-        server = env.get("CI_SERVER_URL", "https://gitlab.com")
-        project = env.get("CI_PROJECT_PATH", "")
-        runner = env.get("CI_RUNNER_ID")
-        ref = env.get("CI_COMMIT_REF_NAME")
-        return CiContext(
-            builder_id=f"{server}/{project}/-/runners/{runner}"
-            if runner
-            else f"{server}/{project}",
-            invocation_id=env.get("CI_JOB_URL"),
-            source_uri=f"git+{server}/{project}@{ref}" if ref else None,
-            source_commit=env.get("CI_COMMIT_SHA"),
-        )
+    flag = {k: env.get(k, "").strip().lower() for k in ("GITHUB_ACTIONS", "GITLAB_CI",
+            "BUILDKITE", "CIRCLECI", "TF_BUILD")}  # fmt: skip
+    if flag["GITHUB_ACTIONS"] == "true":
+        return _github(env)
+    if flag["GITLAB_CI"] == "true":
+        return _gitlab(env)
+    if flag["BUILDKITE"] == "true":
+        return _buildkite(env)
+    if flag["CIRCLECI"] == "true":
+        return _circleci(env)
+    if flag["TF_BUILD"] == "true":
+        return _azure(env)
+    if _is_url(env.get("JENKINS_URL")) and _is_url(env.get("BUILD_URL")):
+        return _jenkins(env)
     return None
 
 
