@@ -394,17 +394,28 @@ def _follow(
     target = os.path.realpath(path)
     if not any(_is_within(target, r) for r in allowed_roots):
         return Refusal(name, "symlink-escapes", f"symbolic link '{name}' points outside the model")
+    # From here on only the resolved, checked target is used, never the link
+    # again: a link retargeted after the check must not decide what is read.
+    # ``lstat`` of a realpath is the final object itself; if it became a link
+    # meanwhile it is refused here, and reads open it with O_NOFOLLOW and
+    # compare its device and inode with this record.
     try:
-        tst = os.stat(path)
+        tst = os.lstat(target)
     except OSError:
         return Refusal(name, "symlink-broken", f"symbolic link '{name}' is broken")
     if stat.S_ISDIR(tst.st_mode):
         if target in seen_dirs:
             return Refusal(name, "symlink-loop", f"symbolic link '{name}' makes a loop")
         seen_dirs.add(target)
-        stack.append((name + "/", _children(path, (tst.st_dev, tst.st_ino), followed=True)))
+        stack.append((name + "/", _children(target, (tst.st_dev, tst.st_ino))))
     elif stat.S_ISREG(tst.st_mode):
-        files.append(FileEntry(name, path, tst.st_size, (tst.st_dev, tst.st_ino), link=True))
+        files.append(FileEntry(name, target, tst.st_size, (tst.st_dev, tst.st_ino)))
+    elif stat.S_ISLNK(tst.st_mode):
+        return Refusal(
+            name,
+            "changed-while-hashing",
+            f"symbolic link '{name}' changed while the tree was listed; refusing it",
+        )
     else:
         return Refusal(
             name,

@@ -126,10 +126,10 @@ class Resource:
     @property
     def path(self) -> str:
         """The file this resource belongs to (without a shard's range)."""
-        return _split_shard(self.name)[0] if "-sharded-" in self.algorithm else self.name
+        return split_shard(self.name)[0] if "-sharded-" in self.algorithm else self.name
 
 
-def _split_shard(name: str) -> tuple[str, int, int]:
+def split_shard(name: str) -> tuple[str, int, int]:
     # rsplit: a file name may itself contain ':'.
     parts = name.rsplit(":", 2)
     if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():

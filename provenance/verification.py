@@ -37,7 +37,7 @@ from provenance.hashing import (
     relative_ignores,
     walk,
 )
-from provenance.manifest import DEFAULT_IGNORE_PATHS, Manifest, Serialization, diff
+from provenance.manifest import DEFAULT_IGNORE_PATHS, Manifest, Serialization, diff, split_shard
 
 if TYPE_CHECKING:
     from provenance.attest import AttestationReport
@@ -187,6 +187,11 @@ def signed_manifest(verified: Verified) -> Manifest:
         raise VerificationError(
             f"signed statement is unusable: {e}", code="statement-invalid"
         ) from None
+
+
+def shown_name(name: str, single: bool, path: Path) -> str:
+    """A file as the user knows it: a single-file model by its own name, not '.'."""
+    return path.name if single else name
 
 
 def _ancestors(names: Iterable[str]) -> set[str]:
@@ -416,10 +421,35 @@ def _check_files(
         elif not (shadowing and _under(r.name, shadowing)):
             unsigned.append(r.name)
             refused_unsigned[r.name] = r.reason
+    resized_early: list[str] = []
     if serialization.method == "shards":
-        # An empty file has no shard, so no signature lists it: nothing to cover.
+        # An empty file has no shard, so no signature lists it: it is reported,
+        # not failed (the signature could not have covered it).
         empty = {e.name for e in found.files if e.size == 0}
+        for f in unsigned:
+            if f in empty:
+                findings.append(
+                    Finding(
+                        "file-empty-unsigned",
+                        f"'{f}' is empty; a shard signature cannot cover an empty file",
+                        f,
+                        "warning",
+                    )
+                )
         unsigned = [f for f in unsigned if f not in empty]
+        # The signed shards give each file's size: a file of another size has
+        # changed, and is never hashed (a 1 TB sparse file would be 10^9 shards).
+        sizes: dict[str, int] = {}
+        for res in expected.resources:
+            file, _, end = split_shard(res.name)
+            sizes[file] = max(sizes.get(file, 0), end)
+        kept = []
+        for e in to_hash:
+            if sizes.get(e.name, e.size) != e.size:
+                resized_early.append(e.name)
+            else:
+                kept.append(e)
+        to_hash = kept
 
     actual = Manifest(
         expected.model_name,
@@ -427,8 +457,19 @@ def _check_files(
         serialization,
     )
     changes = diff(expected, actual)
-    refused_names = {r.name for r in found.refused}
-    shown = (lambda f: path.name) if single else (lambda f: f)
+    refused_names = {r.name for r in found.refused} | set(resized_early)
+    for f in resized_early:
+        findings.append(
+            Finding(
+                "file-modified",
+                f"'{shown_name(f, single, path)}' was modified (its size changed)",
+                f,
+            )
+        )
+
+    def shown(f: str) -> str:
+        return shown_name(f, single, path)
+
     for f in changes.modified:
         findings.append(Finding("file-modified", f"'{shown(f)}' was modified", f))
     for f in changes.resized:

@@ -562,3 +562,55 @@ def test_a_folder_swapped_for_a_link_between_listings_is_not_listed(tmp_path: Pa
     shutil.copytree(outside, model / "weights")  # a different folder of the same name
     with pytest.raises(InputError):
         _children(str(model / "weights"), (st.st_dev, st.st_ino))
+
+
+def test_link_retargeted_during_verify_is_never_accepted(tmp_path: Path, p256):
+    """With links allowed, a link flipped between an outside copy and another inside
+    file: both steady states fail (outside; modified), so no run may pass."""
+    import threading
+
+    model = tmp_path / "L"
+    (model / "real").mkdir(parents=True)
+    data = os.urandom(100_000)
+    (model / "real" / "x").write_bytes(data)
+    (model / "real" / "y").write_bytes(b"Y")
+    outside = tmp_path / "out"
+    outside.mkdir()
+    (outside / "x").write_bytes(data)
+    (model / "w.bin").symlink_to("real/x")
+    provenance.sign(model, KeySigner.from_file(p256.private), allow_symlinks=True)
+    verifier = KeyVerifier.from_files(p256.public)
+    stop = threading.Event()
+
+    def flip() -> None:
+        while not stop.is_set():
+            for target in (outside / "x", "real/y"):
+                tmp = model / ".flip"
+                tmp.symlink_to(target)
+                tmp.rename(model / "w.bin")
+
+    thread = threading.Thread(target=flip)
+    thread.start()
+    while os.readlink(model / "w.bin") == "real/x":  # until the signed state is gone
+        time.sleep(0.001)
+    try:
+        accepted = sum(check_model(model, verifier).ok for _ in range(300))
+    finally:
+        stop.set()
+        thread.join()
+    assert accepted == 0
+
+
+def test_shard_signed_file_grown_to_a_terabyte_is_reported_without_hashing(tmp_path, p256):
+    model = make_model(tmp_path / "m")
+    provenance.sign(model, KeySigner.from_file(p256.private), shard_size=1024)
+    os.truncate(model / "weights" / "model-00001.bin", 1 << 40)
+    (model / "sub").mkdir()
+    (model / "sub" / "__init__.py").write_bytes(b"")  # empty: no shard can cover it
+    start = time.monotonic()
+    report = check_model(model, KeyVerifier.from_files(p256.public))
+    assert time.monotonic() - start < 10
+    errors = [(f.code, f.path) for f in report.findings if f.severity == "error"]
+    assert errors == [("file-modified", "weights/model-00001.bin")]
+    empty = [f.path for f in report.findings if f.code == "file-empty-unsigned"]
+    assert empty == ["empty", "sub/__init__.py"]  # make_model has an empty file too
