@@ -391,7 +391,10 @@ def _follow(
             "(and then must stay inside the model)",
             Hint.ALLOW_SYMLINKS,
         )
-    target = os.path.realpath(path)
+    try:
+        target = os.path.realpath(path)
+    except OSError:  # realpath itself races: the link can vanish between its lstat and readlink
+        return Refusal(name, "symlink-broken", f"symbolic link '{name}' changed while listed")
     if not any(_is_within(target, r) for r in allowed_roots):
         return Refusal(name, "symlink-escapes", f"symbolic link '{name}' points outside the model")
     # From here on only the resolved, checked target is used, never the link
