@@ -31,14 +31,21 @@ __all__ = [
 #: The default signature file of a model folder, as ``model-signing`` names it.
 SIGNATURE_NAME = "model.sig"
 
-#: The largest signature read; a 200,000-file model's is about 40 MiB.
-MAX_BUNDLE_BYTES = 256 << 20
+#: The largest signature read. A 200,000-file model's is about 30 MiB (its
+#: manifest, base64 in the envelope); parsing costs about three times the
+#: size, so this cap keeps any hostile bundle under 150 MB of memory.
+MAX_BUNDLE_BYTES = 40 << 20
 
 #: JSON objects and arrays a bundle may hold before it is parsed. The model's
 #: manifest is base64 inside a string, so even the largest real bundle has a
 #: few dozen (log entries, proof hashes, certificates); the cap stops a file
 #: of nested empty arrays from expanding tens of times in memory.
 MAX_BUNDLE_CONTAINERS = 10_000
+
+#: Array elements and object members beyond the first of each, counted as
+#: commas: real bundles have a few hundred. Without it a file of ``0,``
+#: repeated, or of short keys, costs twenty to forty times its size to parse.
+MAX_BUNDLE_ELEMENTS = 100_000
 
 
 def default_signature_path(model_path: str | os.PathLike[str]) -> Path:
@@ -56,6 +63,15 @@ _MEDIA_TYPES = {
 }
 
 MaterialKind = Literal["public_key", "x509_chain", "sigstore"]
+
+
+def _shown(value: object) -> str:
+    """A short repr of an unexpected JSON value for a message, whatever its size."""
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 80 else f"{value[:80]!r}..."
+    if value is None or isinstance(value, (bool, int, float)):
+        return "null" if value is None else json.dumps(value)[:80]
+    return f"a JSON {'object' if isinstance(value, Mapping) else 'array'}"
 
 
 @dataclass(frozen=True)
@@ -189,17 +205,25 @@ class Bundle:
                 "it is not a signature",
                 code="bundle-too-complex",
             )
+        if data.count(b",") > MAX_BUNDLE_ELEMENTS:
+            raise InputError(
+                f"{source} holds more than {MAX_BUNDLE_ELEMENTS} JSON values; "
+                "it is not a signature",
+                code="bundle-too-complex",
+            )
         try:
             doc = json.loads(data)
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise InputError(f"{source} is not valid JSON ({e})") from None
         except RecursionError:
             raise InputError(f"{source} nests too deeply to be a signature") from None
+        except ValueError:  # an integer of more digits than Python converts (int_max_str_digits)
+            raise InputError(f"{source} holds a number too long to be a signature's") from None
         if not isinstance(doc, dict):
             raise InputError(f"{source} is not a JSON object")
         media_type = doc.get("mediaType")
-        if media_type not in _MEDIA_TYPES:
-            raise InputError(f"{source} is not a Sigstore bundle (mediaType {media_type!r})")
+        if not isinstance(media_type, str) or media_type not in _MEDIA_TYPES:
+            raise InputError(f"{source} is not a Sigstore bundle (mediaType {_shown(media_type)})")
         if "dsseEnvelope" not in doc:
             raise InputError(
                 f"{source} signs a message, not an in-toto statement; it is not a model signature"

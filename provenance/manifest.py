@@ -129,10 +129,15 @@ class Resource:
         return split_shard(self.name)[0] if "-sharded-" in self.algorithm else self.name
 
 
+# A shard's offsets: ASCII digits only (str.isdigit also takes "²", which int()
+# refuses), and no more than a 64-bit offset needs.
+_OFFSET = re.compile(r"[0-9]{1,20}")
+
+
 def split_shard(name: str) -> tuple[str, int, int]:
     # rsplit: a file name may itself contain ':'.
     parts = name.rsplit(":", 2)
-    if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
+    if len(parts) != 3 or not _OFFSET.fullmatch(parts[1]) or not _OFFSET.fullmatch(parts[2]):
         raise InputError(f"shard name {name!r} is not of the form path:start:end")
     start, end = int(parts[1]), int(parts[2])
     if start >= end:

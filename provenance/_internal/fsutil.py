@@ -209,7 +209,7 @@ def read_limited(
 OutputKind = Literal["signature", "attestations"]
 
 #: The largest existing output file read to see whether it is ours.
-_OUTPUT_LIMITS: dict[str, int] = {"signature": 256 << 20, "attestations": 1 << 30}
+_OUTPUT_LIMITS: dict[str, int] = {"signature": 40 << 20, "attestations": 32 << 20}
 _DEFAULT_NAMES: dict[str, str] = {"signature": "model.sig", "attestations": "model.intoto.jsonl"}
 _WORDS: dict[str, str] = {"signature": "signature", "attestations": "attestations file"}
 #: Objects and arrays a line may hold before it is parsed (as Bundle.from_bytes).
@@ -393,7 +393,7 @@ def safe_output(
     inside the model folder other than its default ``model.sig`` /
     ``model.intoto.jsonl``. ``kind`` None checks only the file type.
     An existing file is read (no link followed) up to ``limit`` bytes
-    (default 256 MiB for a signature, 1 GiB for attestations) and handed
+    (default 40 MiB for a signature, 32 MiB for attestations) and handed
     back as :attr:`OutputTarget.existing`.
     """
     target = Path(path)

@@ -127,7 +127,7 @@ def describe_bundle(bundle: Bundle) -> SignerInfo:
 
     try:
         chain = [x509.load_der_x509_certificate(der) for der in bundle.certificates]
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):
         chain = []
     if not chain:
         return SignerInfo(kind="certificate", description="an unreadable certificate")

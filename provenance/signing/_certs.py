@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import datetime
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -104,25 +105,39 @@ def describe_certificate(cert: x509.Certificate) -> str:
 def certificate_info(
     leaf: x509.Certificate, chain: Sequence[x509.Certificate], root: x509.Certificate | None = None
 ) -> SignerInfo:
-    """A certificate signer: subject, SANs, serial, its key, and the chain as checked."""
-    key = leaf.public_key()
+    """A certificate signer: subject, SANs, serial, its key, and the chain as checked.
+
+    Also used to describe unverified certificates, so every part that does
+    not parse is left out (or described as unreadable) rather than raised.
+    """
+    errors = unreadable_certificate_errors()
     fingerprint = type_label = None
     try:
+        key = leaf.public_key()
         check_supported(key, "certificate")
         fingerprint = key_hint(key)  # type: ignore[arg-type]
         type_label = describe_key(key)  # type: ignore[arg-type]
     except InputError:
         pass
+    except errors:
+        pass
+
+    def safe(read: Callable[[], T], default: T) -> T:
+        try:
+            return read()
+        except errors:
+            return default
+
     return SignerInfo(
         kind="certificate",
-        description=describe_certificate(leaf),
+        description=safe(lambda: describe_certificate(leaf), "an unreadable certificate"),
         key_fingerprint=fingerprint,
         key_type=type_label,
-        certificate_subject=subject_of(leaf),
-        certificate_sans=tuple(_identities(leaf)),
-        certificate_serial=format(leaf.serial_number, "x"),
+        certificate_subject=safe(lambda: subject_of(leaf), None),
+        certificate_sans=safe(lambda: tuple(_identities(leaf)), ()),
+        certificate_serial=safe(lambda: format(leaf.serial_number, "x"), None),
         certificate_chain=tuple(c.public_bytes(serialization.Encoding.DER) for c in chain),
-        root_subject=subject_of(root) if root is not None else None,
+        root_subject=safe(lambda: subject_of(root), None) if root is not None else None,
     )
 
 
@@ -183,6 +198,26 @@ class CertificateSigner:
         return Bundle.for_chain(envelope, ders)
 
 
+T = TypeVar("T")
+
+
+def unreadable_certificate_errors() -> tuple[type[Exception], ...]:
+    """What cryptography raises, lazily, for a certificate whose parts do not parse.
+
+    A hostile certificate loads (the outer DER is fine) and then fails when its
+    key, a name of an odd string type, or an extension is first read.
+    """
+    from cryptography.exceptions import UnsupportedAlgorithm
+
+    return (
+        ValueError,
+        TypeError,
+        UnsupportedAlgorithm,
+        x509.DuplicateExtension,
+        x509.InvalidVersion,
+    )
+
+
 #: Certificates a bundle may carry: a leaf and its intermediates (real chains
 #: have two to four). More is refused before any is parsed.
 MAX_BUNDLE_CERTIFICATES = 16
@@ -240,16 +275,24 @@ class CertificateVerifier:
             )
         try:
             certs = [x509.load_der_x509_certificate(d) for d in bundle.certificates]
-        except ValueError:
+        except (ValueError, x509.InvalidVersion):
             raise VerificationError("signature's certificate chain is malformed") from None
         leaf = certs[0]
         at = self.at or datetime.datetime.now(datetime.timezone.utc)
-        path = verify_chain(leaf, [*certs[1:], *self.intermediates], self.roots, at)
-        key = leaf.public_key()
         try:
+            path = verify_chain(leaf, [*certs[1:], *self.intermediates], self.roots, at)
+        except unreadable_certificate_errors() as e:
+            raise VerificationError(
+                f"signature's certificate chain holds a certificate that does not parse ({e})",
+                code="chain-malformed",
+            ) from None
+        try:
+            key = leaf.public_key()
             check_supported(key, "signing certificate")
         except InputError as e:
             raise VerificationError(str(e)) from None
+        except unreadable_certificate_errors() as e:
+            raise VerificationError(f"signing certificate's key does not parse ({e})") from None
         legacy = verify_envelope(key, bundle.envelope)  # type: ignore[arg-type]
         envelope = bundle.envelope
         info = certificate_info(leaf, path, path[-1])

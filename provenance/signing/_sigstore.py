@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -510,17 +509,24 @@ def keyless_info(bundle: Bundle) -> SignerInfo:
 
     from cryptography import x509
 
+    from provenance.signing._certs import unreadable_certificate_errors
+
+    unreadable = SignerInfo(kind="keyless", description="an unreadable Sigstore certificate")
     try:
         leaf = x509.load_der_x509_certificate(bundle.certificates[0])
-    except (ValueError, IndexError):
-        return SignerInfo(kind="keyless", description="an unreadable Sigstore certificate")
-    ids = identities(leaf)
-    identity = ids[0] if ids else leaf.subject.rfc4514_string()
+        ids = identities(leaf)
+        subject = leaf.subject.rfc4514_string()
+        serial = format(leaf.serial_number, "x")
+    except IndexError:
+        return unreadable
+    except unreadable_certificate_errors():
+        return unreadable
+    identity = ids[0] if ids else subject
     issuer = issuer_of(leaf)
     material = bundle.raw.get("verificationMaterial", {})
     material = material if isinstance(material, dict) else {}
     log_index = signed_at = None
-    entries: Sequence[Any] = material.get("tlogEntries") or []
+    entries = material.get("tlogEntries") or []
     if isinstance(entries, list) and entries and isinstance(entries[0], dict):
         entry = entries[0]
         log_index = _int_or_none(entry.get("logIndex"))
@@ -529,8 +535,10 @@ def keyless_info(bundle: Bundle) -> SignerInfo:
             signed_at = format_time(
                 datetime.datetime.fromtimestamp(integrated, datetime.timezone.utc)
             )
-    timestamps = (material.get("timestampVerificationData") or {}).get("rfc3161Timestamps") or []
-    if timestamps and signed_at is None:  # Rekor v2 entries carry no time; the timestamp does
+    data = material.get("timestampVerificationData")
+    timestamps = data.get("rfc3161Timestamps") if isinstance(data, dict) else None
+    if isinstance(timestamps, list) and timestamps and signed_at is None:
+        # Rekor v2 entries carry no time; the timestamp does.
         signed_at = _timestamp_time(timestamps[0])
     return SignerInfo(
         kind="keyless",
@@ -539,9 +547,9 @@ def keyless_info(bundle: Bundle) -> SignerInfo:
         issuer=issuer,
         log_index=log_index,
         signed_at=signed_at,
-        certificate_subject=leaf.subject.rfc4514_string() or None,
+        certificate_subject=subject or None,
         certificate_sans=tuple(ids),
-        certificate_serial=format(leaf.serial_number, "x"),
+        certificate_serial=serial,
         certificate_chain=tuple(bundle.certificates),
     )
 
@@ -561,7 +569,9 @@ def _timestamp_time(timestamp: Any) -> str | None:
 
 
 def _int_or_none(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        return None  # a float (1e999 overflows int()) or anything else: not a log index
     try:
-        return int(value)
-    except (TypeError, ValueError):
+        return int(value) if len(str(value)) < 40 else None
+    except ValueError:
         return None
