@@ -237,11 +237,15 @@ def _discard(stream_name: str) -> None:
 def _safely(to_stderr: bool, write: Callable[..., object], /, *args: Any, **kwargs: Any) -> None:
     """Run one write; a closed pipe (EPIPE) discards the output, never the verdict."""
     name = "stderr" if to_stderr else "stdout"
+    if getattr(sys, name) is None:  # started with the stream closed (`>&-`)
+        return
     try:
         write(*args, **kwargs)
         getattr(sys, name).flush()
     except BrokenPipeError:
         _discard(name)
+    except OSError:  # a full disk (/dev/full), a closed descriptor: the output is lost,
+        _discard(name)  # the verdict and its exit code are not
 
 
 def write_json(data: Mapping[str, Any]) -> None:
@@ -261,7 +265,14 @@ def warn(message: str) -> None:
     _write_lines([Line(f"warning: {message}", fg="yellow", err=True)])
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]|\n(?!\Z)")
+# C0/C1 controls, inner newlines, and the format characters that reorder or
+# hide text on a terminal (bidi overrides and isolates, zero-width marks,
+# line and paragraph separators, the BOM), plus lone surrogates (undecodable
+# bytes of a file name), which no terminal encoding can write.
+_CONTROL = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff"
+    "\ud800-\udfff]|\n(?!\Z)"
+)
 
 
 def printable(text: str) -> str:
@@ -271,7 +282,12 @@ def printable(text: str) -> str:
     sequence in one could repaint the screen or forge a ``Verified:`` line.
     Every text line goes through here, so no command can forget.
     """
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+    return _CONTROL.sub(_escape, text)
+
+
+def _escape(m: re.Match[str]) -> str:
+    c = m.group()
+    return c.encode("unicode_escape", "backslashreplace").decode("ascii", "replace")
 
 
 def _write_lines(lines: Iterable[Line | str]) -> None:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
-from provenance.errors import InputError
+from provenance.errors import InputError, UsageError
 
 __all__ = [
     "DATASET",
@@ -266,7 +266,16 @@ class Statement:
     def to_bytes(self) -> bytes:
         """Compact UTF-8 JSON, the bytes a new statement is signed as."""
         text = json.dumps(self.to_json(), separators=(",", ":"), ensure_ascii=False)
-        return text.encode("utf-8")
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:
+            # A value made from bytes that are not UTF-8 (a file name, a shell
+            # argument): such text cannot be signed as JSON.
+            raise UsageError(
+                "the statement holds text that is not valid UTF-8 (undecodable bytes in a "
+                "name or value); give UTF-8 text",
+                code="not-utf8",
+            ) from None
 
     def has_subject_digest(self, digest: str, algorithm: str = "sha256") -> bool:
         """Whether any subject is named by this digest: is the statement about that artifact?"""

@@ -375,6 +375,19 @@ def _check_files(
         ignore = Ignore(exact, [*DEFAULT_IGNORE_PATTERNS, *user_patterns], frozenset(keep))
     found = walk(path, ignore=ignore, links=LinkPolicy(follow=serialization.allow_symlinks))
     for name, by in found.ignored:
+        if by in DEFAULT_IGNORE_PATTERNS and by not in BYTECODE_PATTERNS:
+            # Left out by default, so not covered: say so, louder for notebook
+            # checkpoints (code a notebook server may run) than for VCS litter.
+            runnable = by == ".ipynb_checkpoints"
+            findings.append(
+                Finding(
+                    "default-ignored",
+                    f"'{name}' is left out by default and not covered by the signature"
+                    + ("; it may hold code a notebook server runs" if runnable else ""),
+                    name,
+                    "warning" if runnable else "info",
+                )
+            )
         if by in BYTECODE_PATTERNS:
             findings.append(
                 Finding(

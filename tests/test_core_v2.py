@@ -614,3 +614,54 @@ def test_shard_signed_file_grown_to_a_terabyte_is_reported_without_hashing(tmp_p
     assert errors == [("file-modified", "weights/model-00001.bin")]
     empty = [f.path for f in report.findings if f.code == "file-empty-unsigned"]
     assert empty == ["empty", "sub/__init__.py"]  # make_model has an empty file too
+
+
+def _cli(*args: str, **kw):
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "provenance_cli.main", *map(str, args)],
+        capture_output=True, text=True, timeout=120, check=False, **kw,
+    )  # fmt: skip
+
+
+def test_a_closed_or_full_stdout_never_changes_the_verdict(model: Path, p256):
+    import subprocess
+    import sys
+
+    _signed(model, p256)
+    args = [sys.executable, "-m", "provenance_cli.main", "verify", str(model), "--key"]
+    closed = subprocess.run(
+        [*args, str(p256.public)], stdout=None, stderr=subprocess.PIPE, close_fds=True,
+        preexec_fn=lambda: os.close(1), timeout=120, check=False,
+    )  # fmt: skip
+    assert closed.returncode == 0, closed.stderr
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            [*args, str(p256.public), "--json"], stdout=full, stderr=subprocess.PIPE,
+            timeout=120, check=False,
+        )  # fmt: skip
+    assert result.returncode == 0 and b"Traceback" not in result.stderr
+
+
+def test_bidi_and_undecodable_text_is_escaped_or_refused(model: Path, p256):
+    _signed(model, p256)
+    (model / "x\u202eevil").write_text("planted")
+    result = _cli("verify", model, "--key", p256.public)
+    assert result.returncode == 1 and "\u202e" not in result.stderr
+    assert "\\u202e" in result.stderr
+    bad = os.fsdecode(b"bad\xff")
+    refused = _cli("attest", "dataset", model, "--key", p256.private, "--name", bad)
+    assert refused.returncode == 2 and "not valid UTF-8" in refused.stderr
+
+
+def test_default_ignored_entries_are_reported(model: Path, p256):
+    _signed(model, p256)
+    (model / ".ipynb_checkpoints").mkdir()
+    (model / ".ipynb_checkpoints" / "train-checkpoint.py").write_text("import os\n")
+    (model / ".git").mkdir()
+    report = check_model(model, KeyVerifier.from_files(p256.public))
+    assert report.ok
+    by_path = {f.path: f.severity for f in report.findings if f.code == "default-ignored"}
+    assert by_path == {".ipynb_checkpoints": "warning", ".git": "info"}
