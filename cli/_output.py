@@ -271,7 +271,7 @@ def warn(message: str) -> None:
 # bytes of a file name), which no terminal encoding can write.
 _CONTROL = re.compile(
     "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff"
-    "\ud800-\udfff]|\n(?!\Z)"
+    "\ud800-\udfff]|\n(?!\\Z)"
 )
 
 
