@@ -48,15 +48,16 @@ step "provenance verify tiny-model --key signing-key.pub"
 "$PROVENANCE" verify "$WORK/tiny-model" --key "$WORK/signing-key.pub"
 
 step "lineage: attest the training data, the training run and an evaluation"
-mkdir -p "$WORK/train-data"
+mkdir -p "$WORK/train-data" "$WORK/eval-data"
 for i in 1 2 3; do echo "{\"text\": \"example $i\"}" > "$WORK/train-data/part-$i.jsonl"; done
+echo '{"text": "held out"}' > "$WORK/eval-data/part-1.jsonl"
 "$PROVENANCE" attest dataset "$WORK/train-data" --key "$WORK/signing-key.pem" \
   --license CC-BY-4.0 --source-uri https://example.org/train-data --split train=3
 "$PROVENANCE" attest training "$WORK/tiny-model" --key "$WORK/signing-key.pem" \
   --dataset "$WORK/train-data" --param learning_rate=0.001 --param epochs=3 \
   --builder-id https://example.org/quickstart --entry-point make_tiny_model.py
 "$PROVENANCE" attest eval "$WORK/tiny-model" --key "$WORK/signing-key.pem" \
-  --metric accuracy=0.93 --dataset "$WORK/train-data" --threshold 'accuracy>=0.9'
+  --metric accuracy=0.93 --dataset "$WORK/eval-data" --threshold 'accuracy>=0.9'
 
 step "provenance verify tiny-model --key signing-key.pub --attestations"
 "$PROVENANCE" verify "$WORK/tiny-model" --key "$WORK/signing-key.pub" --attestations
