@@ -244,16 +244,11 @@ def _children(folder: str, expect: tuple[int, int], *, followed: bool = False) -
                 code="changed-while-hashing",
             )
         out: list[_Child] = []
+        base = folder if folder.endswith(os.sep) else folder + os.sep
         with os.scandir(fd) as it:
             for entry in it:
                 try:
-                    out.append(
-                        (
-                            entry.name,
-                            os.path.join(folder, entry.name),
-                            entry.stat(follow_symlinks=False),
-                        )
-                    )
+                    out.append((entry.name, base + entry.name, entry.stat(follow_symlinks=False)))
                 except FileNotFoundError:
                     continue  # vanished while listing: it is simply not there
     except OSError as e:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +28,7 @@ from provenance.hashing import (
 from provenance.manifest import Manifest, Serialization
 
 if TYPE_CHECKING:
+    from provenance._internal.engine import FileEntry
     from provenance.signing import Signer, SignerInfo
 
 __all__ = ["SignResult", "refuse_bundle_as_model", "refuse_private_keys", "sign"]
@@ -129,8 +130,8 @@ def sign(
         ignore_paths=[*ignore_paths, *_signature_ignore(path, sig_path)],
         allow_symlinks=allow_symlinks,
     )
-    refuse_private_keys(path, serialization, key_file=key_file)
     manifest, found = _hash_for_signing(path, serialization, workers=workers, progress=progress)
+    refuse_private_keys(path, serialization, key_file=key_file, files=found.files)
     bundle = signer.sign(manifest.statement_bytes())
     write_output(target, bundle.to_bytes())
     describe = getattr(signer, "describe", None)
@@ -179,8 +180,12 @@ def refuse_private_keys(
     serialization: Serialization,
     *,
     key_file: str | os.PathLike[str] | None = None,
+    files: Sequence[FileEntry] | None = None,
 ) -> None:
     """Refuse a model whose manifest would include a private key.
+
+    ``files`` are the walked files when the caller has them (``sign`` passes
+    those it just hashed, so the tree is walked once).
 
     Looked at: every file the signature would list (the same walk, ignores
     and link rule as hashing) that is the size of ``key_file`` (compared
@@ -195,14 +200,16 @@ def refuse_private_keys(
     key_bytes = None
     if key_file is not None:
         key_bytes = read_limited(key_file, "private key", 1 << 20)
-    ignores = list(serialization.ignore_paths) if path.is_dir() else []
-    found = walk(path, ignore_paths=ignores, links=LinkPolicy(follow=serialization.allow_symlinks))
+    if files is None:
+        ignores = list(serialization.ignore_paths) if path.is_dir() else []
+        links = LinkPolicy(follow=serialization.allow_symlinks)
+        files = walk(path, ignore_paths=ignores, links=links).files
     key_size = len(key_bytes) if key_bytes is not None else -1
     # Only files that could be the key (its size) or are named like keys are
     # opened: a 200,000-file dataset must not pay an extra open per file.
     candidates = [
         e
-        for e in found.files
+        for e in files
         if e.size == key_size
         or (_MIN_PEM_KEY_BYTES <= e.size <= PRIVATE_KEY_SCAN_BYTES and _named_like_a_key(e.name))
     ]

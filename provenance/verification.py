@@ -464,12 +464,9 @@ def _check_files(
                 kept.append(e)
         to_hash = kept
 
-    actual = Manifest(
-        expected.model_name,
-        hash_entries(to_hash, serialization, workers=workers, progress=progress),
-        serialization,
+    changes = diff(
+        expected, hash_entries(to_hash, serialization, workers=workers, progress=progress)
     )
-    changes = diff(expected, actual)
     refused_names = {r.name for r in found.refused} | set(resized_early)
     for f in resized_early:
         findings.append(
