@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import jsonschema
 import pytest
-from conftest import PROJECT_ROOT, make_model, run_cli
+from conftest import PROJECT_ROOT, assert_fails, make_model, run_cli
 from referencing import Registry, Resource
 
 import provenance
@@ -76,21 +76,7 @@ def ok(result) -> str:
     return result.stdout
 
 
-def fails(result, code: int, *words: str) -> str:
-    """Exit ``code`` with one reason line on stderr that names every word."""
-    out = result.output + (result.stderr or "")
-    assert result.exit_code == code, f"exit {result.exit_code}, wanted {code}:\n{out}"
-    assert "Traceback" not in out, out
-    assert ": unexpected " not in out, out  # an uncaught exception
-    lines = result.stderr.splitlines()
-    assert lines, f"nothing on stderr:\n{out}"
-    prefix = "verification failed: " if code == 1 else "error: "
-    assert lines[0].startswith(prefix), f"first stderr line is {lines[0]!r}"
-    others = [ln for ln in lines[1:] if not ln.startswith("  ")]
-    assert not others, f"more than one reason line: {lines!r}"
-    for w in words:
-        assert w.lower() in result.stderr.lower(), f"{w!r} not in {result.stderr!r}"
-    return result.stderr
+fails = assert_fails  # the shared helper, under the name these tests use
 
 
 def make_dataset(folder: Path, records: dict[str, list[str]]) -> Path:
