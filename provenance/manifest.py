@@ -266,11 +266,12 @@ class Manifest:
 
     @property
     def root_digest(self) -> str:
-        """Hex SHA-256 over the concatenated raw resource digests."""
-        h = hashlib.sha256()
-        for r in self.resources:
-            h.update(r.digest)
-        return h.hexdigest()
+        """Hex SHA-256 over the concatenated raw resource digests (computed once)."""
+        cached: str | None = self.__dict__.get("_root")
+        if cached is None:
+            cached = hashlib.sha256(b"".join(r.digest for r in self.resources)).hexdigest()
+            object.__setattr__(self, "_root", cached)
+        return cached
 
     @property
     def files(self) -> list[str]:
