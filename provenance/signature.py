@@ -162,7 +162,7 @@ def _stale_attestations(path: Path, root_digest: str) -> list[str]:
 PRIVATE_KEY_SCAN_BYTES = 64 << 10
 #: The smallest PEM private key (Ed25519 in PKCS #8) is 119 bytes.
 _MIN_PEM_KEY_BYTES = 100
-_KEY_SUFFIXES = (".pem", ".key", ".crt", ".cer", ".p8", ".pk8", ".pkcs8", ".priv")
+_KEY_SUFFIXES = (".pem", ".key", ".crt", ".cer", ".der", ".p8", ".pk8", ".pkcs8", ".priv")
 _KEY_NAMES = ("id_rsa", "id_dsa", "id_ecdsa", "id_ed25519")
 
 
@@ -268,7 +268,23 @@ def _private_key_in(file: str, size: int, key_bytes: bytes | None) -> str | None
         return "a copy of the signing key"
     if (named or pem) and len(data) <= PRIVATE_KEY_SCAN_BYTES and _PEM_PRIVATE_KEY.search(data):
         return "a PEM private key"
+    if named and data[:1] == b"\x30" and len(data) <= PRIVATE_KEY_SCAN_BYTES:
+        return _der_private_key(data)
     return None
+
+
+def _der_private_key(data: bytes) -> str | None:
+    """A DER private key (PKCS#8, SEC1 or PKCS#1; encrypted or not), in words."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        serialization.load_der_private_key(data, password=None)
+    except TypeError:  # it is encrypted: still a private key
+        return "an encrypted DER private key"
+    except (ValueError, UnsupportedAlgorithm):
+        return None
+    return "a DER private key"
 
 
 def _hash_for_signing(

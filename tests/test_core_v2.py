@@ -665,3 +665,15 @@ def test_default_ignored_entries_are_reported(model: Path, p256):
     assert report.ok
     by_path = {f.path: f.severity for f in report.findings if f.code == "default-ignored"}
     assert by_path == {".ipynb_checkpoints": "warning", ".git": "info"}
+
+
+def test_a_der_copy_of_a_private_key_in_the_model_is_refused(model: Path, p256):
+    from cryptography.hazmat.primitives import serialization as cser
+
+    der = p256.key.private_bytes(cser.Encoding.DER, cser.PrivateFormat.PKCS8, cser.NoEncryption())
+    (model / "backup.der").write_bytes(der)
+    with pytest.raises(InputError) as info:
+        provenance.sign(model, KeySigner.from_file(p256.private), key_file=p256.private)
+    assert info.value.code == "private-key-in-model" and "DER" in str(info.value)
+    (model / "backup.der").write_bytes(b"\x30\x03\x02\x01\x01")  # DER, but no key: signed
+    assert provenance.sign(model, KeySigner.from_file(p256.private)).manifest.root_digest
