@@ -18,7 +18,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from provenance._internal.engine import ALGORITHMS
 from provenance.errors import InputError
@@ -115,9 +115,12 @@ def check_name(name: str) -> None:
             raise InputError(f"manifest path '{shown}' is not a plain relative path")
 
 
-@dataclass(frozen=True, slots=True)
-class Resource:
-    """One hashed resource: a file, or a byte range ``path:start:end`` of one."""
+class Resource(NamedTuple):
+    """One hashed resource: a file, or a byte range ``path:start:end`` of one.
+
+    A named tuple, not a dataclass: a 200,000-file manifest builds 200,000 of
+    them on every sign and every verification, and a tuple is half the cost.
+    """
 
     name: str
     algorithm: str
