@@ -24,7 +24,7 @@ from provenance_cli.verify import TrustOptions
 
 if TYPE_CHECKING:
     from provenance.attest import AttestResult, InputPaths, PruneResult
-    from provenance.manifest import Serialization
+    from provenance.manifest import Manifest, Serialization
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -129,14 +129,14 @@ def _sign_and_append(
     target: str,
     predicate_type: str,
     predicate: Mapping[str, Any],
-    subject: tuple[str, str],
+    subject: Manifest,
     *,
     signer: SignerOptions,
     output: str | None,
     as_json: bool,
     input_paths: InputPaths = "relative",
 ) -> None:
-    """Sign and append; ``subject`` is the target's (name, root digest), already hashed."""
+    """Sign and append; ``subject`` is the target's manifest, already hashed."""
     from provenance import attest
 
     result = attest.attest(
@@ -145,7 +145,7 @@ def _sign_and_append(
         predicate,
         signer.build(),
         output=output,
-        subject=subject,
+        subject=(subject.model_name, subject.root_digest),
         input_paths=input_paths,
     )
     emit(result, as_json=as_json, lines=_text(result))
@@ -259,7 +259,7 @@ def dataset_command(
         dataset,
         attest.DATASET_PREDICATE_TYPE,
         predicate,
-        (manifest.model_name, manifest.root_digest),
+        manifest,
         signer=signer,
         output=output,
         as_json=as_json,
@@ -406,12 +406,11 @@ def training_command(
             finished_on=attest.rfc3339(finished_on, "--finished-on") or attest.now(),
             byproducts=[attest.resolve(b, plain_file=True) for b in byproducts],
         )
-    subject_m = attest.subject_manifest(model, subject_s)
     _sign_and_append(
         model,
         attest.SLSA_PREDICATE_TYPE,
         predicate,
-        (subject_m.model_name, subject_m.root_digest),
+        attest.subject_manifest(model, subject_s),
         signer=signer,
         output=output,
         as_json=as_json,
@@ -490,12 +489,11 @@ def eval_command(
             thresholds=parsed_thresholds,
             evaluator_id=evaluator_id,
         )
-    subject_m = attest.subject_manifest(model, subject_s)
     _sign_and_append(
         model,
         attest.EVALUATION_PREDICATE_TYPE,
         predicate,
-        (subject_m.model_name, subject_m.root_digest),
+        attest.subject_manifest(model, subject_s),
         signer=signer,
         output=output,
         as_json=as_json,
