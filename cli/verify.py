@@ -335,7 +335,7 @@ def verify_command(
     without one is --attestations-only, which never reads MODEL/model.sig.
     Exit codes: 0 verified, 1 verification failed, 2 usage error, 3 bad input.
     """
-    from provenance.signature import refuse_bundle_as_model
+    from provenance.bundle import refuse_bundle_as_model
     from provenance.verification import check_attestations_only, check_model
 
     hashing_given = any((algorithm, method, shard_size is not None, allow_symlinks))

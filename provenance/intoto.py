@@ -215,10 +215,11 @@ class Statement:
     @classmethod
     def parse(cls, data: bytes) -> Statement:
         """Parse exact (signed) bytes; any shape but a Statement v1 is an :class:`InputError`."""
-        # Counted in C before parsing; brackets and commas inside strings count
-        # too, which only makes the bound stricter.
+        # Counted in C before parsing (one pass: what deleting the marks
+        # removes); marks inside strings count too, which only makes the
+        # bound stricter.
         text = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
-        values = sum(text.count(mark) for mark in (b"[", b"{", b",", b":"))
+        values = len(text) - len(text.translate(None, b"[{,:"))
         if values > MAX_STATEMENT_VALUES:
             raise _fail(
                 f"statement holds more than {MAX_STATEMENT_VALUES} JSON values; "

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from provenance._internal.interop import model_signing_warnings
-from provenance.bundle import Bundle, default_signature_path
+from provenance.bundle import Bundle, default_signature_path, refuse_bundle_as_model
 from provenance.errors import Hint, InputError
 from provenance.hashing import (
     Progress,
@@ -72,18 +72,6 @@ class SignResult:
             "serialization": m.serialization.to_json(),
             "warnings": list(self.warnings),
         }
-
-
-def refuse_bundle_as_model(model_path: str | os.PathLike[str]) -> None:
-    """Raise :class:`~provenance.errors.UsageError` when ``model_path`` is a signature
-    or an attestations file (judged by content), not a model.
-
-    ``sign`` and ``check_model`` call it first; a front end that takes a model
-    path elsewhere can too.
-    """
-    from provenance._internal import fsutil
-
-    fsutil.refuse_bundle_as_model(model_path)
 
 
 def sign(

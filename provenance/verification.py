@@ -195,15 +195,15 @@ def shown_name(name: str, single: bool, path: Path) -> str:
 
 
 def _ancestors(names: Iterable[str]) -> set[str]:
+    # The distinct parents first (a few hundred folders for 200,000 files),
+    # then each one's own ancestors.
+    parents = {name.rpartition("/")[0] for name in names}
+    parents.discard("")
     out: set[str] = set()
-    for name in names:
-        cut = name.rfind("/")
-        while cut > 0:
-            parent = name[:cut]
-            if parent in out:
-                break
+    for parent in parents:
+        while parent and parent not in out:
             out.add(parent)
-            cut = name.rfind("/", 0, cut)
+            parent = parent.rpartition("/")[0]
     return out
 
 
@@ -372,7 +372,7 @@ def _check_files(
         exact = [p for p in dict.fromkeys(wanted) if p not in signed_files]
         shadowing = {p for p in exact if p in keep}
         exact = [p for p in exact if p not in shadowing]
-        ignore = Ignore(exact, [*DEFAULT_IGNORE_PATTERNS, *user_patterns], frozenset(keep))
+        ignore = Ignore(exact, [*DEFAULT_IGNORE_PATTERNS, *user_patterns], keep)
     found = walk(path, ignore=ignore, links=LinkPolicy(follow=serialization.allow_symlinks))
     for name, by in found.ignored:
         if by in DEFAULT_IGNORE_PATTERNS and by not in BYTECODE_PATTERNS:

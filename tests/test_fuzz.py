@@ -824,6 +824,73 @@ def test_base64_decodes_in_chunks(monkeypatch):
             assert dsse.b64decode(text if isinstance(text, str) else text.decode(), "x") == raw
 
 
+@fuzz(400)
+@given(st.text(alphabet="AQUJD+/-_= \n\u00e9", max_size=24))
+def test_base64_fast_path_agrees_with_the_pattern(text: str):
+    """The one-pass C decoder (Python 3.11+) accepts exactly what the pattern does."""
+    import provenance.dsse as dsse
+
+    def outcome(strict_c: bool) -> bytes | None:
+        old = dsse._STRICT_C
+        dsse._STRICT_C = strict_c
+        try:
+            return dsse.b64decode(text, "x")
+        except InputError:
+            return None
+        finally:
+            dsse._STRICT_C = old
+
+    assert outcome(True) == outcome(False)
+
+
+_HEX = "0123456789abcdefABCDEF"
+
+
+@fuzz(300)
+@given(
+    st.lists(
+        st.one_of(
+            st.fixed_dictionaries(
+                {
+                    "name": st.one_of(st.sampled_from(["a", "b/c", "d"]), st.integers()),
+                    "algorithm": st.one_of(
+                        st.just("sha256"),
+                        st.sampled_from(["blake2b", "SHA256"]),
+                        st.lists(st.just("x")),
+                    ),
+                    "digest": st.one_of(
+                        st.text(alphabet=_HEX, min_size=64, max_size=64),
+                        st.text(alphabet=_HEX + " g", min_size=62, max_size=66),
+                        st.none(),
+                    ),
+                }
+            ),
+            st.dictionaries(st.sampled_from(["name", "algorithm", "digest"]), st.just("aa")),
+            st.just([]),
+            st.just("x"),
+        ),
+        max_size=6,
+    )
+)
+def test_resource_fast_path_agrees_with_the_checked_path(raw: list[Any]):
+    """Resources parsed column by column equal those checked one by one, or both fail."""
+    from provenance.manifest import Serialization, _resource_from_json, _resources_from_json
+
+    serialization = Serialization(method="files", hash_type="sha256")
+
+    def slow() -> tuple[Any, ...] | str:
+        try:
+            return tuple(_resource_from_json(d, serialization, "sha256") for d in raw)
+        except InputError as e:
+            return e.reason
+
+    try:
+        fast: tuple[Any, ...] | str = _resources_from_json(raw, serialization)
+    except InputError as e:
+        fast = e.reason
+    assert fast == slow()
+
+
 def test_attestations_file_is_not_read_through_a_link(world: World, tmp_path):
     target = tmp_path / "elsewhere.jsonl"
     target.write_bytes(world.attestation + b"\n")
