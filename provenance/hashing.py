@@ -48,6 +48,7 @@ __all__ = [
     "Refusal",
     "Walk",
     "hash_as",
+    "hash_digests",
     "hash_entries",
     "hash_model",
     "hash_tree",
@@ -499,6 +500,33 @@ def hash_entries(
     ``opener`` opens each file (see :data:`provenance._internal.engine.Opener`);
     the engine still refuses anything that is not a regular file.
     """
+    names, digests = hash_digests(
+        entries, serialization, workers=workers, progress=progress, opener=opener
+    )
+    algorithm = serialization.resource_algorithm
+    with gc_paused():
+        # tuple.__new__ is what Resource() does, without its Python-level
+        # __new__: a third of the cost of 200,000 resources.
+        new = tuple.__new__
+        return tuple(
+            [new(Resource, (n, algorithm, d)) for n, d in zip(names, digests, strict=True)]
+        )
+
+
+def hash_digests(
+    entries: Sequence[FileEntry],
+    serialization: Serialization,
+    *,
+    workers: int | None = None,
+    progress: Progress | None = None,
+    opener: Opener | None = None,
+) -> tuple[list[str], list[bytes]]:
+    """What :func:`hash_entries` hashes, as resource names and raw digests in order.
+
+    A verifier compares them with a signature's columns
+    (:meth:`~provenance.manifest.Manifest.lists`) and builds resources only
+    for a model that differs.
+    """
     with gc_paused():
         tasks = tasks_for(entries, serialization)
         callback = None
@@ -514,17 +542,11 @@ def hash_entries(
         digests = hash_tasks(
             tasks, serialization.hash_type, workers=workers, progress=callback, opener=opener
         )
-        algorithm = serialization.resource_algorithm
         if serialization.method == "files":
             names = [e.name for e in entries]
         else:
             names = [_resource_name(t, serialization) for t in tasks]
-        # tuple.__new__ is what Resource() does, without its Python-level
-        # __new__: a third of the cost of 200,000 resources.
-        new = tuple.__new__
-        return tuple(
-            [new(Resource, (n, algorithm, d)) for n, d in zip(names, digests, strict=True)]
-        )
+        return names, digests
 
 
 def hash_tree(

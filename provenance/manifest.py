@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, NamedTuple
@@ -240,47 +240,161 @@ def _integer(value: Any, what: str) -> int:
     return int(value)
 
 
-@dataclass(frozen=True)
 class Manifest:
     """An ordered list of resources and the parameters that produced them.
 
     The root digest, SHA-256 over the raw resource digests in listed order,
     names the model in signatures, attestations and lineage.
+
+    Immutable. A manifest read from a signature keeps its names and digests
+    as columns and builds :attr:`resources` only when asked: a verifier that
+    finds every file intact compares columns and never needs 200,000
+    resource objects.
     """
 
-    model_name: str
-    resources: tuple[Resource, ...]
-    serialization: Serialization = field(default_factory=Serialization)
-    _files: tuple[str, ...] = field(default=(), init=False, repr=False, compare=False)
+    __slots__ = ("_columns", "_files", "_resources", "_root", "model_name", "serialization")
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "resources", tuple(self.resources))
-        names = list(map(_NAME, self.resources))
-        if any("-sharded-" in a for a in set(map(_ALGORITHM, self.resources))):
-            paths_list = [r.path for r in self.resources]
-        else:
-            paths_list = names
-        if not _all_plain(paths_list):  # rare: find and name the offending path
-            for path in paths_list:
+    model_name: str
+    serialization: Serialization
+    _resources: tuple[Resource, ...] | None
+    # names, the resource algorithm, the digests concatenated, one digest's size
+    _columns: tuple[list[str], str, bytes, int] | None
+    _files: tuple[str, ...]
+    _root: str | None
+
+    def __init__(
+        self,
+        model_name: str,
+        resources: Iterable[Resource],
+        serialization: Serialization | None = None,
+    ) -> None:
+        resources = tuple(resources)
+        names = list(map(_NAME, resources))
+        sharded = any("-sharded-" in a for a in set(map(_ALGORITHM, resources)))
+        paths = [r.path for r in resources] if sharded else names
+        self._init(model_name, serialization, names, paths, resources, None)
+
+    @classmethod
+    def _from_columns(
+        cls,
+        model_name: str,
+        serialization: Serialization,
+        names: list[str],
+        blob: bytes,
+        size: int,
+    ) -> Manifest:
+        """Well-formed columns of one algorithm (see :func:`_columns_from_json`), checked as
+        :meth:`__init__` checks resources; the resources are built on first use."""
+        algorithm = serialization.resource_algorithm
+        paths = [split_shard(n)[0] for n in names] if "-sharded-" in algorithm else names
+        m = cls.__new__(cls)
+        m._init(model_name, serialization, names, paths, None, (names, algorithm, blob, size))
+        return m
+
+    def _init(
+        self,
+        model_name: str,
+        serialization: Serialization | None,
+        names: list[str],
+        paths: list[str],
+        resources: tuple[Resource, ...] | None,
+        columns: tuple[list[str], str, bytes, int] | None,
+    ) -> None:
+        if not _all_plain(paths):  # rare: find and name the offending path
+            for path in paths:
                 check_name(path)
         if len(set(names)) != len(names):
             seen: set[str] = set()
-            for r in self.resources:
-                if r.name in seen:
-                    raise InputError(f"manifest lists '{r.name}' twice")
-                seen.add(r.name)
-        files = list(dict.fromkeys(paths_list))
+            for name in names:
+                if name in seen:
+                    raise InputError(f"manifest lists '{name}' twice")
+                seen.add(name)
+        files = tuple(dict.fromkeys(paths))
         if "." in files and len(files) > 1:
             raise InputError("manifest mixes a single-file entry '.' with other files")
+        setattr_ = object.__setattr__
+        setattr_(self, "model_name", model_name)
+        setattr_(self, "serialization", serialization or Serialization())
+        setattr_(self, "_resources", resources)
+        setattr_(self, "_columns", columns)
         # Computed once: verification asks for it several times on 200,000 files.
-        object.__setattr__(self, "_files", tuple(files))
+        setattr_(self, "_files", files)
+        setattr_(self, "_root", None)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"a Manifest is immutable: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"a Manifest is immutable: cannot delete {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Manifest):
+            return NotImplemented
+        return (
+            self.model_name == other.model_name
+            and self.serialization == other.serialization
+            and self.resources == other.resources
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.model_name, self.resources, self.serialization))
+
+    def __repr__(self) -> str:
+        return (
+            f"Manifest(model_name={self.model_name!r}, resources=<{len(self)} resources>, "
+            f"serialization={self.serialization!r})"
+        )
+
+    def __len__(self) -> int:
+        """How many resources (files, or shards) the manifest lists."""
+        if self._columns is not None:
+            return len(self._columns[0])
+        return len(self.resources)
+
+    @property
+    def resources(self) -> tuple[Resource, ...]:
+        """Every resource in manifest order."""
+        if self._resources is None:
+            assert self._columns is not None
+            names, algorithm, blob, size = self._columns
+            # tuple.__new__ is what Resource() does, without its Python-level
+            # __new__: a third of the cost of 200,000 resources.
+            new = tuple.__new__
+            built = tuple(
+                [
+                    new(Resource, (name, algorithm, blob[i : i + size]))
+                    for name, i in zip(names, range(0, len(blob), size), strict=True)
+                ]
+            )
+            object.__setattr__(self, "_resources", built)
+            return built
+        return self._resources
+
+    def lists(self, names: Sequence[str], digests: Sequence[bytes]) -> bool:
+        """Whether the manifest lists exactly these resources, in this order.
+
+        A verifier's common case, answered in a few C passes without
+        building a resource object per file.
+        """
+        if len(names) != len(self) or len(digests) != len(names):
+            return False
+        if self._columns is not None:
+            mine, _, blob, _ = self._columns
+            return mine == list(names) and b"".join(digests) == blob
+        return all(
+            r.name == n and r.digest == d
+            for r, n, d in zip(self.resources, names, digests, strict=True)
+        )
 
     @property
     def root_digest(self) -> str:
         """Hex SHA-256 over the concatenated raw resource digests (computed once)."""
-        cached: str | None = self.__dict__.get("_root")
+        cached = self._root
         if cached is None:
-            cached = hashlib.sha256(b"".join(map(_DIGEST, self.resources))).hexdigest()
+            if self._columns is not None:
+                cached = hashlib.sha256(self._columns[2]).hexdigest()
+            else:
+                cached = hashlib.sha256(b"".join(map(_DIGEST, self.resources))).hexdigest()
             object.__setattr__(self, "_root", cached)
         return cached
 
@@ -375,9 +489,13 @@ class Manifest:
         raw_resources = stmt.predicate.get("resources")
         if not isinstance(raw_resources, list):
             raise InputError("predicate.resources is not a list")
-        manifest = cls(
-            subject.name, _resources_from_json(raw_resources, serialization), serialization
-        )
+        columns = _columns_from_json(raw_resources, serialization)
+        if columns is not None:
+            manifest = cls._from_columns(subject.name, serialization, *columns)
+        else:
+            manifest = cls(
+                subject.name, _resources_from_json(raw_resources, serialization), serialization
+            )
         if manifest.root_digest != expected_root.lower():
             raise InputError(
                 "statement is inconsistent: its subject digest does not match its resources"
@@ -408,23 +526,22 @@ def _hex(value: Any, algorithm: str, name: str) -> bytes:
 
 
 def _resources_from_json(raw: list[Any], serialization: Serialization) -> tuple[Resource, ...]:
-    """Every resource; a well-formed list in a few C-speed passes, the rest one by one.
-
-    A 200,000-file signature is parsed at every verification, so the common
-    shape (objects with a string name, the serialization's algorithm and a
-    hex digest of the right length) is checked column by column and its
-    digests decoded in one ``fromhex``; anything else goes through
-    :func:`_resource_from_json`, which says what is wrong.
-    """
-    fast = _resources_fast(raw, serialization)
-    if fast is not None:
-        return fast
+    """Every resource, each checked, so that the first malformed one is named."""
     algorithm = serialization.resource_algorithm
     return tuple(_resource_from_json(d, serialization, algorithm) for d in raw)
 
 
-def _resources_fast(raw: list[Any], serialization: Serialization) -> tuple[Resource, ...] | None:
-    """The resources if every one is well formed, else None (the slow path names the fault)."""
+def _columns_from_json(
+    raw: list[Any], serialization: Serialization
+) -> tuple[list[str], bytes, int] | None:
+    """Names, concatenated digests and digest size, if every resource is well formed.
+
+    A 200,000-file signature is parsed at every verification, so the common
+    shape (objects with a string name, the serialization's algorithm and a
+    hex digest of the right length) is checked column by column and its
+    digests decoded in one ``fromhex``. None means something is off, and
+    :func:`_resources_from_json` names it.
+    """
     algorithm = serialization.resource_algorithm
     size = _DIGEST_SIZE.get(serialization.hash_type, 0)
     if not raw or not size or set(map(type, raw)) != {dict}:
@@ -447,15 +564,7 @@ def _resources_fast(raw: list[Any], serialization: Serialization) -> tuple[Resou
         return None
     if len(blob) != size * len(raw):  # fromhex skips whitespace: a short blob had some
         return None
-    # tuple.__new__ is what Resource() does, without its Python-level __new__:
-    # a third of the cost of 200,000 resources.
-    new = tuple.__new__
-    return tuple(
-        [
-            new(Resource, (name, algorithm, blob[i : i + size]))
-            for name, i in zip(names, range(0, len(blob), size), strict=True)
-        ]
-    )
+    return names, blob, size
 
 
 def _resource_from_json(

@@ -31,13 +31,21 @@ from provenance.hashing import (
     Ignore,
     LinkPolicy,
     Progress,
-    hash_entries,
+    hash_digests,
     is_pattern,
     normalize_ignore,
     relative_ignores,
     walk,
 )
-from provenance.manifest import DEFAULT_IGNORE_PATHS, Manifest, Serialization, diff, split_shard
+from provenance.manifest import (
+    DEFAULT_IGNORE_PATHS,
+    Diff,
+    Manifest,
+    Resource,
+    Serialization,
+    diff,
+    split_shard,
+)
 
 if TYPE_CHECKING:
     from provenance.attest import AttestationReport
@@ -288,7 +296,7 @@ def check_model(
                 severity="warning",
             )
         )
-    if not expected.resources:
+    if not len(expected):
         findings.append(
             Finding("signature-empty", "the signature lists no files, so it vouches for nothing")
         )
@@ -464,9 +472,14 @@ def _check_files(
                 kept.append(e)
         to_hash = kept
 
-    changes = diff(
-        expected, hash_entries(to_hash, serialization, workers=workers, progress=progress)
-    )
+    names, digests = hash_digests(to_hash, serialization, workers=workers, progress=progress)
+    if expected.lists(names, digests):
+        changes = Diff()  # the common case, without a resource object per file
+    else:
+        algorithm = serialization.resource_algorithm
+        changes = diff(
+            expected, [Resource(n, algorithm, d) for n, d in zip(names, digests, strict=True)]
+        )
     refused_names = {r.name for r in found.refused} | set(resized_early)
     for f in resized_early:
         findings.append(

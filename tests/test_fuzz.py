@@ -852,10 +852,12 @@ _HEX = "0123456789abcdefABCDEF"
         st.one_of(
             st.fixed_dictionaries(
                 {
-                    "name": st.one_of(st.sampled_from(["a", "b/c", "d"]), st.integers()),
+                    "name": st.one_of(
+                        st.sampled_from(["a", "b/c", "d", ".", "../e", "a:0:5", "a:5:9", "/f"]),
+                        st.integers(),
+                    ),
                     "algorithm": st.one_of(
-                        st.just("sha256"),
-                        st.sampled_from(["blake2b", "SHA256"]),
+                        st.sampled_from(["sha256", "sha256-sharded-5", "blake2b", "SHA256"]),
                         st.lists(st.just("x")),
                     ),
                     "digest": st.one_of(
@@ -870,25 +872,45 @@ _HEX = "0123456789abcdefABCDEF"
             st.just("x"),
         ),
         max_size=6,
-    )
+    ),
+    st.booleans(),
 )
-def test_resource_fast_path_agrees_with_the_checked_path(raw: list[Any]):
-    """Resources parsed column by column equal those checked one by one, or both fail."""
-    from provenance.manifest import Serialization, _resource_from_json, _resources_from_json
+def test_manifest_from_columns_agrees_with_the_checked_path(raw: list[Any], sharded: bool):
+    """A manifest read column by column equals one checked resource by resource, and
+    refuses what that refuses, with the same reason."""
+    from provenance.manifest import (
+        Manifest,
+        Serialization,
+        _columns_from_json,
+        _resources_from_json,
+    )
 
-    serialization = Serialization(method="files", hash_type="sha256")
+    serialization = (
+        Serialization(method="shards", hash_type="sha256", shard_size=5)
+        if sharded
+        else Serialization(method="files", hash_type="sha256")
+    )
 
-    def slow() -> tuple[Any, ...] | str:
+    def outcome(build: Callable[[], Manifest]) -> Any:
         try:
-            return tuple(_resource_from_json(d, serialization, "sha256") for d in raw)
+            m = build()
         except InputError as e:
             return e.reason
+        return (m, m.root_digest, m.files, len(m), m.resources)
 
-    try:
-        fast: tuple[Any, ...] | str = _resources_from_json(raw, serialization)
-    except InputError as e:
-        fast = e.reason
-    assert fast == slow()
+    slow = outcome(lambda: Manifest("m", _resources_from_json(raw, serialization), serialization))
+    columns = _columns_from_json(raw, serialization)
+    if columns is not None:
+        fast = outcome(lambda: Manifest._from_columns("m", serialization, *columns))
+        assert fast == slow
+        if not isinstance(fast, str):
+            names = [r.name for r in fast[4]]
+            digests = [r.digest for r in fast[4]]
+            lazy = Manifest._from_columns("m", serialization, *columns)
+            assert lazy.lists(names, digests)
+            flipped = bytes(b ^ 0xFF for b in digests[-1])
+            assert not lazy.lists(names, [*digests[:-1], flipped])
+            assert not lazy.lists(names[:-1], digests[:-1])
 
 
 def test_attestations_file_is_not_read_through_a_link(world: World, tmp_path):
