@@ -38,6 +38,7 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -84,7 +85,9 @@ print(json.dumps({"seconds": dt,
 
 # The bare baseline of ``plain_read_hash`` as a script for a fresh interpreter, and
 # provenance's equivalent. Each prints the seconds its hash call took (imports and
-# interpreter start-up excluded), so one run gives both fresh-process figures.
+# interpreter start-up excluded), so one run gives both fresh-process figures. Both
+# import what they call before the clock starts: ``import provenance`` alone is lazy,
+# and would move the hashing modules' import into provenance's timed call.
 FRESH_BASELINE = """
 import sys, time
 import hashlib, os
@@ -109,9 +112,9 @@ print(time.perf_counter() - t0)
 """
 FRESH_PROVENANCE = """
 import sys, time
-import provenance
+from provenance import hash_model
 t0 = time.perf_counter()
-provenance.hash_model(sys.argv[1])
+hash_model(sys.argv[1])
 print(time.perf_counter() - t0)
 """
 
@@ -504,8 +507,13 @@ def measure_fresh_hash(report: Report, folder: Path, size: int, repeat: int) -> 
 def measure_verify_vs_sign(
     report: Report, label: str, folder: Path, key: Path, sigdir: Path, repeat: int
 ) -> float:
-    """``provenance verify`` against ``provenance sign`` of the same folder, end to end,
-    interleaved: verifying should cost no more than signing (both walk and hash once)."""
+    """``provenance verify`` against ``provenance sign`` of the same folder, end to end.
+
+    Run in pairs, back to back, the order alternating: this machine's speed
+    drifts by 10-20% over seconds, which moves two runs of a pair together
+    but a best-of over the whole series apart. The target is the median of
+    the pairs' ratios; the best-of ratio is shown for context.
+    """
     signed = sigdir / f"{folder.name}.verify-me.sig"
     sign = [PROVENANCE, "sign", folder, "--key", key, "--signature", signed]
     signed.unlink(missing_ok=True)
@@ -522,10 +530,12 @@ def measure_verify_vs_sign(
             scratch.unlink(missing_ok=True)
             runs[k].append(run_checked(cmds[k], f"provenance {k}"))
     v, s = min(runs["verify"]), min(runs["sign"])
+    paired = statistics.median(a / b for a, b in zip(runs["verify"], runs["sign"], strict=True))
     report.measurements["verify_vs_sign_seconds"] = runs
     report.row(f"provenance verify, {label} (best of {repeat})", fmt_s(v))
-    report.row(f"  ratio verify / sign, {label}", f"{v / s:.2f} (sign {fmt_s(s)})")
-    return v / s
+    report.row(f"  ratio verify / sign, {label}, best of each", f"{v / s:.2f} (sign {fmt_s(s)})")
+    report.row(f"  ratio verify / sign, {label}, median of {repeat} pairs", f"{paired:.2f}")
+    return paired
 
 
 def sign_commands(
@@ -730,8 +740,8 @@ def run(args: argparse.Namespace, workdir: Path) -> Report:
     report.target(f"sign {big_label}: model_signing/provenance", r_big, ">=", 2.0, "x")
     r_small = measure_sign(report, "small", small_label, small, key, sigdir, repeat)
     report.target(f"sign {small_label}: model_signing/provenance", r_small, ">=", 5.0, "x")
-    r_verify = measure_verify_vs_sign(report, small_label, small, key, sigdir, max(5, repeat))
-    report.target(f"verify/sign {small_label}", r_verify, "<=", 1.0, "x")
+    r_verify = measure_verify_vs_sign(report, small_label, small, key, sigdir, max(9, repeat))
+    report.target(f"verify/sign {small_label} (median of pairs)", r_verify, "<=", 1.0, "x")
     # 6. start-up
     version_s = measure_version(report)
     report.target("provenance --version wall time", version_s, "<", 0.25, "s")

@@ -60,13 +60,15 @@ __all__ = [
     "predicate_type",
 ]
 
-STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
-OMS_PREDICATE_TYPE = "https://model_signing/signature/v1.0"
-LEGACY_PREDICATE_TYPE = "https://model_signing/Digests/v0.1"
-SLSA_PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
-DATASET_PREDICATE_TYPE = "https://ml-provenance.dev/dataset/v1"
-EVALUATION_PREDICATE_TYPE = "https://ml-provenance.dev/evaluation/v1"
-TRAINING_BUILD_TYPE = "https://ml-provenance.dev/training/v1"
+from provenance._internal.uris import (
+    DATASET_PREDICATE_TYPE,
+    EVALUATION_PREDICATE_TYPE,
+    LEGACY_PREDICATE_TYPE,
+    OMS_PREDICATE_TYPE,
+    SLSA_PREDICATE_TYPE,
+    STATEMENT_TYPE,
+    TRAINING_BUILD_TYPE,
+)
 
 #: The error code of every malformed statement or predicate.
 _CODE = "statement-invalid"

@@ -19,17 +19,14 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from provenance._internal.engine import ALGORITHMS
+from provenance._internal.uris import LEGACY_PREDICATE_TYPE, OMS_PREDICATE_TYPE, STATEMENT_TYPE
 from provenance.errors import InputError
-from provenance.intoto import (
-    LEGACY_PREDICATE_TYPE,
-    OMS_PREDICATE_TYPE,
-    STATEMENT_TYPE,
-    Statement,
-    Subject,
-)
+
+if TYPE_CHECKING:
+    from provenance.intoto import Statement, Subject
 
 __all__ = [
     "DEFAULT_IGNORE_PATHS",
@@ -413,6 +410,8 @@ class Manifest:
             if resources
             else []
         )
+        from provenance.intoto import Statement
+
         return Statement.about(
             self.model_name,
             self.root_digest,
@@ -469,6 +468,8 @@ class Manifest:
         recomputed from the listed resources, so a statement cannot claim one
         model and list another.
         """
+        from provenance.intoto import Statement
+
         stmt = statement if isinstance(statement, Statement) else Statement.from_json(statement)
         if stmt.predicate_type == LEGACY_PREDICATE_TYPE:
             return cls._from_legacy(stmt.subjects)
