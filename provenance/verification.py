@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from provenance.bundle import Bundle, default_signature_path
-from provenance.errors import Hint, InputError, ProvenanceError, VerificationError
+from provenance.errors import Hint, InputError, ProvenanceError, UsageError, VerificationError
 from provenance.findings import Finding, errors, first_error_summary
 from provenance.hashing import (
     BYTECODE_PATTERNS,
@@ -56,6 +56,7 @@ __all__ = [
     "VerificationResult",
     "check_attestations_only",
     "check_model",
+    "check_verified",
     "verify",
 ]
 
@@ -76,6 +77,8 @@ class VerificationReport:
     #: Attestations only: the digest they were checked against when the caller
     #: pinned it instead of hashing the model (then there is no manifest).
     subject_digest: str | None = None
+    #: Bytes of every regular file the walk found (signed or not); 0 if none was walked.
+    total_bytes: int = field(default=0, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -270,23 +273,71 @@ def check_model(
         if signature_path is not None and e.hint == Hint.SIGNATURE_PATH:
             e.hint = None  # the caller named this path: telling them to name one helps nobody
         raise
+    try:
+        verified = verifier.verify(bundle)
+    except VerificationError as e:
+        return VerificationReport(path, sig_path, tuple(_refusal(e)))
+    return check_verified(
+        path,
+        verified,
+        signature_path=sig_path,
+        ignore_paths=ignore_paths,
+        ignore_unsigned_files=ignore_unsigned_files,
+        attestations=attestations,
+        attestations_path=attestations_path,
+        attestation_verifier=attestation_verifier or verifier,
+        require_inputs=require_inputs,
+        workers=workers,
+        progress=progress,
+    )
+
+
+def _refusal(e: VerificationError) -> list[Finding]:
+    """A verifier's refusal as findings: the reason, then each detail as a note."""
+    return [
+        Finding(
+            e.code if e.code != "verification-failed" else "signature-invalid",
+            str(e),
+            hint=e.hint,
+        ),
+        *(Finding("signature-invalid", d, severity="info") for d in e.details[1:]),
+    ]
+
+
+def check_verified(
+    model_path: str | os.PathLike[str],
+    verified: Verified,
+    *,
+    signature_path: str | os.PathLike[str] | None = None,
+    ignore_paths: Iterable[str | os.PathLike[str]] = (),
+    ignore_unsigned_files: bool = False,
+    attestations: bool = False,
+    attestations_path: str | os.PathLike[str] | None = None,
+    attestation_verifier: Verifier | None = None,
+    require_inputs: bool = False,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> VerificationReport:
+    """Check a model against a signature a trusted verifier already accepted.
+
+    :func:`check_model` after its ``verifier.verify(bundle)``; a policy,
+    which verifies several bundles and picks the statement enough signers
+    signed, calls it with that one. ``signature_path`` is left out of the
+    walk (it is the file the model's signature lives in, not the model's).
+    Attestations are checked only with ``attestation_verifier``.
+    """
+    path = Path(model_path)
+    sig_path = Path(signature_path) if signature_path else default_signature_path(path)
+    attestations = attestations or attestations_path is not None or require_inputs
     findings: list[Finding] = []
 
     def report(**kw: Any) -> VerificationReport:
         return VerificationReport(path, sig_path, tuple(findings), **kw)
 
     try:
-        verified = verifier.verify(bundle)
         expected = signed_manifest(verified)
     except VerificationError as e:
-        findings.append(
-            Finding(
-                e.code if e.code != "verification-failed" else "signature-invalid",
-                str(e),
-                hint=e.hint,
-            )
-        )
-        findings.extend(Finding("signature-invalid", d, severity="info") for d in e.details[1:])
+        findings.extend(_refusal(e))
         return report()
     if verified.legacy:
         findings.append(
@@ -315,6 +366,7 @@ def check_model(
         return report(verified=verified)
 
     unsigned: list[str] = []
+    total = [0]
     try:
         unsigned = _check_files(
             path,
@@ -325,17 +377,20 @@ def check_model(
             findings,
             workers,
             progress,
+            total,
         )
     except ProvenanceError as e:
         findings.append(Finding(e.code, f"model cannot be checked: {e}", hint=e.hint))
 
     attestation_report = None
     if attestations:
+        if attestation_verifier is None:
+            raise UsageError("checking attestations needs the verifier of their signers")
         from provenance.attest import verify_attestations
 
         attestation_report = verify_attestations(
             path,
-            attestation_verifier or verifier,
+            attestation_verifier,
             expected.root_digest,
             attestations_path=attestations_path,
             require_inputs=require_inputs,
@@ -346,6 +401,7 @@ def check_model(
         verified=verified,
         unsigned_files=tuple(unsigned),
         attestations=attestation_report,
+        total_bytes=total[0],
     )
 
 
@@ -358,8 +414,12 @@ def _check_files(
     findings: list[Finding],
     workers: int | None,
     progress: Progress | None,
+    total: list[int] | None = None,
 ) -> list[str]:
-    """One walk, hash only what is signed, name every difference; returns unsigned files."""
+    """One walk, hash only what is signed, name every difference; returns unsigned files.
+
+    ``total``, if given, receives the bytes of every regular file walked (signed or not).
+    """
     serialization = expected.serialization
     single = expected.files == ["."]
     signed_files = set(expected.files)
@@ -426,6 +486,8 @@ def _check_files(
                 )
             )
 
+    if total is not None:
+        total[0] = sum(e.size for e in found.files)
     to_hash = []
     unsigned: list[str] = []
     for entry in found.files:
