@@ -296,6 +296,24 @@ class TrustOptions:
     is_flag=True,
     help="With --attestations-only: follow links that stay inside the model when hashing.",
 )
+@click.option(
+    "--policy",
+    "policy_path",
+    type=_PATH,
+    metavar="POLICY",
+    envvar="PROVENANCE_POLICY",
+    help="Let a policy file decide (who must sign, which attestations, files, lineage, "
+    "revocations) instead of the trust options; also read from $PROVENANCE_POLICY. "
+    "See `provenance policy --help`.",
+)
+@click.option(
+    "--audit-log",
+    type=_PATH,
+    metavar="FILE",
+    envvar="PROVENANCE_AUDIT_LOG",
+    help="With --policy: append the decision to FILE as one JSON line "
+    "(also read from $PROVENANCE_AUDIT_LOG).",
+)
 @json_option
 def verify_command(
     model: str,
@@ -312,6 +330,8 @@ def verify_command(
     method: str | None,
     shard_size: int | None,
     allow_symlinks: bool,
+    policy_path: str | None,
+    audit_log: str | None,
     as_json: bool,
 ) -> None:
     """Verify that MODEL matches its signature and that a trusted signer made it.
@@ -327,16 +347,48 @@ def verify_command(
                       --github-ref refs/heads/main
     Attestations: provenance verify my-model --key key.pub --attestations
     A dataset:    provenance verify data/ --key key.pub --attestations-only
+    A policy:     provenance verify my-model --policy policy.yaml \\
+                      --audit-log /var/log/provenance.jsonl
 
     The hashing settings (method, algorithm, shard size, ignored paths) are
     read from the signature. Every signed file must match and, unless
     --ignore-unsigned-files, no unsigned file may be present. A missing
     signature is an error, with --attestations too: checking attestations
     without one is --attestations-only, which never reads MODEL/model.sig.
+    With --policy, the policy decides instead of the trust options: exit 0
+    allowed (warn and audit modes allow, and print every reason), 1 denied,
+    2 a bad policy, 3 bad input.
     Exit codes: 0 verified, 1 verification failed, 2 usage error, 3 bad input.
     """
     from provenance.bundle import refuse_bundle_as_model
     from provenance.verification import check_attestations_only, check_model
+
+    if audit_log is not None and policy_path is None:
+        raise UsageError("--audit-log records a policy's decisions; give --policy too")
+    if policy_path is not None:
+        given = [
+            name
+            for name, value in (
+                ("the trust options (--key, --root, --identity ...)", trust != TrustOptions()),
+                ("--ignore", ignore_paths),
+                ("--ignore-unsigned-files", ignore_unsigned_files),
+                ("--attestations", check_attestations),
+                ("--attestations-only", attestations_only),
+                ("--subject-digest", subject_digest),
+                ("--require-inputs", require_inputs),
+                ("the hashing options", any((algorithm, method, shard_size, allow_symlinks))),
+            )
+            if value
+        ]
+        if given:
+            raise UsageError(
+                f"with --policy, leave out {', '.join(given)}: the policy says whom to trust, "
+                "which files may be present and which attestations must hold"
+            )
+        _verify_with_policy(
+            model, policy_path, signature_path, attestations_file, audit_log, as_json
+        )
+        return
 
     hashing_given = any((algorithm, method, shard_size is not None, allow_symlinks))
     if subject_digest is not None and not attestations_only:
@@ -400,6 +452,40 @@ def verify_command(
         emit(report, as_json=as_json, error=failure, exit_code=EXIT_FAILED)
     else:
         emit(report, as_json=as_json, lines=_text(report))
+
+
+def _verify_with_policy(
+    model: str,
+    policy_path: str,
+    signature_path: str | None,
+    attestations_file: str | None,
+    audit_log: str | None,
+    as_json: bool,
+) -> None:
+    from provenance import policy as policies
+    from provenance.bundle import refuse_bundle_as_model
+    from provenance_cli._decision import summary_lines
+
+    refuse_bundle_as_model(model)
+    rules = policies.load(policy_path)
+    with progress_bar("verifying", not as_json) as progress:
+        decision = policies.evaluate(
+            rules,
+            model,
+            signature_path=signature_path,
+            attestations_path=attestations_file,
+            progress=progress,
+        )
+    if audit_log is not None:
+        policies.append_audit(audit_log, decision)
+    body = {"ok": decision.allowed, "decision": decision.to_json()}
+    if decision.allowed:
+        emit(body, as_json=as_json, lines=summary_lines(decision))
+        return
+    try:
+        decision.raise_for_denial()
+    except VerificationError as e:
+        emit(body, as_json=as_json, lines=summary_lines(decision), error=e, exit_code=EXIT_FAILED)
 
 
 def _failure(report: VerificationReport) -> VerificationError | None:

@@ -20,7 +20,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from provenance.bundle import Bundle, default_signature_path
 from provenance.errors import Hint, InputError, ProvenanceError, UsageError, VerificationError
@@ -49,6 +49,7 @@ from provenance.manifest import (
 
 if TYPE_CHECKING:
     from provenance.attest import AttestationReport
+    from provenance.policy import Decision, Policy
     from provenance.signing import SignerInfo, Verified, Verifier
 
 __all__ = [
@@ -645,6 +646,7 @@ def check_attestations_only(
     )
 
 
+@overload
 def verify(
     model_path: str | os.PathLike[str],
     verifier: Verifier,
@@ -654,14 +656,69 @@ def verify(
     ignore_unsigned_files: bool = False,
     workers: int | None = None,
     progress: Progress | None = None,
-) -> VerificationResult:
+) -> VerificationResult: ...
+
+
+@overload
+def verify(
+    model_path: str | os.PathLike[str],
+    *,
+    policy: Policy | str | os.PathLike[str],
+    signature_path: str | os.PathLike[str] | None = None,
+    attestations_path: str | os.PathLike[str] | None = None,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> Decision: ...
+
+
+def verify(
+    model_path: str | os.PathLike[str],
+    verifier: Verifier | None = None,
+    *,
+    policy: Policy | str | os.PathLike[str] | None = None,
+    signature_path: str | os.PathLike[str] | None = None,
+    attestations_path: str | os.PathLike[str] | None = None,
+    ignore_paths: Iterable[str | os.PathLike[str]] = (),
+    ignore_unsigned_files: bool = False,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> VerificationResult | Decision:
     """Verify a model against its signature; raise :class:`VerificationError` if not.
 
     The signature is checked first, over the exact signed bytes; only then is
     the statement parsed, and the model re-hashed with the serialization the
     signer recorded. Every file the signature lists must match and, unless
     ``ignore_unsigned_files``, no other file may be present.
+
+    With ``policy`` (a loaded :class:`~provenance.policy.Policy` or a policy
+    file's path) instead of a verifier, the policy decides: the result is its
+    :class:`~provenance.policy.Decision`, and
+    :class:`~provenance.policy.PolicyDenied` is raised unless it allows the
+    model (warn and audit modes allow, with every reason in the decision).
     """
+    if policy is not None:
+        from provenance import policy as policies
+
+        if verifier is not None or ignore_paths or ignore_unsigned_files:
+            raise UsageError(
+                "give a verifier or a policy, not both: the policy says whom to trust "
+                "and which unsigned files may be present"
+            )
+        loaded = policy if isinstance(policy, policies.Policy) else policies.load(policy)
+        decision = policies.evaluate(
+            loaded,
+            model_path,
+            signature_path=signature_path,
+            attestations_path=attestations_path,
+            workers=workers,
+            progress=progress,
+        )
+        decision.raise_for_denial()
+        return decision
+    if verifier is None:
+        raise UsageError("give a verifier (who may sign) or a policy")
+    if attestations_path is not None:
+        raise UsageError("attestations are checked by check_model() or under a policy")
     report = check_model(
         model_path,
         verifier,

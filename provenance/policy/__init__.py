@@ -1,6 +1,46 @@
 """Policies: one file decides whether a model may load.
 
-Work in progress (issue 9): the parsed model is in :mod:`provenance.policy._model`.
+A policy names who may sign the model (keys, certificate roots, Sigstore
+identities; k of n of them), who may sign its attestations and what those
+must say, which files and formats may be present, which base models and
+datasets it may come from, pinned and revoked digests, keys and identities,
+and whether it enforces, warns or only audits::
+
+    from provenance import policy
+
+    rules = policy.load("policy.yaml")          # PolicyError (exit 2) names path and line
+    decision = policy.evaluate(rules, "model/")
+    if not decision.allowed:
+        for reason in decision.reasons:
+            print(reason.rule, reason.message)
+    policy.append_audit("audit.jsonl", decision)
+
+``provenance.verify("model/", policy="policy.yaml")`` is the raising form.
+The file format is ``schemas/policy.schema.json``; ``examples/policies/``
+has one per signer kind.
 """
 
 from __future__ import annotations
+
+from provenance.policy._audit import append_audit, audit_record
+from provenance.policy._evaluate import (
+    Decision,
+    LineageDecision,
+    PolicyDenied,
+    Reason,
+    RuleResult,
+    evaluate,
+)
+from provenance.policy._model import Policy
+
+__all__ = [
+    "Decision",
+    "LineageDecision",
+    "Policy",
+    "PolicyDenied",
+    "Reason",
+    "RuleResult",
+    "append_audit",
+    "audit_record",
+    "evaluate",
+]

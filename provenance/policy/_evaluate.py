@@ -1,0 +1,841 @@
+"""Evaluate a policy against a model: every rule checked, every reason kept.
+
+Order matters only for cost, never for the outcome: the signatures are
+verified first (nothing else is trusted before), then the files against the
+statement enough signers signed, then the attestations about that digest,
+then the lineage they name. A rule that cannot be checked (no verified
+manifest, say) is a reason too, so a denial always says why.
+"""
+
+from __future__ import annotations
+
+import datetime
+import fnmatch
+import hashlib
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from provenance.errors import InputError, ProvenanceError, VerificationError
+from provenance.policy._model import (
+    AttestationRule,
+    InputRules,
+    Mode,
+    Policy,
+    SignerRule,
+)
+from provenance.policy._trust import Trust, revoked
+
+if TYPE_CHECKING:
+    from provenance.attest import AttestationCheck
+    from provenance.bundle import Bundle
+    from provenance.manifest import Manifest
+    from provenance.signing import SignerInfo, Verified
+    from provenance.verification import VerificationReport
+
+Severity = Literal["error", "warning", "info"]
+
+#: How deep nested lineage policies may go, whatever a policy says.
+MAX_LINEAGE_DEPTH = 8
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One thing a policy found: a code, the rule it comes from, and words."""
+
+    code: str
+    rule: str  # the rule's path in the policy file: "signers", "attestations[1]", ...
+    message: str
+    subject: str | None = None  # the file, signature, attestation line or input concerned
+    severity: Severity = "error"
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "code": self.code,
+            "rule": self.rule,
+            "severity": self.severity,
+            "message": self.message,
+        }
+        if self.subject is not None:
+            out["subject"] = self.subject
+        return out
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    """Whether one rule held, in a line (what ``policy explain`` prints)."""
+
+    rule: str
+    held: bool
+    summary: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rule": self.rule, "held": self.held, "summary": self.summary}
+
+
+@dataclass(frozen=True)
+class LineageDecision:
+    """One input (base model or dataset) a counted attestation names, and its verdict."""
+
+    role: str
+    name: str
+    digest: str
+    path: str | None
+    allowed: bool
+    how: str  # "digest listed", "uri listed", "policy", or why not
+    decision: Decision | None = None  # the nested policy's, when one was applied
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "role": self.role,
+            "name": self.name,
+            "digest": self.digest,
+            "path": self.path,
+            "allowed": self.allowed,
+            "how": self.how,
+        }
+        if self.decision is not None:
+            out["decision"] = self.decision.to_json()
+        return out
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether a model may load under a policy, and every reason.
+
+    ``allowed`` is what a loader acts on; ``passed`` is what enforce mode
+    would have said (warn and audit modes allow a model that did not pass,
+    and say why). An expired policy never allows.
+    """
+
+    allowed: bool
+    passed: bool
+    mode: Mode
+    model_path: Path
+    policy_source: str
+    policy_digest: str
+    checked_at: str
+    reasons: tuple[Reason, ...] = ()
+    rules: tuple[RuleResult, ...] = ()
+    manifest: Manifest | None = None
+    signers: tuple[SignerInfo, ...] = ()
+    attestations: tuple[AttestationCheck, ...] = ()
+    lineage: tuple[LineageDecision, ...] = ()
+    report: VerificationReport | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def root_digest(self) -> str | None:
+        return self.manifest.root_digest if self.manifest is not None else None
+
+    @property
+    def errors(self) -> tuple[Reason, ...]:
+        return tuple(r for r in self.reasons if r.severity == "error")
+
+    def raise_for_denial(self) -> None:
+        """Raise :class:`PolicyDenied` unless allowed (warn and audit modes allow)."""
+        if self.allowed:
+            return
+        errs = self.errors or self.reasons
+        first = errs[0].message if errs else "denied"
+        more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""
+        raise PolicyDenied(
+            f"policy {self.policy_source} denies '{self.model_path}': {first}{more}",
+            [r.message for r in errs],
+            code=errs[0].code if errs else "policy-denied",
+            decision=self,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "allowed": self.allowed,
+            "passed": self.passed,
+            "mode": self.mode,
+            "model": str(self.model_path),
+            "policy": {"source": self.policy_source, "digest": self.policy_digest},
+            "checked_at": self.checked_at,
+            "root_digest": self.root_digest,
+            "files": len(self.manifest.files) if self.manifest is not None else 0,
+            "signers": [s.to_json() for s in self.signers],
+            "reasons": [r.to_json() for r in self.reasons],
+            "rules": [r.to_json() for r in self.rules],
+            "attestations": [a.to_json() for a in self.attestations],
+            "lineage": [d.to_json() for d in self.lineage],
+        }
+
+
+class PolicyDenied(VerificationError):
+    """A policy denied the model; ``decision`` holds every reason."""
+
+    def __init__(
+        self,
+        reason: str,
+        details: Iterable[str] = (),
+        *,
+        code: str = "policy-denied",
+        decision: Decision,
+    ) -> None:
+        super().__init__(reason, list(details), code=code)
+        self.decision = decision
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+def evaluate(
+    policy: Policy,
+    model_path: str | os.PathLike[str],
+    *,
+    signature_path: str | os.PathLike[str] | None = None,
+    attestations_path: str | os.PathLike[str] | None = None,
+    now: datetime.datetime | None = None,
+    workers: int | None = None,
+    progress: Any = None,
+) -> Decision:
+    """Decide whether the model may load under ``policy``.
+
+    Raises only for input nothing can be decided on (a model path that does
+    not exist: :class:`~provenance.errors.InputError`); everything checked
+    and failed is a reason in the decision.
+    """
+    return _Evaluation(
+        policy, Path(model_path), now, workers, progress, MAX_LINEAGE_DEPTH, set()
+    ).run(
+        Path(signature_path) if signature_path else None,
+        Path(attestations_path) if attestations_path else None,
+    )
+
+
+class _Evaluation:
+    def __init__(
+        self,
+        policy: Policy,
+        path: Path,
+        now: datetime.datetime | None,
+        workers: int | None,
+        progress: Any,
+        depth_left: int,
+        seen: set[str],
+    ) -> None:
+        self.policy = policy
+        self.path = path
+        self.now = now or datetime.datetime.now(datetime.timezone.utc)
+        self.workers = workers
+        self.progress = progress
+        self.depth_left = depth_left
+        self.seen = seen
+        self.reasons: list[Reason] = []
+        self.rules: list[RuleResult] = []
+
+    def reason(
+        self,
+        code: str,
+        rule: str,
+        message: str,
+        subject: str | None = None,
+        severity: Severity = "error",
+    ) -> None:
+        self.reasons.append(Reason(code, rule, message, subject, severity))
+
+    def held(self, rule: str, ok: bool, summary: str) -> None:
+        self.rules.append(RuleResult(rule, ok, summary))
+
+    # ------------------------------------------------------------ the whole
+
+    def run(self, signature_path: Path | None, attestations_path: Path | None) -> Decision:
+        from provenance.bundle import default_signature_path, refuse_bundle_as_model
+
+        policy, path = self.policy, self.path
+        refuse_bundle_as_model(path)
+        if not path.exists() and not path.is_symlink():
+            raise InputError(f"model path '{path}' does not exist", code="not-found")
+        self.seen.add(os.path.realpath(path))
+        expired = policy.expires is not None and self.now > policy.expires
+        if policy.expires is not None:
+            day = _time(policy.expires)
+            if expired:
+                self.reason("policy-expired", "expires", f"the policy expired at {day}")
+            self.held("expires", not expired, f"valid until {day}")
+
+        sig_path = signature_path or default_signature_path(path)
+        counted, verified = self._signatures(sig_path)
+        report = None
+        manifest = None
+        if verified is not None:
+            report = self._files(sig_path, verified)
+            manifest = report.manifest
+        attestations: tuple[AttestationCheck, ...] = ()
+        lineage: tuple[LineageDecision, ...] = ()
+        if manifest is not None:
+            self._digest(manifest.root_digest)
+            if report is not None:
+                self._formats(report)
+            if policy.attestations or policy.lineage is not None:
+                attestations, lineage = self._attestations(manifest.root_digest, attestations_path)
+        else:
+            for rule in ("pins", "files", *(r.where for r in policy.attestations)):
+                if rule == "pins" and not policy.pins:
+                    continue
+                if rule == "files" and not self._has_file_rules():
+                    continue
+                self.reason(
+                    "not-checked",
+                    rule,
+                    "not checked: no signature the policy trusts vouches for the model",
+                    severity="info",
+                )
+                self.held(rule, False, "not checked (no trusted signature)")
+
+        passed = not any(r.severity == "error" for r in self.reasons)
+        allowed = not expired and (passed or policy.mode != "enforce")
+        return Decision(
+            allowed=allowed,
+            passed=passed,
+            mode=policy.mode,
+            model_path=path,
+            policy_source=policy.source,
+            policy_digest=policy.digest,
+            checked_at=_time(self.now),
+            reasons=tuple(self.reasons),
+            rules=tuple(self.rules),
+            manifest=manifest,
+            signers=counted,
+            attestations=attestations,
+            lineage=lineage,
+            report=report,
+        )
+
+    # ------------------------------------------------------------ signatures
+
+    def _signatures(self, sig_path: Path) -> tuple[tuple[SignerInfo, ...], Verified | None]:
+        """Every bundle verified; the statement signed by the most distinct trusted signers."""
+        policy = self.policy
+        trust = Trust(policy.signers)
+        groups: dict[bytes, list[tuple[Path, Verified]]] = {}
+        for where, item in _read_signatures(sig_path):
+            shown = str(where)
+            if isinstance(item, InputError):
+                primary = where == sig_path
+                self.reason(
+                    "signature-missing"
+                    if item.code == "signature-missing"
+                    else "signature-unreadable",
+                    "signers",
+                    str(item),
+                    shown,
+                    # A damaged co-signature only fails to count; the threshold decides.
+                    "error" if primary and item.code != "signature-missing" else "warning",
+                )
+                continue
+            try:
+                v = trust.verify(item)
+            except ProvenanceError as e:
+                self.reason("signer-untrusted", "signers", f"'{shown}': {e}", shown, "warning")
+                continue
+            denied = revoked(v.signer, policy.revocations)
+            for r, why in denied:
+                self.reason(f"revoked-{r.kind}", r.where, f"'{shown}': {why}", shown)
+            if denied:
+                continue
+            groups.setdefault(
+                hashlib.sha256(v.payload_type.encode() + b"\0" + v.payload).digest(), []
+            ).append((where, v))
+        best: list[tuple[Path, Verified]] = []
+        best_count = 0
+        for members in groups.values():
+            count = len({v.signer.principal for _, v in members})
+            primary_in = any(w == sig_path for w, _ in members)
+            if count > best_count or (count == best_count and primary_in):
+                best, best_count = members, count
+        signers: list[SignerInfo] = []
+        principals: set[str] = set()
+        for _, v in best:
+            if v.signer.principal not in principals:
+                principals.add(v.signer.principal)
+                signers.append(v.signer)
+        for members in groups.values():
+            if members is not best:
+                for w, v in members:
+                    self.reason(
+                        "signature-other-statement",
+                        "threshold",
+                        f"'{w}' by {v.signer.description} signs another statement than the "
+                        "one counted (the model or its hashing options changed since); "
+                        "it does not count",
+                        str(w),
+                        "warning",
+                    )
+        k = policy.threshold
+        who = ", ".join(s.description for s in signers) or "nobody the policy trusts"
+        if len(signers) < k:
+            need = "a trusted signature" if k == 1 else f"{k} distinct trusted signers"
+            self.reason(
+                "threshold-not-met",
+                "threshold" if k > 1 else "signers",
+                f"the model needs {need}; it has {len(signers)} ({who})",
+                str(sig_path),
+            )
+            self.held("threshold" if k > 1 else "signers", False, f"{len(signers)} of {k}: {who}")
+            return tuple(signers), None
+        self.held("threshold" if k > 1 else "signers", True, f"{len(signers)} of {k}: {who}")
+        first = next((v for w, v in best if w == sig_path), best[0][1])
+        return tuple(signers), first
+
+    # ------------------------------------------------------------ files
+
+    def _has_file_rules(self) -> bool:
+        f = self.policy.files
+        return bool(f.formats.allow is not None or f.formats.deny or f.max_total_bytes)
+
+    def _files(self, sig_path: Path, verified: Verified) -> VerificationReport:
+        from provenance.bundle import cosignature_dir
+        from provenance.verification import check_verified
+
+        rules = self.policy.files
+        ignore: list[str] = []
+        cosigned = cosignature_dir(sig_path)
+        if _inside(cosigned, self.path) and os.path.lexists(cosigned):
+            ignore.append(str(cosigned))  # beside a signature named with --signature
+        report = check_verified(
+            self.path,
+            verified,
+            signature_path=sig_path,
+            ignore_paths=ignore,
+            ignore_unsigned_files=True,
+            workers=self.workers,
+            progress=self.progress,
+        )
+        failed = False
+        for f in report.findings:
+            if f.code == "file-unsigned":
+                continue  # decided below, by the policy
+            if f.severity == "error":
+                failed = True
+            rule = "files" if f.code.startswith("file-") else "signers"
+            self.reason(f.code, rule, f.message, f.path, f.severity)
+        unsigned_bad = []
+        for name in report.unsigned_files:
+            if rules.unsigned == "allow":
+                continue
+            pattern = next((p for p in rules.allow_unsigned if _glob(name, p)), None)
+            if pattern is not None:
+                self.reason(
+                    "file-unsigned-allowed",
+                    "files.allow_unsigned",
+                    f"'{name}' is not signed; allowed by '{pattern}'",
+                    name,
+                    "info",
+                )
+                continue
+            unsigned_bad.append(name)
+            self.reason(
+                "file-unsigned",
+                "files.unsigned",
+                f"'{name}' is not covered by the signature",
+                name,
+            )
+        if report.manifest is None:
+            self.held("files", False, "the signed statement is unusable")
+        else:
+            n = len(report.manifest.files)
+            self.held(
+                "files",
+                not failed and not unsigned_bad,
+                f"{n} signed file(s) match"
+                if not failed
+                else "signed files do not match their signature",
+            )
+            if rules.unsigned == "deny":
+                self.held(
+                    "files.unsigned",
+                    not unsigned_bad,
+                    f"{len(unsigned_bad)} unsigned file(s)" if unsigned_bad else "no unsigned file",
+                )
+        cap = rules.max_total_bytes
+        if cap is not None and report.manifest is not None:
+            over = report.total_bytes > cap
+            if over:
+                self.reason(
+                    "size-exceeded",
+                    "files.max_total_bytes",
+                    f"the model holds {report.total_bytes} bytes, more than the {cap} allowed",
+                )
+            self.held("files.max_total_bytes", not over, f"{report.total_bytes} of {cap} bytes")
+        return report
+
+    def _formats(self, report: VerificationReport) -> None:
+        rules = self.policy.files.formats
+        if rules.allow is None and not rules.deny:
+            return
+        from provenance import formats
+
+        assert report.manifest is not None
+        names = list(report.manifest.files)
+        names += [n for n in report.unsigned_files if n not in names]
+        bad = 0
+        for name in names:
+            target = self.path if name == "." else self.path / name
+            try:
+                found = formats.detect(target)
+            except ProvenanceError as e:
+                self.reason("format-unknown", "files.formats", f"'{name}': {e}", name)
+                bad += 1
+                continue
+            fmt = found.format
+            denied = fmt in rules.deny or ("pickle" in rules.deny and found.pickle_based)
+            if denied:
+                detail = f" ({found.detail})" if found.detail else ""
+                self.reason(
+                    "format-denied",
+                    "files.formats.deny",
+                    f"'{name}' is {fmt}{detail}, a format the policy denies",
+                    name,
+                )
+                bad += 1
+            elif rules.allow is not None and fmt not in rules.allow:
+                self.reason(
+                    "format-not-allowed",
+                    "files.formats.allow",
+                    f"'{name}' is {fmt}, not one of the allowed formats ({', '.join(rules.allow)})",
+                    name,
+                )
+                bad += 1
+        self.held("files.formats", not bad, f"{len(names) - bad} of {len(names)} file(s) allowed")
+
+    # ------------------------------------------------------------ digest rules
+
+    def _digest(self, root: str) -> None:
+        policy = self.policy
+        if policy.pins:
+            ok = root in policy.pins
+            if not ok:
+                self.reason(
+                    "pin-mismatch",
+                    "pins",
+                    f"the model's root digest sha256:{root} is not one the policy pins",
+                )
+            self.held("pins", ok, f"sha256:{root[:16]}… {'is' if ok else 'is not'} pinned")
+        for r in policy.revocations:
+            if r.kind == "digest" and r.value == root:
+                why = f" ({r.reason})" if r.reason else ""
+                self.reason("revoked-digest", r.where, f"the model sha256:{root} is revoked{why}")
+
+    # ------------------------------------------------------------ attestations
+
+    def _attestations(
+        self, root: str, attestations_path: Path | None
+    ) -> tuple[tuple[AttestationCheck, ...], tuple[LineageDecision, ...]]:
+        from provenance.attest import verify_attestations
+
+        policy = self.policy
+        # One verifier over every rule that may sign some attestation: the
+        # policy's attestation signers and each rule's own.
+        pool: list[SignerRule] = list(policy.effective_attestation_signers)
+        for rule in policy.attestations:
+            for s in rule.signers or ():
+                if s not in pool:
+                    pool.append(s)
+        trust = Trust(pool)
+        try:
+            report = verify_attestations(
+                self.path, trust, root, attestations_path=attestations_path
+            )
+        except InputError as e:
+            self.reason("attestations-unreadable", "attestations", str(e))
+            for rule in policy.attestations:
+                self.held(rule.where, False, "the attestations could not be read")
+            return (), ()
+        general = {i for i, s in enumerate(pool) if s in policy.effective_attestation_signers}
+        usable: list[AttestationCheck] = []
+        for c in report.checks:
+            if not c.ok or c.duplicate_of is not None or c.signer_info is None:
+                continue
+            denied = revoked(c.signer_info, policy.revocations)
+            for r, why in denied:
+                self.reason(
+                    f"revoked-{r.kind}",
+                    r.where,
+                    f"attestation line {c.line}: {why}",
+                    f"line {c.line}",
+                )
+            if not denied:
+                usable.append(c)
+        satisfied: list[AttestationCheck] = []
+        for rule in policy.attestations:
+            allowed = {pool.index(s) for s in rule.signers} if rule.signers is not None else general
+            hit = self._attestation_rule(rule, report.checks, usable, trust, allowed)
+            if hit is not None and hit not in satisfied:
+                satisfied.append(hit)
+        lineage: tuple[LineageDecision, ...] = ()
+        if policy.lineage is not None:
+            named_by = [c for c in usable if trust.acceptors(c.signer_info) & general]  # type: ignore[arg-type]
+            lineage = self._lineage(named_by)
+        return tuple(satisfied or usable), lineage
+
+    def _attestation_rule(
+        self,
+        rule: AttestationRule,
+        checks: Iterable[AttestationCheck],
+        usable: list[AttestationCheck],
+        trust: Trust,
+        allowed: set[int],
+    ) -> AttestationCheck | None:
+        failures: list[str] = []
+        for c in checks:
+            if c.predicate_type != rule.predicate_type:
+                continue
+            if c not in usable:
+                if not c.ok and c.duplicate_of is None:
+                    failures.append(f"line {c.line}: {'; '.join(c.problems) or 'not verified'}")
+                continue
+            assert c.signer_info is not None and c.statement is not None
+            if not trust.acceptors(c.signer_info) & allowed:
+                failures.append(
+                    f"line {c.line}: signed by {c.signer}, who may not sign this attestation"
+                )
+                continue
+            problems = []
+            if rule.predicate_schema is not None:
+                problems += _schema_problems(rule.predicate_schema, c.statement.predicate)
+            if rule.enforce_thresholds:
+                problems += _threshold_problems(c.statement.predicate)
+            if problems:
+                failures.append(f"line {c.line}: {'; '.join(problems)}")
+                continue
+            self.held(
+                rule.where,
+                True,
+                f"{_type_name(rule.predicate_type)} attestation, line {c.line}, "
+                f"signed by {c.signer}",
+            )
+            return c
+        what = _type_name(rule.predicate_type)
+        if failures:
+            self.reason(
+                "attestation-unsatisfied",
+                rule.where,
+                f"no {what} attestation satisfies the policy: {failures[0]}"
+                + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""),
+            )
+            for f in failures[1:]:
+                self.reason("attestation-unsatisfied", rule.where, f, severity="info")
+        else:
+            self.reason(
+                "attestation-missing",
+                rule.where,
+                f"the model has no verified {what} attestation",
+            )
+        self.held(rule.where, False, f"no {what} attestation satisfies it")
+        return None
+
+    # ------------------------------------------------------------ lineage
+
+    def _lineage(self, checks: list[AttestationCheck]) -> tuple[LineageDecision, ...]:
+        from provenance.attest import input_base
+        from provenance.intoto import EVALUATION, SLSA_PROVENANCE
+
+        rules = self.policy.lineage
+        assert rules is not None
+        out: list[LineageDecision] = []
+        base = Path(input_base(self.path))
+        depth_left = min(rules.depth, self.depth_left)
+        seen_inputs: set[tuple[str, str]] = set()
+        for c in checks:
+            assert c.statement is not None
+            stmt = c.statement
+            try:
+                if stmt.predicate_type == SLSA_PROVENANCE.uri:
+                    inputs = SLSA_PROVENANCE.parse(stmt.predicate).resolved_dependencies
+                elif stmt.predicate_type == EVALUATION.uri:
+                    inputs = EVALUATION.parse(stmt.predicate).datasets
+                else:
+                    continue
+            except InputError as e:
+                self.reason("lineage-malformed", "lineage", f"attestation line {c.line}: {e}")
+                continue
+            for desc in inputs:
+                role = desc.role or ""
+                if role == "base-model":
+                    kind, where = rules.base_models, "lineage.base_models"
+                elif role in ("training-data", "validation-data", "evaluation-data"):
+                    kind, where = rules.datasets, "lineage.datasets"
+                else:
+                    continue
+                if kind is None:
+                    continue
+                digest = (desc.digest.get("sha256") or "").lower()
+                if (role, digest) in seen_inputs:
+                    continue
+                seen_inputs.add((role, digest))
+                out.append(self._input(kind, where, role, desc, digest, base, depth_left))
+        for where, kind in (
+            ("lineage.base_models", rules.base_models),
+            ("lineage.datasets", rules.datasets),
+        ):
+            if kind is None:
+                continue
+            mine = [d for d in out if (d.role == "base-model") == (where == "lineage.base_models")]
+            bad = [d for d in mine if not d.allowed]
+            self.held(where, not bad, f"{len(mine) - len(bad)} of {len(mine)} input(s) allowed")
+        return tuple(out)
+
+    def _input(
+        self,
+        rules: InputRules,
+        where: str,
+        role: str,
+        desc: Any,
+        digest: str,
+        base: Path,
+        depth_left: int,
+    ) -> LineageDecision:
+        name = desc.name or desc.uri or desc.path or digest[:16]
+        label = f"{role} '{name}'"
+        if digest and digest in rules.digests:
+            return LineageDecision(role, name, digest, desc.path, True, "digest listed")
+        if desc.uri and any(fnmatch.fnmatchcase(desc.uri, u) for u in rules.uris):
+            return LineageDecision(role, name, digest, desc.path, True, "uri listed")
+        if rules.policy is not None:
+            if not desc.path:
+                why = "it was recorded without a local path, so its policy cannot be checked"
+            else:
+                local = Path(desc.path) if os.path.isabs(desc.path) else base / desc.path
+                if not os.path.lexists(local):
+                    why = f"'{desc.path}' is not on this machine, so its policy cannot be checked"
+                elif os.path.realpath(local) in self.seen:
+                    why = "it names a model already on this lineage path (a cycle)"
+                elif depth_left < 1:
+                    why = "it lies deeper than the policy's lineage depth"
+                else:
+                    nested = _Evaluation(
+                        rules.policy,
+                        local,
+                        self.now,
+                        self.workers,
+                        None,
+                        depth_left - 1,
+                        set(self.seen),
+                    )
+                    try:
+                        decision = nested.run(None, None)
+                    except ProvenanceError as e:
+                        why = f"it cannot be checked ({e})"
+                    else:
+                        if decision.allowed and decision.root_digest == digest:
+                            return LineageDecision(
+                                role, name, digest, desc.path, True, "policy", decision
+                            )
+                        if decision.root_digest and decision.root_digest != digest:
+                            why = (
+                                f"its files hash to sha256:{decision.root_digest}, not the "
+                                f"sha256:{digest} the attestation records"
+                            )
+                        else:
+                            first = decision.errors[0].message if decision.errors else "denied"
+                            why = f"its policy {rules.policy.source} denies it: {first}"
+                        self.reason("lineage-denied", where, f"{label} is not allowed: {why}", name)
+                        return LineageDecision(role, name, digest, desc.path, False, why, decision)
+        else:
+            why = "neither its digest nor its URI is one the policy lists"
+        self.reason("lineage-denied", where, f"{label} is not allowed: {why}", name)
+        return LineageDecision(role, name, digest, desc.path, False, why)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _read_signatures(sig_path: Path) -> list[tuple[Path, Bundle | InputError]]:
+    from provenance import bundle
+
+    return bundle.read_signatures(sig_path)
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        Path(os.path.abspath(path)).relative_to(os.path.abspath(root))
+    except ValueError:
+        return False
+    return True
+
+
+def _glob(name: str, pattern: str) -> bool:
+    from provenance.hashing import Ignore
+
+    ignore = Ignore(patterns=[pattern])
+    if ignore.match(name, name.rsplit("/", 1)[-1]) is not None:
+        return True
+    # A pattern naming a folder ("__pycache__/**") covers what is under it.
+    parts = name.split("/")
+    return any(
+        ignore.match("/".join(parts[:i]), parts[i - 1]) is not None for i in range(1, len(parts))
+    )
+
+
+def _time(t: datetime.datetime) -> str:
+    return t.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _type_name(uri: str) -> str:
+    from provenance._internal.uris import (
+        DATASET_PREDICATE_TYPE,
+        EVALUATION_PREDICATE_TYPE,
+        SLSA_PREDICATE_TYPE,
+    )
+
+    return {
+        SLSA_PREDICATE_TYPE: "training (SLSA provenance)",
+        DATASET_PREDICATE_TYPE: "dataset",
+        EVALUATION_PREDICATE_TYPE: "evaluation",
+    }.get(uri, uri)
+
+
+def _schema_problems(schema: dict[str, object], predicate: object) -> list[str]:
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(schema)
+    out = []
+    for e in sorted(validator.iter_errors(predicate), key=lambda e: list(e.absolute_path)):
+        where = "predicate" + "".join(
+            f"[{p}]" if isinstance(p, int) else f".{p}" for p in e.absolute_path
+        )
+        out.append(f"{where}: {e.message[:300]}")
+        if len(out) >= 10:
+            break
+    return out
+
+
+def _threshold_problems(predicate: Any) -> list[str]:
+    """Every threshold the evaluation recorded, checked against its own metric."""
+    import operator
+    import re
+
+    from provenance.intoto import EVALUATION
+
+    try:
+        ev = EVALUATION.parse(predicate)
+    except InputError as e:
+        return [str(e)]
+    values = {m.name: m.value for m in ev.metrics}
+    ops = {
+        ">=": operator.ge,
+        "<=": operator.le,
+        "==": operator.eq,
+        ">": operator.gt,
+        "<": operator.lt,
+    }
+    out = []
+    for t in ev.thresholds:
+        m = re.fullmatch(
+            r"\s*(>=|<=|==|>|<)\s*(-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)\s*", t.condition
+        )
+        if m is None:
+            out.append(f"threshold {t.metric}{t.condition} cannot be read")
+            continue
+        value = values.get(t.metric)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            out.append(f"metric {t.metric} has no numeric value to hold to {t.condition}")
+            continue
+        if not ops[m.group(1)](value, float(m.group(2))):
+            out.append(f"metric {t.metric} = {value} fails its threshold {t.condition}")
+    return out
