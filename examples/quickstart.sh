@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on a bundled example, from a fresh checkout:
-# install, make a tiny model and a key, sign, verify, tamper, see it fail.
+# install, make a tiny model and a key, sign, verify, attest its lineage, then
+# let a policy allow it, change it, and see the policy deny it with the reasons.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -65,23 +66,60 @@ step "provenance verify tiny-model --key signing-key.pub --attestations"
 step "provenance lineage tiny-model"
 "$PROVENANCE" lineage "$WORK/tiny-model"
 
-step "tamper: flip one byte of model.safetensors, then verify again"
-"$PY" - "$WORK/tiny-model/model.safetensors" <<'PYEOF'
+step "a policy decides whether the model may load"
+cat > "$WORK/policy.yaml" <<YAML
+# Who must sign, what the attestations must say, what may be in the folder.
+version: 1
+signers:
+  - name: release key
+    key: $WORK/signing-key.pub
+attestations:
+  - type: training
+    predicate:
+      properties:
+        runDetails:
+          properties:
+            builder:
+              properties:
+                id: {const: "https://example.org/quickstart"}
+  - type: evaluation
+    thresholds: enforce            # accuracy>=0.9, as attest eval recorded it
+files:
+  unsigned: deny
+  formats:
+    deny: [pickle]                 # nothing that runs code when loaded
+YAML
+"$PROVENANCE" policy check "$WORK/policy.yaml"
+
+step "provenance verify tiny-model --policy policy.yaml"
+"$PROVENANCE" verify "$WORK/tiny-model" --policy "$WORK/policy.yaml" \
+  --audit-log "$WORK/audit.jsonl"
+
+step "change the model: flip one byte of model.safetensors, drop a pickle beside it"
+"$PY" - "$WORK/tiny-model" <<'PYEOF'
+import pickle
 import sys
-path = sys.argv[1]
-with open(path, "r+b") as f:
-    f.seek(-1, 2)
-    last = f.read(1)
-    f.seek(-1, 2)
-    f.write(bytes([last[0] ^ 0x01]))
+from pathlib import Path
+
+model = Path(sys.argv[1])
+weights = model / "model.safetensors"
+data = bytearray(weights.read_bytes())
+data[-1] ^= 0x01
+weights.write_bytes(bytes(data))
+(model / "extra.pkl").write_bytes(pickle.dumps({"innocent": "looking"}))
+print(f"changed {weights.name}, added extra.pkl")
 PYEOF
+
+step "provenance verify tiny-model --policy policy.yaml (again)"
 set +e
-"$PROVENANCE" verify "$WORK/tiny-model" --key "$WORK/signing-key.pub"
+"$PROVENANCE" verify "$WORK/tiny-model" --policy "$WORK/policy.yaml" \
+  --audit-log "$WORK/audit.jsonl"
 status=$?
 set -e
-echo "exit code: $status (1 = verification failed)"
+echo "exit code: $status (1 = denied by the policy)"
 if [ "$status" -ne 1 ]; then
-  echo "expected verification to fail with exit code 1" >&2
+  echo "expected the policy to deny the changed model with exit code 1" >&2
   exit 1
 fi
-step "done: the signed model verified, the tampered one was refused"
+echo "audit log: $(wc -l < "$WORK/audit.jsonl") decisions in $WORK/audit.jsonl"
+step "done: the signed model was allowed; changed, the policy denied it and said why"
