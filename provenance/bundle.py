@@ -11,21 +11,28 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from provenance.dsse import Envelope, b64decode
-from provenance.errors import Hint, InputError
+from provenance.errors import Hint, InputError, ProvenanceError
 
 __all__ = [
     "BUNDLE_MEDIA_TYPE",
+    "COSIGNATURE_NAME",
     "MAX_BUNDLE_BYTES",
+    "MAX_COSIGNATURES",
     "SIGNATURE_NAME",
     "Bundle",
     "MaterialKind",
+    "cosignature_dir",
+    "cosignature_path",
     "default_signature_path",
+    "read_signatures",
     "refuse_bundle_as_model",
 ]
 
@@ -53,6 +60,180 @@ def default_signature_path(model_path: str | os.PathLike[str]) -> Path:
     """``MODEL/model.sig`` for a folder, ``MODEL.sig`` beside a single file."""
     p = Path(model_path)
     return p / SIGNATURE_NAME if p.is_dir() else p.with_name(p.name + ".sig")
+
+
+#: What a co-signature's name may be: a file name on every system, never hidden.
+COSIGNATURE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
+
+#: The most co-signatures :func:`read_signatures` reads beside one signature.
+MAX_COSIGNATURES = 64
+
+#: Entries of a co-signature folder looked at, whatever their names: the
+#: listing stops there, so a folder of a million files costs no more.
+_MAX_COSIGNATURE_ENTRIES = 4096
+
+
+def cosignature_dir(signature_path: str | os.PathLike[str]) -> Path:
+    """The folder of a signature's co-signatures: its path plus ``.d``.
+
+    ``MODEL/model.sig`` has ``MODEL/model.sig.d``, ``weights.bin.sig`` has
+    ``weights.bin.sig.d``. Each ``NAME.sig`` in it is a complete OMS bundle,
+    normally over the same statement as the signature itself (a threshold
+    counts distinct signers of one statement). ``model.sig.d`` is among the
+    paths every manifest leaves out, so ``model-signing`` verifies the
+    signature as before.
+    """
+    p = Path(signature_path)
+    if p.name in ("", ".", ".."):
+        from provenance.errors import UsageError
+
+        raise UsageError(f"'{p}' names a folder, not a signature file", hint=Hint.SIGNATURE_PATH)
+    return p.with_name(p.name + ".d")
+
+
+def cosignature_path(signature_path: str | os.PathLike[str], name: str) -> Path:
+    """Where the co-signature called ``name`` of a signature goes: ``<sig>.d/<name>.sig``.
+
+    ``name`` must be 1 to 64 of ``A-Z a-z 0-9 . _ -`` and not start with a
+    dot; anything else is a :class:`~provenance.errors.UsageError`.
+    """
+    if not isinstance(name, str) or not COSIGNATURE_NAME.fullmatch(name):
+        from provenance.errors import UsageError
+
+        raise UsageError(
+            f"co-signature name {_shown(name)} is not 1 to 64 letters, digits, '.', '_' or '-' "
+            "(not starting with '.')",
+            code="cosignature-name-invalid",
+        )
+    return cosignature_dir(signature_path) / f"{name}.sig"
+
+
+def read_signatures(
+    signature_path: str | os.PathLike[str], *, cosignatures: bool = True
+) -> list[tuple[Path, Bundle | InputError]]:
+    """A signature and its co-signatures, each parsed (not verified) or the reason it is not.
+
+    The signature at ``signature_path`` comes first (read as
+    :meth:`Bundle.read` reads it: a link the user gave is followed; a
+    missing one is an :class:`InputError` with code ``signature-missing``),
+    then, with ``cosignatures``, every ``*.sig`` in :func:`cosignature_dir`
+    in name order. Nothing here raises for a bad file: each entry is a
+    :class:`Bundle` or the :class:`InputError` that says what is wrong, so a
+    policy can report it and go on. No folder means no co-signatures.
+
+    The folder is opened without following a link (a link or any other
+    non-folder there is one error entry, with the folder's path), and so is
+    each entry in it: a ``*.sig`` that is a link, FIFO, socket, device or
+    folder is an error entry naming it and is never opened. Names without
+    ``.sig`` are not co-signatures and are passed over. More than
+    :data:`MAX_COSIGNATURES` co-signatures (or a folder of more than a few
+    thousand entries) is one error entry, code ``too-many-cosignatures``,
+    and none of them is read: which ones would count is then anybody's guess.
+    """
+    primary = Path(signature_path)
+    try:
+        first: Bundle | InputError = Bundle.read(primary)
+    except InputError as e:
+        first = e
+    out: list[tuple[Path, Bundle | InputError]] = [(primary, first)]
+    if cosignatures:
+        try:
+            folder = cosignature_dir(primary)
+        except ProvenanceError as e:  # a path that names no file has no folder beside it
+            out.append((primary, InputError(str(e), code="cosignature-folder-refused")))
+        else:
+            out.extend(_read_cosignatures(folder))
+    return out
+
+
+_O_FOLDER = (
+    os.O_RDONLY
+    | getattr(os, "O_DIRECTORY", 0)
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
+
+
+def _read_cosignatures(folder: Path) -> list[tuple[Path, Bundle | InputError]]:
+    from provenance._internal.fsutil import _kind_of
+
+    def refused(why: str, code: str = "cosignature-folder-refused") -> InputError:
+        return InputError(f"co-signature folder '{folder}' {why}", code=code)
+
+    try:
+        st = os.lstat(folder)
+    except FileNotFoundError:
+        return []
+    except OSError as e:
+        return [(folder, refused(f"cannot be examined ({e.strerror})"))]
+    if not stat.S_ISDIR(st.st_mode):
+        what = _kind_of(st.st_mode)
+        return [(folder, refused(f"is {what}, not a folder; nothing in it is read"))]
+    try:
+        dfd = os.open(folder, _O_FOLDER)
+    except OSError as e:  # swapped for a link or a file since the lstat
+        return [(folder, refused(f"cannot be opened as a folder ({e.strerror})"))]
+    try:
+        names: list[str] = []
+        seen = 0
+        try:
+            with os.scandir(dfd) as entries:
+                for entry in entries:
+                    seen += 1
+                    if entry.name.endswith(".sig"):
+                        names.append(entry.name)
+                    if len(names) > MAX_COSIGNATURES or seen > _MAX_COSIGNATURE_ENTRIES:
+                        too_many = (
+                            f"more than {MAX_COSIGNATURES} co-signatures"
+                            if len(names) > MAX_COSIGNATURES
+                            else f"more than {_MAX_COSIGNATURE_ENTRIES} entries"
+                        )
+                        return [
+                            (
+                                folder,
+                                refused(
+                                    f"holds {too_many}; none of them is read",
+                                    "too-many-cosignatures",
+                                ),
+                            )
+                        ]
+        except OSError as e:
+            return [(folder, refused(f"cannot be listed ({e.strerror})"))]
+        return [(folder / name, _read_cosignature(dfd, folder / name)) for name in sorted(names)]
+    finally:
+        os.close(dfd)
+
+
+def _read_cosignature(dfd: int, path: Path) -> Bundle | InputError:
+    """One entry of the open co-signature folder: a regular file, no link followed."""
+    from provenance._internal.fsutil import _kind_of, _read_fd, open_regular
+
+    what = "co-signature"
+    try:
+        st = os.stat(path.name, dir_fd=dfd, follow_symlinks=False)
+    except OSError as e:  # removed since the listing
+        return InputError(f"{what} '{path}' cannot be examined ({e.strerror})", code="not-found")
+    if not stat.S_ISREG(st.st_mode):
+        return InputError(
+            f"{what} '{path}' is {_kind_of(st.st_mode)}; only a regular file is read, "
+            "so it was skipped",
+            code="not-regular",
+        )
+    try:
+        fd = open_regular(path.name, what, dir_fd=dfd)  # fstat again: a swap is refused
+    except InputError as e:
+        return InputError(
+            f"{what} '{path}' changed while it was read and was skipped ({e})", code=e.code
+        )
+    try:
+        try:
+            data = _read_fd(fd, what, os.fspath(path), MAX_BUNDLE_BYTES)
+        finally:
+            os.close(fd)
+        return Bundle._parse_file(data, path, what)
+    except InputError as e:
+        return e
 
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
@@ -176,6 +357,11 @@ class Bundle:
                     hint=Hint.SIGNATURE_PATH,
                 ) from None
             raise
+        return cls._parse_file(data, p, what)
+
+    @classmethod
+    def _parse_file(cls, data: bytes, p: Path, what: str) -> Bundle:
+        """:meth:`from_bytes` for a file's bytes: every error names the file, none escapes."""
         source = f"{what} '{p}'"
         try:
             bundle = cls.from_bytes(data, source=source)

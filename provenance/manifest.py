@@ -47,13 +47,16 @@ __all__ = [
 DEFAULT_SHARD_SIZE = 1_000_000_000
 
 #: Always left out of a model's manifest: version-control metadata and the
-#: files this tool writes beside the model.
+#: files this tool writes beside the model (``model.sig.d`` holds the
+#: co-signatures of ``model.sig``; a signature records the list, so
+#: ``model-signing`` leaves them out too).
 DEFAULT_IGNORE_PATHS: tuple[str, ...] = (
     ".git",
     ".gitattributes",
     ".github",
     ".gitignore",
     "model.sig",
+    "model.sig.d",
     "model.intoto.jsonl",
 )
 

@@ -434,7 +434,8 @@ def _check_files(
             *serialization.ignore_paths,
             *DEFAULT_IGNORE_PATHS,
             *user_exact,
-            *relative_ignores(path, [os.path.abspath(sig_path)]),
+            # The signature and its co-signature folder (cosignature_dir).
+            *relative_ignores(path, [os.path.abspath(sig_path), os.path.abspath(sig_path) + ".d"]),
         ]
         # A file the signature lists is always checked, whatever an ignore list says.
         keep = _ancestors(signed_files) | signed_files
