@@ -389,19 +389,13 @@ class _Evaluation:
         return bool(f.formats.allow is not None or f.formats.deny or f.max_total_bytes)
 
     def _files(self, sig_path: Path, verified: Verified) -> VerificationReport:
-        from provenance.bundle import cosignature_dir
         from provenance.verification import check_verified
 
         rules = self.policy.files
-        ignore: list[str] = []
-        cosigned = cosignature_dir(sig_path)
-        if _inside(cosigned, self.path) and os.path.lexists(cosigned):
-            ignore.append(str(cosigned))  # beside a signature named with --signature
         report = check_verified(
             self.path,
             verified,
-            signature_path=sig_path,
-            ignore_paths=ignore,
+            signature_path=sig_path,  # it and its co-signature folder are left out
             ignore_unsigned_files=True,
             workers=self.workers,
             progress=self.progress,
@@ -749,14 +743,6 @@ def _read_signatures(sig_path: Path) -> list[tuple[Path, Bundle | InputError]]:
     from provenance import bundle
 
     return bundle.read_signatures(sig_path)
-
-
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        Path(os.path.abspath(path)).relative_to(os.path.abspath(root))
-    except ValueError:
-        return False
-    return True
 
 
 def _glob(name: str, pattern: str) -> bool:
