@@ -7,6 +7,7 @@ each with its line, and otherwise reads the policy back in plain words.
 
 from __future__ import annotations
 
+import datetime
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from provenance_cli._common import handle_errors, json_option
-from provenance_cli._output import Line, emit
+from provenance_cli._output import Line, emit, warn
 
 if TYPE_CHECKING:
     from provenance.policy._model import Policy
@@ -71,6 +72,10 @@ def check_command(policy: str, as_json: bool) -> None:
 
     loaded = load(policy)
     requires = describe(loaded)
+    if loaded.expires is not None and loaded.expires < datetime.datetime.now(datetime.timezone.utc):
+        from provenance._internal.timefmt import format_time
+
+        warn(f"{policy} expired at {format_time(loaded.expires)}: it now denies every model")
     emit(
         {"policy": _summary(loaded, requires)},
         as_json=as_json,

@@ -1074,6 +1074,20 @@ def test_check_prints_what_the_policy_requires(tmp_path, p256, release):
     }
 
 
+def test_check_warns_about_an_expired_policy(here):
+    write(
+        here,
+        "policy.yaml",
+        f'version: 1\nsigners: [{{fingerprint: "{D1}"}}]\nexpires: 2020-01-01\n',
+    )
+    result = run_cli("policy", "check", "policy.yaml")
+    assert result.exit_code == 0
+    assert result.stderr.startswith("warning: policy.yaml expired at 2020-01-01T23:59:59Z")
+    assert "The policy expires at 2020-01-01T23:59:59Z" in result.output
+    data = contract(run_cli("policy", "check", "policy.yaml", "--json"), "policy check", 0)
+    assert data["policy"]["expires"] == "2020-01-01T23:59:59Z"
+
+
 def test_check_reports_every_problem(here):
     write(here, "policy.yaml", "version: 1\nsigners: [{key: a.pub}]\nmode: lax\nthreshold: 0\n")
     stderr = assert_fails(run_cli("policy", "check", "policy.yaml"), 2, "line 3", "mode")
