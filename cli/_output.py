@@ -144,6 +144,10 @@ HINTS: dict[str, dict[str, str]] = {
     # missing one; lineage has none either.
     "inspect": {Hint.ATTESTATIONS_FILE: "pass --attestations-file PATH"},
     "lineage": {Hint.ATTESTATIONS_FILE: "pass --attestations-file PATH"},
+    "policy init": {
+        Hint.OUTPUT_PATH: "pass --output PATH with a new file name (or --force to replace "
+        "a regular file)",
+    },
 }
 
 

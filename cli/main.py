@@ -29,6 +29,7 @@ _COMMANDS = {
         "Show a model's lineage: tree, dot, mermaid or json.",
     ),
     "key": ("key", "key_group", "Print a key's fingerprint (the hint signatures carry)."),
+    "policy": ("policy", "policy_group", "Check a policy file, or write a starter one."),
 }
 
 

@@ -1,0 +1,186 @@
+"""``provenance policy``: check a policy file, or write a starter one.
+
+``check`` is how a policy is written well: it reports every problem at once,
+each with its line, and otherwise reads the policy back in plain words.
+``init`` writes a commented starter that already passes ``check``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from provenance_cli._common import handle_errors, json_option
+from provenance_cli._output import Line, emit, warn
+
+if TYPE_CHECKING:
+    from provenance.policy._model import Policy
+
+
+def _summary(policy: Policy, requires: list[str]) -> dict[str, Any]:
+    """The ``policy`` object of the JSON output (schemas/cli-policy.schema.json)."""
+    from provenance._internal.timefmt import format_time
+
+    return {
+        "source": policy.source,
+        "digest": policy.digest,
+        "mode": policy.mode,
+        "expires": format_time(policy.expires) if policy.expires is not None else None,
+        "requires": requires,
+    }
+
+
+@click.group("policy")
+def policy_group() -> None:
+    """Check policy files, or write a starter one.
+
+    A policy (YAML or JSON) decides whether a model may load: who must have
+    signed it, which attestations it must carry, what its files and lineage
+    may be, what is revoked. Its format is schemas/policy.schema.json.
+
+    \b
+      provenance policy init --key release.pub --output policy.yaml
+      provenance policy check policy.yaml
+    """
+
+
+@policy_group.command("check")
+@handle_errors()
+@click.argument("policy", type=click.Path(path_type=str))
+@json_option
+def check_command(policy: str, as_json: bool) -> None:
+    """Check POLICY and say, in plain words, what it requires.
+
+    Every problem is reported at once, each with its line and its place in
+    the file (signers[1].sigstore); unknown keys are errors. Key and
+    certificate files, nested policies and revocation lists it names are
+    read and checked too (paths relative to POLICY's folder).
+
+    \b
+    Examples:
+      provenance policy check policy.yaml
+      provenance policy check policy.yaml --json     (for CI)
+
+    Exit codes: 0 valid, 2 the policy is invalid, 3 it cannot be read.
+    """
+    from provenance.policy._describe import describe
+    from provenance.policy._load import load
+
+    loaded = load(policy)
+    requires = describe(loaded)
+    if loaded.expires is not None and loaded.expires < datetime.datetime.now(datetime.timezone.utc):
+        from provenance._internal.timefmt import format_time
+
+        warn(f"{policy} expired at {format_time(loaded.expires)}: it now denies every model")
+    emit(
+        {"policy": _summary(loaded, requires)},
+        as_json=as_json,
+        lines=[
+            Line(f"Policy {policy} is valid (sha256 {loaded.digest}).", fg="green"),
+            *(Line(f"  {line}") for line in requires),
+        ],
+    )
+
+
+def _relative(path: str, folder: Path) -> str:
+    """``path`` as the policy in ``folder`` should name it (policy paths start there)."""
+    return os.path.relpath(os.path.abspath(path), os.path.abspath(folder))
+
+
+@policy_group.command("init")
+@handle_errors()
+@click.option(
+    "--key",
+    type=click.Path(path_type=str),
+    help="A public key file: the policy trusts signatures made with its private half.",
+)
+@click.option(
+    "--root",
+    type=click.Path(path_type=str),
+    help="A root CA certificate: the policy trusts certificates that chain to it.",
+)
+@click.option(
+    "--identity",
+    help="With --issuer: a Sigstore identity (email or workflow URI). With --root: an "
+    "email or URI the leaf certificate must carry.",
+)
+@click.option("--issuer", help="The OIDC issuer of a Sigstore --identity.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=str),
+    help="Write the policy to this file (default: print it). Never overwritten without --force.",
+)
+@click.option("--force", is_flag=True, help="Replace --output if it exists (a regular file).")
+@json_option
+def init_command(
+    key: str | None,
+    root: str | None,
+    identity: str | None,
+    issuer: str | None,
+    output: str | None,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Write a commented starter policy for one signer.
+
+    The comments explain each section; optional ones are there, commented
+    out, to switch on. Paths in the policy are written relative to its
+    folder. It is checked before it is written: it passes policy check.
+
+    \b
+    Examples:
+      provenance policy init --key release.pub --output policy.yaml
+      provenance policy init --root ca.pem --identity release@example.com -o policy.yaml
+      provenance policy init --identity release@example.com \\
+          --issuer https://accounts.google.com > policy.yaml
+    """
+    from provenance._internal.fsutil import safe_output, write_output
+    from provenance.errors import Hint, InputError, UsageError
+    from provenance.policy._describe import describe, starter
+    from provenance.policy._load import loads
+
+    folder = Path(output).parent if output else Path(".")
+    if sum(x is not None for x in (key, root, issuer)) != 1:
+        raise UsageError("give one of --key, --root, or --identity with --issuer")
+    if key is not None:
+        if identity is not None:
+            raise UsageError("--identity goes with --root or --issuer, not --key")
+        text = starter("key", key=_relative(key, folder))
+    elif root is not None:
+        text = starter("root", root=_relative(root, folder), identity=identity)
+    else:
+        if not identity:
+            raise UsageError("--issuer needs the --identity it vouches for")
+        text = starter("identity", identity=identity, issuer=issuer)
+
+    policy = loads(text, base=folder, source=output or "<stdout>")
+    requires = describe(policy)
+    if output is not None:
+        if os.path.lexists(output) and not force:
+            raise InputError(
+                f"refusing to overwrite '{output}': it exists",
+                code="output-refused",
+                hint=Hint.OUTPUT_PATH,
+            )
+        write_output(safe_output(output, None), text.encode("utf-8"))
+    result = {"output": output, "text": text, "policy": _summary(policy, requires)}
+    if output is None:
+        lines = [Line(text.rstrip("\n"), block=True)]
+    else:
+        lines = [
+            Line(f"Wrote a starter policy to {output}.", fg="green"),
+            *(Line(f"  {line}") for line in requires),
+            Line(f"Check it after editing: provenance policy check {output}"),
+        ]
+    emit(result, as_json=as_json, lines=lines)
+
+
+# ---------------------------------------------------------------- explain
+# `provenance policy explain POLICY MODEL` goes here (the lead adds it): evaluate
+# the policy against a model and print every reason. Register it on policy_group
+# like check and init above, and add its shape to schemas/cli-policy.schema.json.
