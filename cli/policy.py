@@ -181,6 +181,65 @@ def init_command(
 
 
 # ---------------------------------------------------------------- explain
-# `provenance policy explain POLICY MODEL` goes here (the lead adds it): evaluate
-# the policy against a model and print every reason. Register it on policy_group
-# like check and init above, and add its shape to schemas/cli-policy.schema.json.
+
+
+@policy_group.command("explain")
+@handle_errors(failure_code=1)
+@click.argument("model", type=click.Path(path_type=str))
+@click.option(
+    "--policy",
+    "policy_path",
+    required=True,
+    type=click.Path(path_type=str),
+    envvar="PROVENANCE_POLICY",
+    metavar="POLICY",
+    help="The policy to explain the decision of (also read from $PROVENANCE_POLICY).",
+)
+@click.option(
+    "--signature",
+    "signature_path",
+    type=click.Path(path_type=str),
+    metavar="PATH",
+    help="The model's signature (default MODEL/model.sig; co-signatures in PATH.d/).",
+)
+@click.option(
+    "--attestations-file",
+    type=click.Path(path_type=str),
+    metavar="PATH",
+    help="The attestations to check (default MODEL/model.intoto.jsonl).",
+)
+@json_option
+def explain_command(
+    model: str,
+    policy_path: str,
+    signature_path: str | None,
+    attestations_file: str | None,
+    as_json: bool,
+) -> None:
+    """Show, rule by rule, what held and what did not when POLICY judged MODEL.
+
+    The same decision as `provenance verify MODEL --policy POLICY`, with
+    every rule of the policy listed (held or not, and why) and the notes
+    verify leaves out. Exit 0 when the policy allows the model, 1 when it
+    denies it, 2 for a bad policy, 3 for bad input.
+
+    \b
+    Example:
+      provenance policy explain my-model --policy policy.yaml
+    """
+    from provenance import policy as policies
+    from provenance_cli._decision import explain_lines
+
+    rules = policies.load(policy_path)
+    decision = policies.evaluate(
+        rules, model, signature_path=signature_path, attestations_path=attestations_file
+    )
+    body = {"ok": decision.allowed, "decision": decision.to_json()}
+    lines = explain_lines(decision)
+    if decision.allowed:
+        emit(body, as_json=as_json, lines=lines)
+        return
+    try:
+        decision.raise_for_denial()
+    except policies.PolicyDenied as e:
+        emit(body, as_json=as_json, lines=lines, error=e, exit_code=1)

@@ -23,6 +23,7 @@ has one per signer kind.
 from __future__ import annotations
 
 from provenance.policy._audit import append_audit, audit_record
+from provenance.policy._describe import describe, starter
 from provenance.policy._evaluate import (
     Decision,
     LineageDecision,
@@ -31,6 +32,7 @@ from provenance.policy._evaluate import (
     RuleResult,
     evaluate,
 )
+from provenance.policy._load import PolicyError, load, loads
 from provenance.policy._model import Policy
 
 __all__ = [
@@ -38,9 +40,14 @@ __all__ = [
     "LineageDecision",
     "Policy",
     "PolicyDenied",
+    "PolicyError",
     "Reason",
     "RuleResult",
     "append_audit",
     "audit_record",
+    "describe",
     "evaluate",
+    "load",
+    "loads",
+    "starter",
 ]

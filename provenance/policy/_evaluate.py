@@ -287,6 +287,15 @@ class _Evaluation:
                 )
                 self.held(rule, False, "not checked (no trusted signature)")
 
+        if policy.revocations:
+            hits = [r for r in self.reasons if r.code.startswith("revoked-")]
+            self.held(
+                "revocations",
+                not hits,
+                f"{len(hits)} of {len(policy.revocations)} revocation(s) apply"
+                if hits
+                else f"none of {len(policy.revocations)} revocation(s) applies",
+            )
         passed = not any(r.severity == "error" for r in self.reasons)
         allowed = not expired and (passed or policy.mode != "enforce")
         return Decision(
