@@ -643,6 +643,15 @@ class _Evaluation:
         out: list[LineageDecision] = []
         base = Path(input_base(self.path))
         depth_left = min(rules.depth, self.depth_left)
+        if depth_left < 1:
+            # A nested policy's own lineage, deeper than the top policy follows.
+            self.reason(
+                "lineage-not-followed",
+                "lineage",
+                "lineage not followed: deeper than the lineage depth of the policy above",
+                severity="info",
+            )
+            return ()
         seen_inputs: set[tuple[str, str]] = set()
         for c in checks:
             assert c.statement is not None
@@ -708,8 +717,6 @@ class _Evaluation:
                     why = f"'{desc.path}' is not on this machine, so its policy cannot be checked"
                 elif os.path.realpath(local) in self.seen:
                     why = "it names a model already on this lineage path (a cycle)"
-                elif depth_left < 1:
-                    why = "it lies deeper than the policy's lineage depth"
                 else:
                     nested = _Evaluation(
                         rules.policy,
