@@ -36,15 +36,20 @@ def _summary(policy: Policy, requires: list[str]) -> dict[str, Any]:
 
 @click.group("policy")
 def policy_group() -> None:
-    """Check policy files, or write a starter one.
+    """Write, check and explain policies: one file decides whether a model may load.
 
-    A policy (YAML or JSON) decides whether a model may load: who must have
-    signed it, which attestations it must carry, what its files and lineage
-    may be, what is revoked. Its format is schemas/policy.schema.json.
+    A policy (YAML or JSON) says who must have signed the model (keys,
+    certificate roots, Sigstore identities; k of n), which attestations it
+    must carry and what they must say, which files and formats may be
+    present, which base models and datasets it may come from, and what is
+    pinned or revoked. Its format is schemas/policy.schema.json; examples
+    are in examples/policies/.
 
     \b
       provenance policy init --key release.pub --output policy.yaml
       provenance policy check policy.yaml
+      provenance verify my-model --policy policy.yaml
+      provenance policy explain my-model --policy policy.yaml
     """
 
 
