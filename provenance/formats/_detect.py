@@ -190,6 +190,8 @@ def _detect(f: _File, size: int, name: str) -> Detected:
             )
         return Detected("pickle", True, f"pickle protocol {head[1]}")
     if head[:4] in _ZIP_MAGICS:
+        # Not walked as a pickle: its 'P' is a persistent id, which no plain
+        # unpickler resolves, and the loaders of zips read the central directory.
         return _zip_format(f, size)
     # Walked before the other signatures: a file can be both a pickle and
     # something else (a GGUF whose counts are opcodes, a tar whose first name
