@@ -415,7 +415,9 @@ class _Evaluation:
                 continue  # decided below, by the policy
             if f.severity == "error":
                 failed = True
-            rule = "files" if f.code.startswith("file-") else "signers"
+            # What the signed statement itself says (unusable, an old encoding) is about
+            # the signature; everything else found walking the model is about its files.
+            rule = "signers" if f.code.startswith(("signature-", "statement-")) else "files"
             self.reason(f.code, rule, f.message, f.path, f.severity)
         unsigned_bad = []
         for name in report.unsigned_files:
