@@ -574,8 +574,21 @@ class _Evaluation:
                 satisfied.append(hit)
         lineage: tuple[LineageDecision, ...] = ()
         if policy.lineage is not None:
-            named_by = [c for c in usable if trust.acceptors(c.signer_info) & general]  # type: ignore[arg-type]
-            lineage = self._lineage(named_by)
+            # Who may name this model's inputs: whoever may sign an attestation of that
+            # type, the policy's attestation signers or an attestation rule's own.
+            own: dict[str, set[int]] = {}
+            for rule in policy.attestations:
+                if rule.signers is not None:
+                    own.setdefault(rule.predicate_type, set()).update(
+                        pool.index(s) for s in rule.signers
+                    )
+
+            def may_name(c: AttestationCheck) -> bool:
+                assert c.signer_info is not None
+                may = general | own.get(c.predicate_type or "", set())
+                return bool(trust.acceptors(c.signer_info) & may)
+
+            lineage = self._lineage([c for c in usable if may_name(c)])
         return tuple(satisfied or usable), lineage
 
     def _attestation_rule(
