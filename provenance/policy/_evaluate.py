@@ -13,7 +13,7 @@ import datetime
 import fnmatch
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -588,8 +588,45 @@ class _Evaluation:
                 may = general | own.get(c.predicate_type or "", set())
                 return bool(trust.acceptors(c.signer_info) & may)
 
+            self._unverified_inputs(root, report.checks, may_name)
             lineage = self._lineage([c for c in usable if may_name(c)])
         return tuple(satisfied or usable), lineage
+
+    def _unverified_inputs(
+        self,
+        root: str,
+        checks: Iterable[AttestationCheck],
+        may_name: Callable[[AttestationCheck], bool],
+    ) -> None:
+        """Attestations a trusted signer made about this model that name its inputs but
+        do not verify (an input changed since, a malformed predicate): the lineage they
+        record cannot be checked, so the lineage rule cannot hold."""
+        from provenance.intoto import EVALUATION, SLSA_PROVENANCE
+
+        bad = 0
+        for c in checks:
+            if c.ok or c.duplicate_of is not None or c.signer_info is None:
+                continue
+            if c.statement is None or c.predicate_type not in (
+                SLSA_PROVENANCE.uri,
+                EVALUATION.uri,
+            ):
+                continue
+            if not c.statement.has_subject_digest(root) or not may_name(c):
+                continue  # about another model, or by someone who may not name inputs
+            if revoked(c.signer_info, self.policy.revocations):
+                continue
+            bad += 1
+            self.reason(
+                "lineage-unverified",
+                "lineage",
+                f"attestation line {c.line} ({_type_name(c.predicate_type)}, signed by "
+                f"{c.signer}) names this model's inputs but does not verify: "
+                + ("; ".join(c.problems) or "not verified"),
+                f"line {c.line}",
+            )
+        if bad:
+            self.held("lineage", False, f"{bad} attestation(s) naming inputs do not verify")
 
     def _attestation_rule(
         self,
