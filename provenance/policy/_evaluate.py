@@ -554,8 +554,12 @@ class _Evaluation:
         general = {i for i, s in enumerate(pool) if s in policy.effective_attestation_signers}
         usable: list[AttestationCheck] = []
         for c in report.checks:
-            if not c.ok or c.duplicate_of is not None or c.signer_info is None:
+            if not c.ok or c.signer_info is None:
                 continue
+            if c.duplicate_of is not None and c.statement is None:
+                continue  # a line repeated byte for byte: the same signature, counted once
+            # The same statement signed again (by its own bundle, maybe another signer)
+            # stays: an attestation rule may accept that signer and not the first.
             denied = revoked(c.signer_info, policy.revocations)
             for r, why in denied:
                 self.reason(
