@@ -641,6 +641,7 @@ class _Evaluation:
         allowed: set[int],
     ) -> AttestationCheck | None:
         failures: list[str] = []
+        checks = tuple(checks)
         for c in checks:
             if c.predicate_type != rule.predicate_type:
                 continue
@@ -680,10 +681,24 @@ class _Evaluation:
             for f in failures[1:]:
                 self.reason("attestation-unsatisfied", rule.where, f, severity="info")
         else:
+            # Lines whose signature did not verify have no type anyone vouches for; say
+            # so, or a denial for an attestation that is "there" reads as a mistake.
+            unverified = [
+                c
+                for c in checks
+                if not c.ok and c.predicate_type is None and c.duplicate_of is None
+            ]
+            note = ""
+            if unverified:
+                first = unverified[0]
+                note = (
+                    f" ({len(unverified)} line(s) do not verify; line {first.line}: "
+                    f"{'; '.join(first.problems) or 'not verified'})"
+                )
             self.reason(
                 "attestation-missing",
                 rule.where,
-                f"the model has no verified {what} attestation",
+                f"the model has no verified {what} attestation{note}",
             )
         self.held(rule.where, False, f"no {what} attestation satisfies it")
         return None
