@@ -13,7 +13,7 @@ import datetime
 import fnmatch
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -415,7 +415,9 @@ class _Evaluation:
                 continue  # decided below, by the policy
             if f.severity == "error":
                 failed = True
-            rule = "files" if f.code.startswith("file-") else "signers"
+            # What the signed statement itself says (unusable, an old encoding) is about
+            # the signature; everything else found walking the model is about its files.
+            rule = "signers" if f.code.startswith(("signature-", "statement-")) else "files"
             self.reason(f.code, rule, f.message, f.path, f.severity)
         unsigned_bad = []
         for name in report.unsigned_files:
@@ -552,8 +554,12 @@ class _Evaluation:
         general = {i for i, s in enumerate(pool) if s in policy.effective_attestation_signers}
         usable: list[AttestationCheck] = []
         for c in report.checks:
-            if not c.ok or c.duplicate_of is not None or c.signer_info is None:
+            if not c.ok or c.signer_info is None:
                 continue
+            if c.duplicate_of is not None and c.statement is None:
+                continue  # a line repeated byte for byte: the same signature, counted once
+            # The same statement signed again (by its own bundle, maybe another signer)
+            # stays: an attestation rule may accept that signer and not the first.
             denied = revoked(c.signer_info, policy.revocations)
             for r, why in denied:
                 self.reason(
@@ -572,9 +578,59 @@ class _Evaluation:
                 satisfied.append(hit)
         lineage: tuple[LineageDecision, ...] = ()
         if policy.lineage is not None:
-            named_by = [c for c in usable if trust.acceptors(c.signer_info) & general]  # type: ignore[arg-type]
-            lineage = self._lineage(named_by)
+            # Who may name this model's inputs: whoever may sign an attestation of that
+            # type, the policy's attestation signers or an attestation rule's own.
+            own: dict[str, set[int]] = {}
+            for rule in policy.attestations:
+                if rule.signers is not None:
+                    own.setdefault(rule.predicate_type, set()).update(
+                        pool.index(s) for s in rule.signers
+                    )
+
+            def may_name(c: AttestationCheck) -> bool:
+                assert c.signer_info is not None
+                may = general | own.get(c.predicate_type or "", set())
+                return bool(trust.acceptors(c.signer_info) & may)
+
+            self._unverified_inputs(root, report.checks, may_name)
+            lineage = self._lineage([c for c in usable if may_name(c)])
         return tuple(satisfied or usable), lineage
+
+    def _unverified_inputs(
+        self,
+        root: str,
+        checks: Iterable[AttestationCheck],
+        may_name: Callable[[AttestationCheck], bool],
+    ) -> None:
+        """Attestations a trusted signer made about this model that name its inputs but
+        do not verify (an input changed since, a malformed predicate): the lineage they
+        record cannot be checked, so the lineage rule cannot hold."""
+        from provenance.intoto import EVALUATION, SLSA_PROVENANCE
+
+        bad = 0
+        for c in checks:
+            if c.ok or c.duplicate_of is not None or c.signer_info is None:
+                continue
+            if c.statement is None or c.predicate_type not in (
+                SLSA_PROVENANCE.uri,
+                EVALUATION.uri,
+            ):
+                continue
+            if not c.statement.has_subject_digest(root) or not may_name(c):
+                continue  # about another model, or by someone who may not name inputs
+            if revoked(c.signer_info, self.policy.revocations):
+                continue
+            bad += 1
+            self.reason(
+                "lineage-unverified",
+                "lineage",
+                f"attestation line {c.line} ({_type_name(c.predicate_type)}, signed by "
+                f"{c.signer}) names this model's inputs but does not verify: "
+                + ("; ".join(c.problems) or "not verified"),
+                f"line {c.line}",
+            )
+        if bad:
+            self.held("lineage", False, f"{bad} attestation(s) naming inputs do not verify")
 
     def _attestation_rule(
         self,
@@ -585,6 +641,7 @@ class _Evaluation:
         allowed: set[int],
     ) -> AttestationCheck | None:
         failures: list[str] = []
+        checks = tuple(checks)
         for c in checks:
             if c.predicate_type != rule.predicate_type:
                 continue
@@ -624,10 +681,24 @@ class _Evaluation:
             for f in failures[1:]:
                 self.reason("attestation-unsatisfied", rule.where, f, severity="info")
         else:
+            # Lines whose signature did not verify have no type anyone vouches for; say
+            # so, or a denial for an attestation that is "there" reads as a mistake.
+            unverified = [
+                c
+                for c in checks
+                if not c.ok and c.predicate_type is None and c.duplicate_of is None
+            ]
+            note = ""
+            if unverified:
+                first = unverified[0]
+                note = (
+                    f" ({len(unverified)} line(s) do not verify; line {first.line}: "
+                    f"{'; '.join(first.problems) or 'not verified'})"
+                )
             self.reason(
                 "attestation-missing",
                 rule.where,
-                f"the model has no verified {what} attestation",
+                f"the model has no verified {what} attestation{note}",
             )
         self.held(rule.where, False, f"no {what} attestation satisfies it")
         return None
