@@ -94,5 +94,16 @@ Known limits:
 from __future__ import annotations
 
 from provenance.formats._detect import FORMATS, PICKLE_BASED, Detected, detect, detect_fd
+from provenance.formats._scan import FormatFinding, ScannedFile, ScanReport, scan
 
-__all__ = ["FORMATS", "PICKLE_BASED", "Detected", "detect", "detect_fd"]
+__all__ = [
+    "FORMATS",
+    "PICKLE_BASED",
+    "Detected",
+    "FormatFinding",
+    "ScanReport",
+    "ScannedFile",
+    "detect",
+    "detect_fd",
+    "scan",
+]

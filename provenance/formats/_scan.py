@@ -1,0 +1,251 @@
+"""``scan``: every file of a model checked by the rules of its format, found by content.
+
+An allowlist gate, not a denylist: each format's checker says what a benign
+file of that format looks like and reports everything else. Every check is
+bounded (headers, directories, opcode streams; never tensor data) and
+nothing is ever unpickled, imported or executed.
+
+The checkers live one module per format family and are registered in
+:data:`_CHECKERS` by name, so each loads only when a file of its format
+turns up. A checker gets a :class:`Source` (bounded reads of the open
+descriptor that was detected) and returns :class:`FormatFinding` objects;
+folder-level checks (sharded indexes, ONNX external data, code files) get
+the whole listing once.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import stat
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from provenance.errors import InputError
+from provenance.formats._detect import Detected, _File, detect_fd
+
+Severity = Literal["error", "warning", "info"]
+
+
+@dataclass(frozen=True, slots=True)
+class FormatFinding:
+    """One thing a format check found, in a file (and a member of it, inside an archive)."""
+
+    file: str  # the path relative to the scanned folder ("." for a single file)
+    format: str
+    code: str  # kebab-case, stable: "pickle-global-denied", "safetensors-overlap", ...
+    message: str
+    offset: int | None = None  # byte offset in the file (or in the member) where it applies
+    member: str | None = None  # the archive member it concerns
+    severity: Severity = "error"
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "file": self.file,
+            "format": self.format,
+            "code": self.code,
+            "severity": self.severity,
+            "message": self.message,
+        }
+        if self.offset is not None:
+            out["offset"] = self.offset
+        if self.member is not None:
+            out["member"] = self.member
+        return out
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """What the caller adds to the built-in rules."""
+
+    #: Extra pickle globals allowed, each exactly "module.qualname" (no wildcards).
+    allow_globals: frozenset[str] = frozenset()
+    #: Names a signature covers (relative paths), when the model is signed: ONNX
+    #: external data must be among them.
+    signed_files: frozenset[str] | None = None
+
+
+class Source:
+    """Bounded positional reads of one open, regular file (the one that was detected)."""
+
+    def __init__(self, fd: int, size: int, name: str) -> None:
+        self.fd = fd
+        self.size = size
+        self.name = name
+        self._file = _File(fd, name)
+
+    def read(self, offset: int, n: int) -> bytes:
+        """Up to ``n`` bytes at ``offset`` (fewer at the end of the file)."""
+        if offset >= self.size:
+            return b""
+        return self._file.read(offset, min(n, self.size - offset))
+
+
+#: A file checker: the open file, what it was detected as, the options, the
+#: file's name relative to the scanned folder. Returns findings.
+FileChecker = Callable[[Source, Detected, ScanOptions, str], list[FormatFinding]]
+#: A folder checker: the scanned folder, every file with its detected format.
+FolderChecker = Callable[[Path, Sequence["ScannedFile"], ScanOptions], list[FormatFinding]]
+
+# format -> "module:function", imported on first use.
+_CHECKERS: dict[str, str] = {
+    "pickle": "_pickle_scan:check_pickle_file",
+    "pytorch-legacy": "_pickle_scan:check_pickle_file",
+    "pytorch-zip": "_archive:check_zip",
+    "zip": "_archive:check_zip",
+    "npz": "_archive:check_zip",
+    "keras": "_archive:check_zip",
+    "numpy": "_archive:check_npy",
+    "safetensors": "_safetensors:check_safetensors",
+    "gguf": "_gguf:check_gguf",
+    "onnx": "_onnx:check_onnx",
+    "hdf5": "_keras:check_hdf5",
+    "json": "_code:check_json",
+}
+_FOLDER_CHECKERS: tuple[str, ...] = (
+    "_index:check_indexes",
+    "_onnx:check_external_data",
+    "_code:check_code_files",
+)
+
+
+@dataclass(frozen=True)
+class ScannedFile:
+    name: str
+    format: str
+    detail: str | None
+    pickle_based: bool
+    size: int
+    findings: tuple[FormatFinding, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "format": self.format,
+            "detail": self.detail,
+            "pickle_based": self.pickle_based,
+            "size": self.size,
+            "findings": [f.to_json() for f in self.findings],
+        }
+
+
+@dataclass(frozen=True)
+class ScanReport:
+    """Every file scanned, and every finding (per file and about the folder)."""
+
+    path: Path
+    files: tuple[ScannedFile, ...] = ()
+    folder_findings: tuple[FormatFinding, ...] = field(default=())
+
+    @property
+    def findings(self) -> tuple[FormatFinding, ...]:
+        return tuple(f for s in self.files for f in s.findings) + self.folder_findings
+
+    @property
+    def ok(self) -> bool:
+        """No finding of error or warning severity (notes are reported, not failed)."""
+        return not any(f.severity != "info" for f in self.findings)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "path": str(self.path),
+            "files": [f.to_json() for f in self.files],
+            "findings": [f.to_json() for f in self.findings],
+        }
+
+
+def _resolve(spec: str) -> Callable[..., list[FormatFinding]]:
+    module, _, name = spec.partition(":")
+    fn: Callable[..., list[FormatFinding]] = getattr(
+        importlib.import_module(f"provenance.formats.{module}"), name
+    )
+    return fn
+
+
+def scan(
+    path: str | os.PathLike[str],
+    *,
+    allow_globals: Iterable[str] = (),
+    signed_files: Iterable[str] | None = None,
+) -> ScanReport:
+    """Check every file under ``path`` (or the file itself) by the rules of its format.
+
+    Links, FIFOs, sockets and devices are reported, never opened; ``.git``
+    is left out. Raises :class:`~provenance.errors.InputError` only when
+    ``path`` itself cannot be read.
+    """
+    from provenance.hashing import Ignore, walk
+
+    root = Path(path)
+    options = ScanOptions(
+        frozenset(allow_globals), frozenset(signed_files) if signed_files is not None else None
+    )
+    found = walk(root, ignore=Ignore([".git"]))
+    single = root.is_file() and not root.is_symlink()
+    base = root.parent if single else root
+    scanned: list[ScannedFile] = []
+    folder: list[FormatFinding] = []
+    for r in found.refused:
+        folder.append(FormatFinding(r.name, "unknown", f"scan-{r.code}", r.reason))
+    for entry in found.files:
+        shown = entry.name if not single else root.name
+        scanned.append(_scan_file(entry.path, shown, options))
+    for spec in _FOLDER_CHECKERS:
+        folder.extend(_resolve(spec)(base, scanned, options))
+    return ScanReport(root, tuple(scanned), tuple(folder))
+
+
+def _scan_file(path: str, name: str, options: ScanOptions) -> ScannedFile:
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
+    flags |= getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as e:
+        f = FormatFinding(name, "unknown", "scan-unreadable", f"cannot open '{name}': {e.strerror}")
+        return ScannedFile(name, "unknown", None, False, 0, (f,))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            f = FormatFinding(
+                name, "unknown", "scan-not-regular", f"'{name}' is not a regular file"
+            )
+            return ScannedFile(name, "unknown", None, False, 0, (f,))
+        try:
+            detected = detect_fd(fd, st.st_size, name)
+        except InputError as e:
+            f = FormatFinding(name, "unknown", "scan-unreadable", str(e))
+            return ScannedFile(name, "unknown", None, False, st.st_size, (f,))
+        findings: list[FormatFinding] = []
+        if detected.format == "unknown":
+            findings.append(
+                FormatFinding(
+                    name,
+                    "unknown",
+                    "format-unknown",
+                    f"'{name}' matches no known format"
+                    + (f" ({detected.detail})" if detected.detail else "")
+                    + "; a policy decides whether it may load",
+                    severity="info",
+                )
+            )
+        spec = _CHECKERS.get(detected.format)
+        if spec is not None:
+            try:
+                findings.extend(
+                    _resolve(spec)(Source(fd, st.st_size, name), detected, options, name)
+                )
+            except InputError as e:
+                findings.append(FormatFinding(name, detected.format, "scan-unreadable", str(e)))
+        return ScannedFile(
+            name,
+            detected.format,
+            detected.detail,
+            detected.pickle_based,
+            st.st_size,
+            tuple(findings),
+        )
+    finally:
+        os.close(fd)
