@@ -29,7 +29,8 @@ _COMMANDS = {
         "Show a model's lineage: tree, dot, mermaid or json.",
     ),
     "key": ("key", "key_group", "Print a key's fingerprint (the hint signatures carry)."),
-    "policy": ("policy", "policy_group", "Check a policy file, or write a starter one."),
+    "policy": ("policy", "policy_group", "Write, check and explain policies."),
+    "scan": ("scan", "scan_command", "Check every file's format: no pickle code, sane headers."),
 }
 
 
