@@ -166,6 +166,13 @@ def _files(rules: FileRules) -> list[str]:
         lines.append(f"Every signed file must be one of: {', '.join(rules.formats.allow)}.")
     if rules.formats.deny:
         lines.append(f"Files in these formats are refused: {', '.join(rules.formats.deny)}.")
+    if rules.scan:
+        extra = (
+            f" (pickles may also import {', '.join(rules.allow_globals)})"
+            if rules.allow_globals
+            else ""
+        )
+        lines.append(f"Every file must pass the format-safety scan{extra}.")
     if rules.max_total_bytes is not None:
         lines.append(f"The model's files may hold at most {_size(rules.max_total_bytes)}.")
     return lines

@@ -271,6 +271,7 @@ class _Evaluation:
             self._digest(manifest.root_digest)
             if report is not None:
                 self._formats(report)
+                self._scan(report)
             if policy.attestations or policy.lineage is not None:
                 attestations, lineage = self._attestations(manifest.root_digest, attestations_path)
         else:
@@ -395,7 +396,7 @@ class _Evaluation:
 
     def _has_file_rules(self) -> bool:
         f = self.policy.files
-        return bool(f.formats.allow is not None or f.formats.deny or f.max_total_bytes)
+        return bool(f.formats.allow is not None or f.formats.deny or f.max_total_bytes or f.scan)
 
     def _files(self, sig_path: Path, verified: Verified) -> VerificationReport:
         from provenance.verification import check_verified
@@ -468,6 +469,32 @@ class _Evaluation:
                 )
             self.held("files.max_total_bytes", not over, f"{report.total_bytes} of {cap} bytes")
         return report
+
+    def _scan(self, report: VerificationReport) -> None:
+        """The format-safety scan of every file, signed and unsigned alike."""
+        rules = self.policy.files
+        if not rules.scan or report.manifest is None:
+            return
+        from provenance import formats
+
+        result = formats.scan(
+            self.path,
+            allow_globals=rules.allow_globals,
+            signed_files=report.manifest.files,
+        )
+        bad = 0
+        for f in result.findings:
+            where = f.file + (f" [{f.member}]" if f.member else "")
+            if f.severity == "error":
+                bad += 1
+            self.reason(f.code, "files.scan", f"'{where}': {f.message}", f.file, f.severity)
+        self.held(
+            "files.scan",
+            not bad,
+            f"{len(result.files)} file(s) scanned, {bad} with errors"
+            if bad
+            else f"{len(result.files)} file(s) scanned clean",
+        )
 
     def _formats(self, report: VerificationReport) -> None:
         rules = self.policy.files.formats

@@ -909,11 +909,14 @@ class _Builder:
         size = None
         if "max_total_bytes" in spec:
             size = self.size(spec["max_total_bytes"], ("files", "max_total_bytes"))
+        scan = spec.get("scan", False)
         return FileRules(
             unsigned=spec.get("unsigned", "deny"),
             allow_unsigned=tuple(spec.get("allow_unsigned", ())),
             formats=FormatRules(allow, deny),
             max_total_bytes=size,
+            scan=scan is not False,
+            allow_globals=tuple(scan.get("allow_globals", ())) if isinstance(scan, dict) else (),
         )
 
     def attestation(self, spec: dict[str, Any], path: JsonPath) -> AttestationRule | None:

@@ -104,6 +104,8 @@ class FileRules:
     allow_unsigned: tuple[str, ...] = ()
     formats: FormatRules = field(default_factory=FormatRules)
     max_total_bytes: int | None = None
+    scan: bool = False  # the format-safety scan (provenance.formats.scan)
+    allow_globals: tuple[str, ...] = ()  # pickle globals beyond the scan's allowlist
 
 
 @dataclass(frozen=True)
