@@ -641,7 +641,7 @@ def test_unknown_keys_top_level_and_nested(here):
     assert found == [
         "policy.yaml line 2: unknown key 'signer' (did you mean 'signers'?)",
         "policy.yaml line 6: files: unknown key 'sizes' (known keys: unsigned, "
-        "allow_unsigned, formats, max_total_bytes)",
+        "allow_unsigned, formats, max_total_bytes, scan)",
         "policy.yaml line 7: lineage.datasets: unknown key 'uri' (did you mean 'uris'?)",
     ]
 
