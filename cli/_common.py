@@ -203,7 +203,8 @@ _HASHING_SPECS = (
             "metavar": "PATH|GLOB",
             "help": "A file or folder relative to the model, or a glob ('*.log', "
             "'logs/**/*.txt'), to leave out (repeatable; warns if it matches nothing). "
-            "Always left out: model.sig, model.intoto.jsonl, and at any depth "
+            "Always left out: model.sig, its co-signatures in model.sig.d/, model.intoto.jsonl, "
+            "and at any depth "
             ".git, .github, .gitattributes, .gitignore, .gitmodules, .gitkeep, "
             "__pycache__, *.pyc, .DS_Store and .ipynb_checkpoints.",
         },

@@ -440,7 +440,9 @@ def training_command(
     "thresholds",
     multiple=True,
     metavar="NAME>=VALUE",
-    help="The bar a metric was held to (repeatable), e.g. --threshold 'accuracy>=0.9'.",
+    help="The bar a metric was held to (repeatable): >=, <=, >, < or ==, e.g. "
+    "--threshold 'accuracy>=0.9' --threshold 'loss<=0.5'. A policy with "
+    "`thresholds: enforce` checks each against the metric's value.",
 )
 @click.option("--evaluator-id", metavar="URI", help="Who or what ran the evaluation.")
 @_input_paths_options

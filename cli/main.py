@@ -108,6 +108,8 @@ def cli() -> None:
       provenance attest training my-model --key signing-key.pem --dataset data/
       provenance verify my-model --key signing-key.pub --attestations
       provenance inspect my-model
+      provenance policy init --key signing-key.pub --output policy.yaml
+      provenance verify my-model --policy policy.yaml
 
     Exit codes: 0 ok, 1 verification failed, 2 usage error, 3 bad input.
     """

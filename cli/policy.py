@@ -101,7 +101,8 @@ def _relative(path: str, folder: Path) -> str:
 @click.option(
     "--key",
     type=click.Path(path_type=str),
-    help="A public key file: the policy trusts signatures made with its private half.",
+    help="A public key file: the policy trusts signatures made with its private half. "
+    "One signer only: add more to the written file (the starter shows how).",
 )
 @click.option(
     "--root",

@@ -357,13 +357,21 @@ def verify_command(
     without one is --attestations-only, which never reads MODEL/model.sig.
     With --policy, the policy decides instead of the trust options: exit 0
     allowed (warn and audit modes allow, and print every reason), 1 denied,
-    2 a bad policy, 3 bad input.
-    Exit codes: 0 verified, 1 verification failed, 2 usage error, 3 bad input.
+    2 an invalid policy, 3 bad input (a policy file that cannot be read too).
+    Without it, exit codes: 0 verified, 1 verification failed, 2 usage error,
+    3 bad input.
     """
     from provenance.bundle import refuse_bundle_as_model
     from provenance.verification import check_attestations_only, check_model
 
+    sources = click.get_current_context().get_parameter_source
+    from_env = sources("policy_path") is click.core.ParameterSource.ENVIRONMENT
     if audit_log is not None and policy_path is None:
+        if sources("audit_log") is click.core.ParameterSource.ENVIRONMENT:
+            raise UsageError(
+                "$PROVENANCE_AUDIT_LOG is set, and it records a policy's decisions: "
+                "give --policy too, or unset PROVENANCE_AUDIT_LOG"
+            )
         raise UsageError("--audit-log records a policy's decisions; give --policy too")
     if policy_path is not None:
         given = [
@@ -381,9 +389,13 @@ def verify_command(
             if value
         ]
         if given:
+            policy_named = (
+                f"$PROVENANCE_POLICY is set ({policy_path}), so" if from_env else "with --policy,"
+            )
             raise UsageError(
-                f"with --policy, leave out {', '.join(given)}: the policy says whom to trust, "
+                f"{policy_named} leave out {', '.join(given)}: the policy says whom to trust, "
                 "which files may be present and which attestations must hold"
+                + ("; or unset PROVENANCE_POLICY to verify without it" if from_env else "")
             )
         _verify_with_policy(
             model, policy_path, signature_path, attestations_file, audit_log, as_json

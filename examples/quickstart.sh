@@ -16,7 +16,12 @@ PY="$VENV/bin/python"
 PROVENANCE="$VENV/bin/provenance"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/provenance-quickstart.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
+# KEEP=1 ./examples/quickstart.sh keeps the folder (model, keys, policy, audit log).
+if [ -n "${KEEP:-}" ]; then
+  trap 'echo "kept $WORK"' EXIT
+else
+  trap 'rm -rf "$WORK"' EXIT
+fi
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 step "make a tiny model and a signing key"
@@ -123,3 +128,4 @@ if [ "$status" -ne 1 ]; then
 fi
 echo "audit log: $(wc -l < "$WORK/audit.jsonl") decisions in $WORK/audit.jsonl"
 step "done: the signed model was allowed; changed, the policy denied it and said why"
+[ -n "${KEEP:-}" ] || echo "(the folder is removed now; KEEP=1 ./examples/quickstart.sh keeps it)"

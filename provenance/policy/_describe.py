@@ -278,9 +278,13 @@ signers:
 """
 
 _TAIL = """\
+  # - name: second signer           # more signers: one list item each
+  #   key: "keys/second.pub"
 
-# With several signers: how many must each have signed (co-signatures go
-# in MODEL/model.sig.d/). Default 1.
+# With several signers: how many distinct ones must have signed, each with
+# its own bundle (the first in MODEL/model.sig; the others co-sign with
+# `provenance sign MODEL --key KEY --cosign`, into MODEL/model.sig.d/).
+# Default 1.
 # threshold: 2
 
 files:
@@ -288,8 +292,10 @@ files:
   unsigned: deny
   # ...unless it matches one of these globs.
   # allow_unsigned: ["README.md", "*.md"]
-  # formats:
-  #   deny: [pickle]              # pickle runs code when it is loaded
+  # formats:                      # detected by content, not by name
+  #   deny: [pickle]              # pickle and all pickle-based files run code on load
+  # Format names: pickle, pytorch-legacy, pytorch-zip, keras, npz, zip, numpy,
+  # gguf, hdf5, tflite, safetensors, tar, gzip, onnx, json, text, unknown.
 
 # Attestations the model must carry (made with `provenance attest ...`):
 # attestations:
@@ -302,6 +308,7 @@ files:
 
 # Denied whatever else holds:
 # revocations:
+#   include: [revoked.yaml]       # a file of revocations, updated without a new policy
 #   digests: [{digest: "sha256:<64 hex digits>", reason: "CVE-2026-1234"}]
 #   keys: [{fingerprint: "<64 hex digits>", reason: "key leaked", since: 2026-03-01}]
 """
