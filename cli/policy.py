@@ -234,7 +234,7 @@ def explain_command(
       provenance policy explain my-model --policy policy.yaml
     """
     from provenance import policy as policies
-    from provenance_cli._decision import explain_lines
+    from provenance_cli._decision import denial, explain_lines
 
     rules = policies.load(policy_path)
     decision = policies.evaluate(
@@ -245,7 +245,4 @@ def explain_command(
     if decision.allowed:
         emit(body, as_json=as_json, lines=lines)
         return
-    try:
-        decision.raise_for_denial()
-    except policies.PolicyDenied as e:
-        emit(body, as_json=as_json, lines=lines, error=e, exit_code=1)
+    emit(body, as_json=as_json, lines=lines, error=denial(decision), exit_code=1)

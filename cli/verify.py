@@ -368,11 +368,11 @@ def verify_command(
     from_env = sources("policy_path") is click.core.ParameterSource.ENVIRONMENT
     if audit_log is not None and policy_path is None:
         if sources("audit_log") is click.core.ParameterSource.ENVIRONMENT:
-            raise UsageError(
-                "$PROVENANCE_AUDIT_LOG is set, and it records a policy's decisions: "
-                "give --policy too, or unset PROVENANCE_AUDIT_LOG"
-            )
-        raise UsageError("--audit-log records a policy's decisions; give --policy too")
+            # Set for a service's policy checks; a verification without a
+            # policy has no decision to log, and must not fail for it.
+            audit_log = None
+        else:
+            raise UsageError("--audit-log records a policy's decisions; give --policy too")
     if policy_path is not None:
         given = [
             name
@@ -476,7 +476,7 @@ def _verify_with_policy(
 ) -> None:
     from provenance import policy as policies
     from provenance.bundle import refuse_bundle_as_model
-    from provenance_cli._decision import summary_lines
+    from provenance_cli._decision import denial, summary_lines
 
     refuse_bundle_as_model(model)
     rules = policies.load(policy_path)
@@ -494,10 +494,13 @@ def _verify_with_policy(
     if decision.allowed:
         emit(body, as_json=as_json, lines=summary_lines(decision))
         return
-    try:
-        decision.raise_for_denial()
-    except VerificationError as e:
-        emit(body, as_json=as_json, lines=summary_lines(decision), error=e, exit_code=EXIT_FAILED)
+    emit(
+        body,
+        as_json=as_json,
+        lines=summary_lines(decision),
+        error=denial(decision),
+        exit_code=EXIT_FAILED,
+    )
 
 
 def _failure(report: VerificationReport) -> VerificationError | None:

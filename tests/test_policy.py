@@ -1528,7 +1528,7 @@ def test_pins_not_checked_without_a_trusted_signature(tmp_path, by_stranger, rel
     spec = {"version": 1, "signers": [key_signer(release)], "pins": ["ab" * 32]}
     d = decide(tmp_path, spec, by_stranger)
     r = reason(d, "not-checked", "pins", "info")
-    assert "no signature the policy trusts" in r.message
+    assert "do not meet the policy's signer rules" in r.message
     assert not held(d, "pins")
 
 

@@ -37,7 +37,10 @@ def audit_record(decision: Decision, *, time: datetime.datetime | None = None) -
         "time": when.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "model": os.path.abspath(decision.model_path),
         "root_digest": decision.root_digest,
-        "policy": decision.policy_source,
+        # Absolute, like the model's: the log outlives the working directory.
+        "policy": decision.policy_source
+        if decision.policy_source.startswith("<")
+        else os.path.abspath(decision.policy_source),
         "policy_digest": decision.policy_digest,
         "mode": decision.mode,
         "decision": "allow" if decision.allowed else "deny",

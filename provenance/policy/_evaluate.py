@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from provenance._internal.uris import EVALUATION_PREDICATE_TYPE
 from provenance.errors import InputError, ProvenanceError, VerificationError
 from provenance.policy._model import (
     AttestationRule,
@@ -26,7 +27,7 @@ from provenance.policy._model import (
     Policy,
     SignerRule,
 )
-from provenance.policy._trust import Trust, revoked
+from provenance.policy._trust import Trust, revoked, rule_label
 
 if TYPE_CHECKING:
     from provenance.attest import AttestationCheck
@@ -184,7 +185,7 @@ class PolicyDenied(VerificationError):
 
 
 def evaluate(
-    policy: Policy,
+    policy: Policy | str | os.PathLike[str],
     model_path: str | os.PathLike[str],
     *,
     signature_path: str | os.PathLike[str] | None = None,
@@ -195,10 +196,18 @@ def evaluate(
 ) -> Decision:
     """Decide whether the model may load under ``policy``.
 
-    Raises only for input nothing can be decided on (a model path that does
-    not exist: :class:`~provenance.errors.InputError`); everything checked
-    and failed is a reason in the decision.
+    ``policy`` is a loaded :class:`Policy` or a policy file's path (loaded
+    with :func:`~provenance.policy.load`). Raises only for input nothing can
+    be decided on (a bad policy: :class:`~provenance.policy.PolicyError`; a
+    model path that does not exist: :class:`~provenance.errors.InputError`);
+    everything checked and failed is a reason in the decision.
     """
+    if not isinstance(policy, Policy):
+        if not isinstance(policy, (str, os.PathLike)):
+            raise TypeError(f"policy must be a Policy or a path, not {type(policy).__name__}")
+        from provenance.policy._load import load
+
+        policy = load(policy)
     return _Evaluation(
         policy, Path(model_path), now, workers, progress, MAX_LINEAGE_DEPTH, set()
     ).run(
@@ -283,7 +292,8 @@ class _Evaluation:
                 self.reason(
                     "not-checked",
                     rule,
-                    "not checked: no signature the policy trusts vouches for the model",
+                    "not checked: the model's signatures do not meet the policy's signer "
+                    "rules, so no signed statement says what its files are",
                     severity="info",
                 )
                 self.held(rule, False, "not checked (no trusted signature)")
@@ -323,7 +333,9 @@ class _Evaluation:
         policy = self.policy
         trust = Trust(policy.signers)
         groups: dict[bytes, list[tuple[Path, Verified]]] = {}
-        for where, item in _read_signatures(sig_path):
+        read = _read_signatures(sig_path)
+        nothing = all(isinstance(i, InputError) and i.code == "signature-missing" for _, i in read)
+        for where, item in read:
             shown = str(where)
             if isinstance(item, InputError):
                 primary = where == sig_path
@@ -380,11 +392,22 @@ class _Evaluation:
         who = ", ".join(s.description for s in signers) or "nobody the policy trusts"
         if len(signers) < k:
             need = "a trusted signature" if k == 1 else f"{k} distinct trusted signers"
+            if nothing:
+                message = (
+                    f"the model needs {need} and has no signature: none at '{sig_path}' "
+                    "(sign it with `provenance sign`, or name the signature with --signature)"
+                )
+            else:
+                signed = {i for _, v in best for i in trust.acceptors(v.signer)}
+                missing = [rule_label(r) for i, r in enumerate(policy.signers) if i not in signed]
+                message = f"the model needs {need}; it has {len(signers)} ({who})"
+                if missing and k > 1:
+                    message += (
+                        f"; not signed by {', '.join(missing)} (a co-signer adds theirs with "
+                        "`provenance sign MODEL --key KEY --cosign`)"
+                    )
             self.reason(
-                "threshold-not-met",
-                "threshold" if k > 1 else "signers",
-                f"the model needs {need}; it has {len(signers)} ({who})",
-                str(sig_path),
+                "threshold-not-met", "threshold" if k > 1 else "signers", message, str(sig_path)
             )
             self.held("threshold" if k > 1 else "signers", False, f"{len(signers)} of {k}: {who}")
             return tuple(signers), None
@@ -669,8 +692,21 @@ class _Evaluation:
     ) -> AttestationCheck | None:
         failures: list[str] = []
         checks = tuple(checks)
+        # A newer evaluation of the same metrics on the same data replaces an
+        # older one: an old pass must not hide a new failure.
+        newer = _superseded(
+            [c for c in usable if c.predicate_type == rule.predicate_type]
+            if rule.predicate_type == EVALUATION_PREDICATE_TYPE
+            else []
+        )
         for c in checks:
             if c.predicate_type != rule.predicate_type:
+                continue
+            if c.line in newer:
+                failures.append(
+                    f"line {c.line}: superseded by line {newer[c.line]}, a newer evaluation "
+                    "of the same metrics on the same data"
+                )
                 continue
             if c not in usable:
                 if not c.ok and c.duplicate_of is None:
@@ -903,6 +939,37 @@ def _schema_problems(schema: dict[str, object], predicate: object) -> list[str]:
         if len(out) >= 10:
             break
     return out
+
+
+def _superseded(checks: list[AttestationCheck]) -> dict[int, int]:
+    """Evaluation lines replaced by a newer one of the same metrics and datasets -> the newer."""
+    import datetime as dt
+
+    from provenance.intoto import EVALUATION
+
+    newest: dict[tuple[Any, ...], tuple[dt.datetime, int]] = {}
+    keyed: list[tuple[tuple[Any, ...], dt.datetime, int]] = []
+    for c in checks:
+        assert c.statement is not None
+        try:
+            ev = EVALUATION.parse(c.statement.predicate)
+        except InputError:
+            continue
+        key = (
+            tuple(sorted({m.name for m in ev.metrics})),
+            tuple(sorted((d.digest.get("sha256") or "").lower() for d in ev.datasets)),
+        )
+        try:
+            when = dt.datetime.fromisoformat(ev.evaluated_on.strip().replace("Z", "+00:00"))
+        except ValueError:
+            when = dt.datetime.min
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.timezone.utc)
+        keyed.append((key, when, c.line))
+        best = newest.get(key)
+        if best is None or (when, c.line) > best:
+            newest[key] = (when, c.line)
+    return {line: newest[key][1] for key, _, line in keyed if newest[key][1] != line}
 
 
 def _threshold_problems(predicate: Any) -> list[str]:

@@ -900,9 +900,22 @@ class _Builder:
     # -------------------------------------------------------- files, attestations
 
     def files(self, spec: dict[str, Any]) -> FileRules:
+        from provenance.formats import FORMATS
+
         formats = spec.get("formats", {})
         allow = tuple(formats["allow"]) if "allow" in formats else None
         deny = tuple(formats.get("deny", ()))
+        # A misspelt name would match nothing: `deny: [pickel]` must not let a pickle in.
+        for key, names in (("allow", allow or ()), ("deny", deny)):
+            for i, name in enumerate(names):
+                if name not in FORMATS:
+                    close = difflib.get_close_matches(name, FORMATS, n=1, cutoff=0.6)
+                    hint = f" (did you mean '{close[0]}'?)" if close else ""
+                    self.fail(
+                        ("files", "formats", key, i),
+                        f"'{name}' is not a format provenance detects{hint}; "
+                        f"known: {', '.join(FORMATS)}",
+                    )
         both = [f for f in dict.fromkeys(deny) if f in (allow or ())]
         if both:
             self.fail(("files", "formats"), f"{', '.join(both)}: both allowed and denied")
