@@ -1,0 +1,95 @@
+"""A hostile review of policies: each test is an attack that once worked.
+
+The attacker controls the model folder, its signatures, co-signatures and
+attestations, not the policy or the keys it trusts. Real files, real keys,
+the local Sigstore; no mocks.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from conftest import make_model
+
+import provenance
+from provenance import policy, signing
+from provenance.policy import Decision
+
+ALICE = "alice@example.com"
+UTC = datetime.timezone.utc
+
+
+def decide(folder: Path, spec: dict[str, Any], model: Path, **kw: Any) -> Decision:
+    path = folder / "policy.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+    return policy.evaluate(policy.load(path), model, **kw)
+
+
+def shown(d: Decision) -> str:
+    return "\n".join(f"{r.severity} {r.code} [{r.rule}] {r.message}" for r in d.reasons)
+
+
+def assert_denied(d: Decision, code: str) -> None:
+    assert not d.allowed and not d.passed, f"allowed:\n{shown(d)}"
+    assert code in {r.code for r in d.errors}, shown(d)
+
+
+def assert_allowed(d: Decision) -> None:
+    assert d.allowed and d.passed, f"denied:\n{shown(d)}"
+
+
+# ---------------------------------------------------------------- signing times
+
+
+def _backdated(tsr_b64: str, when: datetime.datetime) -> str:
+    """The same RFC 3161 response with another genTime: well formed, its signature broken."""
+    from asn1crypto import tsp
+
+    resp = tsp.TimeStampResp.load(base64.b64decode(tsr_b64))
+    content = resp["time_stamp_token"]["content"]
+    info = content["encap_content_info"]["content"].parsed
+    info["gen_time"] = when
+    content["encap_content_info"]["content"] = info
+    return base64.b64encode(tsp.TimeStampResp.load(resp.dump(force=True)).dump()).decode()
+
+
+def test_a_forged_earlier_timestamp_does_not_evade_a_since_revocation(tmp_path, local_sigstore):
+    """sigstore skips a timestamp it cannot verify; the signing time a `since`
+    revocation is checked against must not be read from such a one."""
+    model = make_model(tmp_path / "model")
+    token = signing.get_identity_token(local_sigstore.mint_token(ALICE), interactive=False)
+    config = signing.load_trust_config(local_sigstore.trust_config_v2_path)
+    provenance.sign(model, signing.SigstoreSigner(token, config))
+    since = datetime.datetime.now(UTC) - datetime.timedelta(hours=1)
+    spec = {
+        "version": 1,
+        "signers": [
+            {
+                "sigstore": {
+                    "identity": ALICE,
+                    "issuer": local_sigstore.issuer,
+                    "trust": {"trusted_root": str(local_sigstore.trusted_root_path)},
+                }
+            }
+        ],
+        "revocations": {
+            "identities": [{"identity": ALICE, "since": since.strftime("%Y-%m-%dT%H:%M:%SZ")}]
+        },
+    }
+    assert_denied(decide(tmp_path, spec, model), "revoked-identity")
+
+    sig = model / "model.sig"
+    data = json.loads(sig.read_bytes())
+    stamps = data["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"]
+    genuine = stamps[0]["signedTimestamp"]
+    old = datetime.datetime(2001, 1, 1, tzinfo=UTC)
+    stamps.insert(0, {"signedTimestamp": _backdated(genuine, old)})
+    sig.write_text(json.dumps(data))
+    d = decide(tmp_path, spec, model)
+    # The bundle still verifies (the genuine timestamp does), and it is still revoked.
+    assert_denied(d, "revoked-identity")
