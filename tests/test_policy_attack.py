@@ -93,3 +93,42 @@ def test_a_forged_earlier_timestamp_does_not_evade_a_since_revocation(tmp_path, 
     d = decide(tmp_path, spec, model)
     # The bundle still verifies (the genuine timestamp does), and it is still revoked.
     assert_denied(d, "revoked-identity")
+
+
+# ---------------------------------------------------------------- thresholds
+
+
+def test_threshold_counts_entries_not_people_one_entry_matches(tmp_path, pki, p256):
+    """`threshold: 2` of [the release key, anyone under the company CA]: two employees
+    with certificates are one entry satisfied, not two; the release key never signed."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from test_policy import issue_leaf
+
+    from provenance.signing import CertificateSigner, KeySigner
+
+    model = make_model(tmp_path / "m")
+    signers = []
+    for name in ("Mallory", "Eve"):
+        key = ec.generate_private_key(ec.SECP256R1())
+        leaf = issue_leaf(pki, tmp_path / name, name, eku=None, key=key)
+        key_path = tmp_path / name / f"{name}-key.pem"
+        signers.append(
+            CertificateSigner.from_files(
+                KeySigner.from_file(key_path), leaf.cert_path, [pki.intermediate]
+            )
+        )
+    provenance.sign(model, signers[0])
+    provenance.sign(model, signers[1], cosign=True)
+    spec = {
+        "version": 1,
+        "threshold": 2,
+        "signers": [
+            {"name": "release", "key": str(p256.public)},
+            {"name": "any employee", "certificate": {"roots": [str(pki.root)]}},
+        ],
+    }
+    d = decide(tmp_path, spec, model)
+    assert_denied(d, "threshold-not-met")
+    # With the release key as well, two entries hold.
+    provenance.sign(model, KeySigner.from_file(p256.private), cosign="release")
+    assert_allowed(decide(tmp_path, spec, model))

@@ -351,18 +351,12 @@ class _Evaluation:
                 hashlib.sha256(v.payload_type.encode() + b"\0" + v.payload).digest(), []
             ).append((where, v))
         best: list[tuple[Path, Verified]] = []
-        best_count = 0
-        for members in groups.values():
-            count = len({v.signer.principal for _, v in members})
-            primary_in = any(w == sig_path for w, _ in members)
-            if count > best_count or (count == best_count and primary_in):
-                best, best_count = members, count
         signers: list[SignerInfo] = []
-        principals: set[str] = set()
-        for _, v in best:
-            if v.signer.principal not in principals:
-                principals.add(v.signer.principal)
-                signers.append(v.signer)
+        for members in groups.values():
+            counted = _distinct_entries(members, trust)
+            primary_in = any(w == sig_path for w, _ in members)
+            if len(counted) > len(signers) or (len(counted) == len(signers) and primary_in):
+                best, signers = members, counted
         for members in groups.values():
             if members is not best:
                 for w, v in members:
@@ -824,6 +818,37 @@ class _Evaluation:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _distinct_entries(members: list[tuple[Path, Verified]], trust: Trust) -> list[SignerInfo]:
+    """The signers a threshold counts: distinct people, each for an entry of its own.
+
+    A threshold is of distinct entries of ``signers``: two people whom one
+    entry accepts (two certificates under its root, two identities its
+    regexp matches) satisfy that entry once. So signers are matched to the
+    entries that accepted them, each entry to at most one signer, and the
+    largest such matching counts (augmenting paths; at most 64 of each).
+    """
+    accepts: dict[str, set[int]] = {}
+    first: dict[str, SignerInfo] = {}
+    for _, v in members:
+        accepts.setdefault(v.signer.principal, set()).update(trust.acceptors(v.signer))
+        first.setdefault(v.signer.principal, v.signer)
+    owner: dict[int, str] = {}
+
+    def assign(who: str, tried: set[int]) -> bool:
+        for i in sorted(accepts[who]):
+            if i not in tried:
+                tried.add(i)
+                if i not in owner or assign(owner[i], tried):
+                    owner[i] = who
+                    return True
+        return False
+
+    for who in accepts:
+        assign(who, set())
+    matched = set(owner.values())
+    return [first[who] for who in accepts if who in matched]
 
 
 def _read_signatures(sig_path: Path) -> list[tuple[Path, Bundle | InputError]]:
