@@ -132,3 +132,60 @@ def test_threshold_counts_entries_not_people_one_entry_matches(tmp_path, pki, p2
     # With the release key as well, two entries hold.
     provenance.sign(model, KeySigner.from_file(p256.private), cosign="release")
     assert_allowed(decide(tmp_path, spec, model))
+
+
+# ---------------------------------------------------------------- lineage and revocations
+
+
+def test_a_revoked_dataset_digest_denies_an_input_a_uri_glob_allows(tmp_path, p256, p384):
+    """revocations.digests are "models (and inputs) denied by root digest": a poisoned
+    dataset stays denied though its URI is one the lineage rule lists."""
+    from test_policy import DATA_DIGEST, DATA_URI, make_family
+
+    family = make_family(tmp_path / "f", p384, p256, f"{DATA_URI}@sha256:{DATA_DIGEST}")
+    spec = {
+        "version": 1,
+        "signers": [{"key": str(p256.public)}],
+        "lineage": {"datasets": {"uris": ["https://data.example.com/*"]}},
+    }
+    assert_allowed(decide(tmp_path, spec, family.tuned))
+    spec["revocations"] = {"digests": [{"digest": f"sha256:{DATA_DIGEST}", "reason": "poisoned"}]}
+    d = decide(tmp_path, spec, family.tuned)
+    assert_denied(d, "revoked-digest")
+    assert [x.allowed for x in d.lineage] == [False]
+
+
+def test_a_revoked_base_model_digest_denies_it_though_its_digest_is_listed(tmp_path, p256, p384):
+    from test_policy import make_family
+
+    family = make_family(tmp_path / "f", p384, p256)
+    spec = {
+        "version": 1,
+        "signers": [{"key": str(p256.public)}],
+        "lineage": {"base_models": {"digests": [family.base_root]}},
+        "revocations": {"digests": [family.base_root]},
+    }
+    assert_denied(decide(tmp_path, spec, family.tuned), "revoked-digest")
+
+
+def test_a_revoked_key_denies_a_base_model_its_nested_policy_trusts(tmp_path, p256, p384):
+    """The key that signed the base model was stolen: the top policy revokes it, the
+    base-model policy (shared, not yet updated) still trusts it."""
+    from test_policy import make_family
+
+    from provenance.signing import KeySigner
+
+    family = make_family(tmp_path / "f", p384, p256)
+    fp = KeySigner.from_file(p384.private).describe().key_fingerprint
+    spec = {
+        "version": 1,
+        "signers": [{"key": str(p256.public)}],
+        "lineage": {
+            "base_models": {"policy": {"version": 1, "signers": [{"key": str(p384.public)}]}}
+        },
+    }
+    assert_allowed(decide(tmp_path, spec, family.tuned))
+    spec["revocations"] = {"keys": [{"fingerprint": fp, "reason": "laptop stolen"}]}
+    d = decide(tmp_path, spec, family.tuned)
+    assert_denied(d, "lineage-denied")
+    assert [x.allowed for x in d.lineage] == [False]

@@ -14,7 +14,7 @@ import fnmatch
 import hashlib
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -769,6 +769,12 @@ class _Evaluation:
     ) -> LineageDecision:
         name = desc.name or desc.uri or desc.path or digest[:16]
         label = f"{role} '{name}'"
+        # Revocations deny an input whatever allows it (its digest, its URI, its policy).
+        for r in self.policy.revocations:
+            if r.kind == "digest" and digest and r.value == digest:
+                why = f"sha256:{digest} is revoked" + (f" ({r.reason})" if r.reason else "")
+                self.reason("revoked-digest", r.where, f"{label} is not allowed: {why}", name)
+                return LineageDecision(role, name, digest, desc.path, False, why)
         if digest and digest in rules.digests:
             return LineageDecision(role, name, digest, desc.path, True, "digest listed")
         if desc.uri and any(fnmatch.fnmatchcase(desc.uri, u) for u in rules.uris):
@@ -783,8 +789,16 @@ class _Evaluation:
                 elif os.path.realpath(local) in self.seen:
                     why = "it names a model already on this lineage path (a cycle)"
                 else:
+                    # What this policy revokes is revoked down its lineage too, also
+                    # where the nested policy (older, shared) does not say so.
+                    inherited = tuple(
+                        r for r in self.policy.revocations if r not in rules.policy.revocations
+                    )
                     nested = _Evaluation(
-                        rules.policy,
+                        replace(
+                            rules.policy,
+                            revocations=(*rules.policy.revocations, *inherited),
+                        ),
                         local,
                         self.now,
                         self.workers,
