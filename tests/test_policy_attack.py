@@ -189,3 +189,42 @@ def test_a_revoked_key_denies_a_base_model_its_nested_policy_trusts(tmp_path, p2
     d = decide(tmp_path, spec, family.tuned)
     assert_denied(d, "lineage-denied")
     assert [x.allowed for x in d.lineage] == [False]
+
+
+def test_inputs_without_a_sha256_digest_are_each_checked(tmp_path, p256):
+    """Two datasets recorded by URI alone (another tool's statement, a sha512 digest):
+    the first must not stand for the second."""
+    from provenance.attest import attest
+    from provenance.signing import KeySigner
+
+    model = make_model(tmp_path / "m")
+    signer = KeySigner.from_file(p256.private)
+    provenance.sign(model, signer)
+
+    def dep(uri: str) -> dict[str, Any]:
+        return {
+            "uri": uri,
+            "digest": {"sha512": "ab" * 64},
+            "annotations": {"role": "training-data"},
+        }
+
+    predicate = {
+        "buildDefinition": {
+            "buildType": "https://ml-provenance.dev/training/v1",
+            "externalParameters": {"kind": "training"},
+            "resolvedDependencies": [
+                dep("https://data.example.com/licensed"),
+                dep("https://scraped.example/anything"),
+            ],
+        },
+        "runDetails": {"builder": {"id": "https://ci.example.com/training"}},
+    }
+    attest(model, "https://slsa.dev/provenance/v1", predicate, signer)
+    spec = {
+        "version": 1,
+        "signers": [{"key": str(p256.public)}],
+        "lineage": {"datasets": {"uris": ["https://data.example.com/*"]}},
+    }
+    d = decide(tmp_path, spec, model)
+    assert_denied(d, "lineage-denied")
+    assert [x.allowed for x in d.lineage] == [True, False]

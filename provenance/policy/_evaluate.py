@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import fnmatch
 import hashlib
+import json
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -742,9 +743,11 @@ class _Evaluation:
                 if kind is None:
                     continue
                 digest = (desc.digest.get("sha256") or "").lower()
-                if (role, digest) in seen_inputs:
+                # One input once: by its SHA-256, else (none recorded) by all it says.
+                same = (role, digest or json.dumps(desc.to_json(), sort_keys=True))
+                if same in seen_inputs:
                     continue
-                seen_inputs.add((role, digest))
+                seen_inputs.add(same)
                 out.append(self._input(kind, where, role, desc, digest, base, depth_left))
         for where, kind in (
             ("lineage.base_models", rules.base_models),
