@@ -228,3 +228,21 @@ def test_inputs_without_a_sha256_digest_are_each_checked(tmp_path, p256):
     d = decide(tmp_path, spec, model)
     assert_denied(d, "lineage-denied")
     assert [x.allowed for x in d.lineage] == [True, False]
+
+
+# ---------------------------------------------------------------- revocation spellings
+
+from test_policy import keyless, sigstore_rule  # noqa: E402,F401  (a session fixture)
+
+
+def test_a_revoked_identity_is_revoked_however_the_list_spells_it(tmp_path, keyless):  # noqa: F811
+    """An incident list written by hand: other letter case, a stray space, the issuer
+    with a trailing slash. A revocation that silently matches nothing fails open."""
+    spec = {
+        "version": 1,
+        "signers": [sigstore_rule(keyless)],
+        "revocations": {
+            "identities": [{"identity": " Alice@Example.COM ", "issuer": keyless.issuer + "/"}]
+        },
+    }
+    assert_denied(decide(tmp_path, spec, keyless.model), "revoked-identity")

@@ -275,8 +275,8 @@ def revoked(signer: SignerInfo, revocations: Sequence[Revocation]) -> list[tuple
             what = f"key {r.value[:16]}"
         elif (
             r.kind == "identity"
-            and signer.identity == r.value
-            and (r.issuer is None or r.issuer == signer.issuer)
+            and _loose(signer.identity) == _loose(r.value)
+            and (r.issuer is None or _loose(r.issuer) == _loose(signer.issuer))
         ):
             what = f"identity {r.value}"
         elif r.kind == "serial":
@@ -304,6 +304,14 @@ def revoked(signer: SignerInfo, revocations: Sequence[Revocation]) -> list[tuple
             why += f" ({r.reason})"
         out.append((r, why))
     return out
+
+
+def _loose(text: str | None) -> str | None:
+    """An identity or issuer as a revocation compares it: no surrounding blanks, no
+    trailing slash, letter case folded. A revocation should deny what it names
+    however a hand-written incident list spells it; matching a little more fails
+    closed, matching nothing fails open."""
+    return text.strip().rstrip("/").casefold() if text is not None else None
 
 
 def _serials(signer: SignerInfo) -> set[str]:
