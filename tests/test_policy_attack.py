@@ -246,3 +246,24 @@ def test_a_revoked_identity_is_revoked_however_the_list_spells_it(tmp_path, keyl
         },
     }
     assert_denied(decide(tmp_path, spec, keyless.model), "revoked-identity")
+
+
+def test_a_revoked_key_fingerprint_denies_a_keyless_signature_with_that_key(tmp_path, keyless):  # noqa: F811
+    """revocations.keys: "in any signature (certificate leaves and keyless certificates too)"."""
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from provenance.bundle import Bundle
+
+    leaf = x509.load_der_x509_certificate(Bundle.read(keyless.model / "model.sig").certificates[0])
+    spki = leaf.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    spec = {
+        "version": 1,
+        "signers": [sigstore_rule(keyless)],
+        "revocations": {"keys": [{"fingerprint": hashlib.sha256(spki).hexdigest()}]},
+    }
+    assert_denied(decide(tmp_path, spec, keyless.model), "revoked-key")
