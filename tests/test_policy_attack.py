@@ -267,3 +267,35 @@ def test_a_revoked_key_fingerprint_denies_a_keyless_signature_with_that_key(tmp_
         "revocations": {"keys": [{"fingerprint": hashlib.sha256(spki).hexdigest()}]},
     }
     assert_denied(decide(tmp_path, spec, keyless.model), "revoked-key")
+
+
+# ---------------------------------------------------------------- formats
+
+
+def _object_npy() -> bytes:
+    """A .npy of Python objects: numpy.load(allow_pickle=True) unpickles what follows."""
+    import pickle
+
+    header = b"{'descr': '|O', 'fortran_order': False, 'shape': (1,), }"
+    header += b" " * (-(len(header) + 11) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + pickle.dumps([1])
+
+
+def test_an_allow_list_without_pickle_refuses_a_pickle_based_file_of_an_allowed_format(
+    tmp_path, p256
+):
+    """`allow: [numpy, ...]` allows arrays, not pickles dressed as arrays."""
+    from provenance.signing import KeySigner
+
+    model = make_model(tmp_path / "m")
+    provenance.sign(model, KeySigner.from_file(p256.private))
+    (model / "extra.npy").write_bytes(_object_npy())  # unsigned, allowed by a careless glob
+    spec = {
+        "version": 1,
+        "signers": [{"key": str(p256.public)}],
+        "files": {
+            "allow_unsigned": ["*.npy"],
+            "formats": {"allow": ["numpy", "json", "text", "unknown"]},
+        },
+    }
+    assert_denied(decide(tmp_path, spec, model), "format-not-allowed")

@@ -501,6 +501,25 @@ class _Evaluation:
                     name,
                 )
                 bad += 1
+            elif (
+                rules.allow is not None
+                and found.pickle_based
+                and fmt not in formats.PICKLE_BASED
+                and "pickle" not in rules.allow
+            ):
+                # An allow list is what may load; a pickle inside an allowed format (an
+                # object-dtype .npy, a zip whose listing could not rule out data.pkl)
+                # is a pickle, allowed only when the list says pickle (or its format
+                # is one that is always pickle-based, named on purpose).
+                detail = f" ({found.detail})" if found.detail else ""
+                self.reason(
+                    "format-not-allowed",
+                    "files.formats.allow",
+                    f"'{name}' is {fmt}{detail} that loads through pickle, and the allowed "
+                    f"formats ({', '.join(rules.allow)}) do not include pickle",
+                    name,
+                )
+                bad += 1
         self.held("files.formats", not bad, f"{len(names) - bad} of {len(names)} file(s) allowed")
 
     # ------------------------------------------------------------ digest rules
