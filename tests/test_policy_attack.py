@@ -299,3 +299,57 @@ def test_an_allow_list_without_pickle_refuses_a_pickle_based_file_of_an_allowed_
         },
     }
     assert_denied(decide(tmp_path, spec, model), "format-not-allowed")
+
+
+# ---------------------------------------------------------------- predicate schemas
+
+
+def _evaluated(tmp_path: Path, p256: Any) -> Path:
+    from provenance.attest import attest
+    from provenance.signing import KeySigner
+
+    model = make_model(tmp_path / "m")
+    signer = KeySigner.from_file(p256.private)
+    provenance.sign(model, signer)
+    predicate = {
+        "metrics": [{"name": "accuracy", "value": 0.91}],
+        "evaluatedOn": "2026-01-01T00:00:00Z",
+    }
+    attest(model, "https://ml-provenance.dev/evaluation/v1", predicate, signer)
+    return model
+
+
+def _predicate_policy(p256: Any, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "signers": [{"key": str(p256.public)}],
+        "attestations": [{"type": "evaluation", "predicate": schema}],
+    }
+
+
+def test_a_predicate_schema_referring_to_nothing_is_refused_when_loaded(tmp_path, p256):
+    import pytest
+
+    for schema in (
+        {"properties": {"metrics": {"$ref": "#/$defs/missing"}}},
+        {"properties": {"metrics": {"$ref": "#nowhere"}}},
+        {"$defs": {"a": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"},  # a loop
+    ):
+        path = tmp_path / "p.yaml"
+        path.write_text(yaml.safe_dump(_predicate_policy(p256, schema)))
+        with pytest.raises(policy.PolicyError, match="predicate"):
+            policy.load(path)
+
+
+def test_a_predicate_schema_that_cannot_be_evaluated_is_a_denial_not_a_traceback(tmp_path, p256):
+    """A loop the loader's probe does not reach (under a property only values have)."""
+    model = _evaluated(tmp_path, p256)
+    schema = {
+        "$defs": {"loop": {"allOf": [{"$ref": "#/$defs/loop"}]}},
+        "properties": {"metrics": {"$ref": "#/$defs/loop"}},
+    }
+    d = policy.evaluate(
+        policy.loads(yaml.safe_dump(_predicate_policy(p256, schema)), base=tmp_path, source="p"),
+        model,
+    )
+    assert_denied(d, "attestation-unsatisfied")

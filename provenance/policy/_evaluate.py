@@ -926,10 +926,17 @@ def _type_name(uri: str) -> str:
 
 def _schema_problems(schema: dict[str, object], predicate: object) -> list[str]:
     from jsonschema import Draft202012Validator
+    from referencing.exceptions import Unresolvable
 
     validator = Draft202012Validator(schema)
+    try:
+        errors = sorted(validator.iter_errors(predicate), key=lambda e: list(e.absolute_path))
+    except (RecursionError, Unresolvable) as e:
+        # The policy's schema, not the attestation, is at fault; still a denial.
+        what = "it loops" if isinstance(e, RecursionError) else str(e)[:200]
+        return [f"the policy's predicate schema cannot be evaluated on this predicate ({what})"]
     out = []
-    for e in sorted(validator.iter_errors(predicate), key=lambda e: list(e.absolute_path)):
+    for e in errors:
         where = "predicate" + "".join(
             f"[{p}]" if isinstance(p, int) else f".{p}" for p in e.absolute_path
         )
