@@ -931,9 +931,9 @@ def _schema_problems(schema: dict[str, object], predicate: object) -> list[str]:
     validator = Draft202012Validator(schema)
     try:
         errors = sorted(validator.iter_errors(predicate), key=lambda e: list(e.absolute_path))
-    except (RecursionError, Unresolvable) as e:
+    except (RecursionError, Unresolvable) as failure:
         # The policy's schema, not the attestation, is at fault; still a denial.
-        what = "it loops" if isinstance(e, RecursionError) else str(e)[:200]
+        what = "it loops" if isinstance(failure, RecursionError) else str(failure)[:200]
         return [f"the policy's predicate schema cannot be evaluated on this predicate ({what})"]
     out = []
     for e in errors:

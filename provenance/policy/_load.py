@@ -972,7 +972,8 @@ class _Builder:
             # recurses on any value: try the schema on the simplest ones now.
             try:
                 validator = Draft202012Validator(schema)
-                for probe in (None, {}, []):
+                probes: tuple[Any, ...] = (None, {}, [])
+                for probe in probes:
                     for _ in validator.iter_errors(probe):
                         break
             except RecursionError:
