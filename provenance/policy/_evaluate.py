@@ -12,9 +12,10 @@ from __future__ import annotations
 import datetime
 import fnmatch
 import hashlib
+import json
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -364,18 +365,12 @@ class _Evaluation:
                 hashlib.sha256(v.payload_type.encode() + b"\0" + v.payload).digest(), []
             ).append((where, v))
         best: list[tuple[Path, Verified]] = []
-        best_count = 0
-        for members in groups.values():
-            count = len({v.signer.principal for _, v in members})
-            primary_in = any(w == sig_path for w, _ in members)
-            if count > best_count or (count == best_count and primary_in):
-                best, best_count = members, count
         signers: list[SignerInfo] = []
-        principals: set[str] = set()
-        for _, v in best:
-            if v.signer.principal not in principals:
-                principals.add(v.signer.principal)
-                signers.append(v.signer)
+        for members in groups.values():
+            counted = _distinct_entries(members, trust)
+            primary_in = any(w == sig_path for w, _ in members)
+            if len(counted) > len(signers) or (len(counted) == len(signers) and primary_in):
+                best, signers = members, counted
         for members in groups.values():
             if members is not best:
                 for w, v in members:
@@ -553,6 +548,25 @@ class _Evaluation:
                     "format-not-allowed",
                     "files.formats.allow",
                     f"'{name}' is {fmt}, not one of the allowed formats ({', '.join(rules.allow)})",
+                    name,
+                )
+                bad += 1
+            elif (
+                rules.allow is not None
+                and found.pickle_based
+                and fmt not in formats.PICKLE_BASED
+                and "pickle" not in rules.allow
+            ):
+                # An allow list is what may load; a pickle inside an allowed format (an
+                # object-dtype .npy, a zip whose listing could not rule out data.pkl)
+                # is a pickle, allowed only when the list says pickle (or its format
+                # is one that is always pickle-based, named on purpose).
+                detail = f" ({found.detail})" if found.detail else ""
+                self.reason(
+                    "format-not-allowed",
+                    "files.formats.allow",
+                    f"'{name}' is {fmt}{detail} that loads through pickle, and the allowed "
+                    f"formats ({', '.join(rules.allow)}) do not include pickle",
                     name,
                 )
                 bad += 1
@@ -811,9 +825,11 @@ class _Evaluation:
                 if kind is None:
                     continue
                 digest = (desc.digest.get("sha256") or "").lower()
-                if (role, digest) in seen_inputs:
+                # One input once: by its SHA-256, else (none recorded) by all it says.
+                same = (role, digest or json.dumps(desc.to_json(), sort_keys=True))
+                if same in seen_inputs:
                     continue
-                seen_inputs.add((role, digest))
+                seen_inputs.add(same)
                 out.append(self._input(kind, where, role, desc, digest, base, depth_left))
         for where, kind in (
             ("lineage.base_models", rules.base_models),
@@ -838,6 +854,12 @@ class _Evaluation:
     ) -> LineageDecision:
         name = desc.name or desc.uri or desc.path or digest[:16]
         label = f"{role} '{name}'"
+        # Revocations deny an input whatever allows it (its digest, its URI, its policy).
+        for r in self.policy.revocations:
+            if r.kind == "digest" and digest and r.value == digest:
+                why = f"sha256:{digest} is revoked" + (f" ({r.reason})" if r.reason else "")
+                self.reason("revoked-digest", r.where, f"{label} is not allowed: {why}", name)
+                return LineageDecision(role, name, digest, desc.path, False, why)
         if digest and digest in rules.digests:
             return LineageDecision(role, name, digest, desc.path, True, "digest listed")
         if desc.uri and any(fnmatch.fnmatchcase(desc.uri, u) for u in rules.uris):
@@ -852,8 +874,16 @@ class _Evaluation:
                 elif os.path.realpath(local) in self.seen:
                     why = "it names a model already on this lineage path (a cycle)"
                 else:
+                    # What this policy revokes is revoked down its lineage too, also
+                    # where the nested policy (older, shared) does not say so.
+                    inherited = tuple(
+                        r for r in self.policy.revocations if r not in rules.policy.revocations
+                    )
                     nested = _Evaluation(
-                        rules.policy,
+                        replace(
+                            rules.policy,
+                            revocations=(*rules.policy.revocations, *inherited),
+                        ),
                         local,
                         self.now,
                         self.workers,
@@ -887,6 +917,37 @@ class _Evaluation:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _distinct_entries(members: list[tuple[Path, Verified]], trust: Trust) -> list[SignerInfo]:
+    """The signers a threshold counts: distinct people, each for an entry of its own.
+
+    A threshold is of distinct entries of ``signers``: two people whom one
+    entry accepts (two certificates under its root, two identities its
+    regexp matches) satisfy that entry once. So signers are matched to the
+    entries that accepted them, each entry to at most one signer, and the
+    largest such matching counts (augmenting paths; at most 64 of each).
+    """
+    accepts: dict[str, set[int]] = {}
+    first: dict[str, SignerInfo] = {}
+    for _, v in members:
+        accepts.setdefault(v.signer.principal, set()).update(trust.acceptors(v.signer))
+        first.setdefault(v.signer.principal, v.signer)
+    owner: dict[int, str] = {}
+
+    def assign(who: str, tried: set[int]) -> bool:
+        for i in sorted(accepts[who]):
+            if i not in tried:
+                tried.add(i)
+                if i not in owner or assign(owner[i], tried):
+                    owner[i] = who
+                    return True
+        return False
+
+    for who in accepts:
+        assign(who, set())
+    matched = set(owner.values())
+    return [first[who] for who in accepts if who in matched]
 
 
 def _read_signatures(sig_path: Path) -> list[tuple[Path, Bundle | InputError]]:
@@ -928,10 +989,17 @@ def _type_name(uri: str) -> str:
 
 def _schema_problems(schema: dict[str, object], predicate: object) -> list[str]:
     from jsonschema import Draft202012Validator
+    from referencing.exceptions import Unresolvable
 
     validator = Draft202012Validator(schema)
+    try:
+        errors = sorted(validator.iter_errors(predicate), key=lambda e: list(e.absolute_path))
+    except (RecursionError, Unresolvable) as failure:
+        # The policy's schema, not the attestation, is at fault; still a denial.
+        what = "it loops" if isinstance(failure, RecursionError) else str(failure)[:200]
+        return [f"the policy's predicate schema cannot be evaluated on this predicate ({what})"]
     out = []
-    for e in sorted(validator.iter_errors(predicate), key=lambda e: list(e.absolute_path)):
+    for e in errors:
         where = "predicate" + "".join(
             f"[{p}]" if isinstance(p, int) else f".{p}" for p in e.absolute_path
         )

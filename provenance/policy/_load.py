@@ -965,6 +965,13 @@ class _Builder:
             self.fail((*path, *e.absolute_path), f"not a valid JSON Schema: {e.message}")
             return False
         ok = True
+        for at, key in _ids(schema, ()):
+            self.fail(
+                (*path, *at),
+                f"{key} inside a predicate schema is not allowed: it changes what '#' refers to",
+            )
+            ok = False
+        anchors = {name for _, name in _anchors(schema)}
         for at, ref in _refs(schema, ()):
             if not ref.startswith("#"):
                 self.fail(
@@ -972,6 +979,21 @@ class _Builder:
                     f"refers outside the schema ({ref!r}); only references inside it "
                     "(#/$defs/...) are allowed, so nothing is fetched",
                 )
+                ok = False
+            elif not _resolves(schema, ref[1:], anchors):
+                self.fail((*path, *at), f"refers to nothing in the schema ({ref!r})")
+                ok = False
+        if ok:
+            # A reference that leads back to itself without descending into the value
+            # recurses on any value: try the schema on the simplest ones now.
+            try:
+                validator = Draft202012Validator(schema)
+                probes: tuple[Any, ...] = (None, {}, [])
+                for probe in probes:
+                    for _ in validator.iter_errors(probe):
+                        break
+            except RecursionError:
+                self.fail(path, "refers to itself without descending into the value (a loop)")
                 ok = False
         return ok
 
@@ -1138,6 +1160,53 @@ class _Builder:
                 )
             )
         return out
+
+
+def _ids(value: Any, at: JsonPath, root: bool = True) -> Iterable[tuple[JsonPath, str]]:
+    """Every ``$id`` below the root of a schema (not inside literal values: ``const``...)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "$id" and not root and isinstance(item, str):
+                yield (*at, key), key
+            elif key not in ("enum", "const", "default", "examples"):
+                yield from _ids(item, (*at, key), False)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _ids(item, (*at, i), False)
+
+
+def _anchors(value: Any) -> Iterable[tuple[str, str]]:
+    """Every ``$anchor`` / ``$dynamicAnchor`` name in a schema."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in ("$anchor", "$dynamicAnchor") and isinstance(item, str):
+                yield key, item
+            else:
+                yield from _anchors(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _anchors(item)
+
+
+def _resolves(schema: Any, fragment: str, anchors: set[str]) -> bool:
+    """Whether ``#fragment`` names something in the schema (a JSON pointer or an anchor)."""
+    from urllib.parse import unquote
+
+    fragment = unquote(fragment)
+    if not fragment:
+        return True
+    if not fragment.startswith("/"):
+        return fragment in anchors
+    node = schema
+    for part in fragment[1:].split("/"):
+        part = part.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return False
+    return True
 
 
 def _refs(value: Any, at: JsonPath) -> Iterable[tuple[JsonPath, str]]:

@@ -270,13 +270,18 @@ def revoked(signer: SignerInfo, revocations: Sequence[Revocation]) -> list[tuple
     """The revocations that deny this signer, each with the words of why."""
     out: list[tuple[Revocation, str]] = []
     serials: set[str] | None = None
+    keys: set[str] | None = None
     for r in revocations:
-        if r.kind == "key" and signer.key_fingerprint == r.value:
+        if r.kind == "key":
+            if keys is None:
+                keys = _key_fingerprints(signer)
+            if r.value not in keys:
+                continue
             what = f"key {r.value[:16]}"
         elif (
             r.kind == "identity"
-            and signer.identity == r.value
-            and (r.issuer is None or r.issuer == signer.issuer)
+            and _loose(signer.identity) == _loose(r.value)
+            and (r.issuer is None or _loose(r.issuer) == _loose(signer.issuer))
         ):
             what = f"identity {r.value}"
         elif r.kind == "serial":
@@ -303,6 +308,35 @@ def revoked(signer: SignerInfo, revocations: Sequence[Revocation]) -> list[tuple
         if r.reason:
             why += f" ({r.reason})"
         out.append((r, why))
+    return out
+
+
+def _loose(text: str | None) -> str | None:
+    """An identity or issuer as a revocation compares it: no surrounding blanks, no
+    trailing slash, letter case folded. A revocation should deny what it names
+    however a hand-written incident list spells it; matching a little more fails
+    closed, matching nothing fails open."""
+    return text.strip().rstrip("/").casefold() if text is not None else None
+
+
+def _key_fingerprints(signer: SignerInfo) -> set[str]:
+    """The signing key's fingerprint, also where the signer's description has none
+    (a keyless certificate's ephemeral key): the leaf's, read from the chain."""
+    out = {signer.key_fingerprint} if signer.key_fingerprint else set()
+    if signer.certificate_chain:
+        import hashlib
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+
+        try:
+            key = x509.load_der_x509_certificate(signer.certificate_chain[0]).public_key()
+            pem = key.public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        except (ValueError, TypeError):
+            return out
+        out.add(hashlib.sha256(pem).hexdigest())
     return out
 
 

@@ -12,6 +12,7 @@ composed with :class:`AllOf` / :class:`AnyOf` (the ``sigstore`` ones).
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
@@ -505,8 +506,6 @@ def keyless_info(bundle: Bundle) -> SignerInfo:
     Read, not verified: after :meth:`SigstoreVerifier.verify` they are the
     verified certificate's; for ``inspect`` they are claims.
     """
-    import datetime
-
     from cryptography import x509
 
     from provenance.signing._certs import unreadable_certificate_errors
@@ -525,21 +524,26 @@ def keyless_info(bundle: Bundle) -> SignerInfo:
     issuer = issuer_of(leaf)
     material = bundle.raw.get("verificationMaterial", {})
     material = material if isinstance(material, dict) else {}
-    log_index = signed_at = None
+    log_index = None
+    # Every time the bundle claims: the log's integrated time, each RFC 3161
+    # timestamp's. Sigstore accepts a bundle when one of them verifies and skips
+    # those that do not, so the one shown is the latest: never earlier than a
+    # verified one, whatever earlier times were added (a `since` revocation
+    # cannot be dodged by backdating).
+    times: list[datetime.datetime] = []
     entries = material.get("tlogEntries") or []
     if isinstance(entries, list) and entries and isinstance(entries[0], dict):
         entry = entries[0]
         log_index = _int_or_none(entry.get("logIndex"))
         integrated = _int_or_none(entry.get("integratedTime"))
         if integrated and 0 < integrated < 253402300800:
-            signed_at = format_time(
-                datetime.datetime.fromtimestamp(integrated, datetime.timezone.utc)
-            )
+            times.append(datetime.datetime.fromtimestamp(integrated, datetime.timezone.utc))
     data = material.get("timestampVerificationData")
     timestamps = data.get("rfc3161Timestamps") if isinstance(data, dict) else None
-    if isinstance(timestamps, list) and timestamps and signed_at is None:
-        # Rekor v2 entries carry no time; the timestamp does.
-        signed_at = _timestamp_time(timestamps[0])
+    if isinstance(timestamps, list):
+        # Rekor v2 entries carry no time; the timestamps do (Sigstore reads at most 32).
+        times.extend(t for t in map(_timestamp_time, timestamps[:_MAX_TIMESTAMPS]) if t)
+    signed_at = format_time(max(times)) if times else None
     return SignerInfo(
         kind="keyless",
         description=f"{identity} (issuer {issuer or 'unknown'})",
@@ -554,8 +558,12 @@ def keyless_info(bundle: Bundle) -> SignerInfo:
     )
 
 
-def _timestamp_time(timestamp: Any) -> str | None:
-    """genTime of an RFC 3161 timestamp, read (not verified)."""
+#: The most RFC 3161 timestamps Sigstore reads from one bundle (more fail verification).
+_MAX_TIMESTAMPS = 32
+
+
+def _timestamp_time(timestamp: Any) -> datetime.datetime | None:
+    """genTime of an RFC 3161 timestamp, read (not verified), in UTC."""
     import base64
 
     try:
@@ -563,9 +571,9 @@ def _timestamp_time(timestamp: Any) -> str | None:
 
         raw = base64.b64decode(timestamp["signedTimestamp"])
         when = decode_timestamp_response(raw).tst_info.gen_time
+        return when if when.tzinfo else when.replace(tzinfo=datetime.timezone.utc)
     except Exception:
         return None
-    return format_time(when)
 
 
 def _int_or_none(value: Any) -> int | None:
