@@ -1789,3 +1789,75 @@ def test_decision_json_matches_its_schema(tmp_path, signed, release, family, tra
         assert not schema_errors("decision.schema.json", data), schema_errors(
             "decision.schema.json", data
         )
+
+
+# ---------------------------------------------------------------- newcomer-review fixes
+
+
+def test_a_misspelt_format_name_is_an_error_not_a_silent_pass(tmp_path, release):
+    path = write_policy(
+        tmp_path,
+        {
+            "version": 1,
+            "signers": [key_signer(release)],
+            "files": {"formats": {"deny": ["pickel"]}},
+        },
+    )
+    with pytest.raises(policy.PolicyError) as e:
+        policy.load(path)
+    assert "files.formats.deny[0]" in str(e.value.details)
+    assert "did you mean 'pickle'" in str(e.value.details)
+
+
+def test_a_newer_failing_evaluation_supersedes_an_older_passing_one(
+    tmp_path, signed, release, evaluations
+):
+    """Same metrics on the same data: the newest counts (by its time, then its line), so
+    an old pass cannot hide a new failure."""
+    older_pass, newer_fail = tmp_path / "pass.jsonl", tmp_path / "fail.jsonl"
+    attest_cli("eval", signed.model, release, older_pass, "--metric", "accuracy=0.95",
+               "--threshold", "accuracy>=0.9")  # fmt: skip
+    attest_cli("eval", signed.model, release, newer_fail, "--metric", "accuracy=0.83",
+               "--threshold", "accuracy>=0.9")  # fmt: skip
+    both = tmp_path / "both.jsonl"
+    both.write_bytes(older_pass.read_bytes() + newer_fail.read_bytes())
+    spec = {
+        "version": 1,
+        "signers": [key_signer(release)],
+        "attestations": [{"type": "evaluation", "thresholds": "enforce"}],
+    }
+    d = decide(tmp_path, spec, signed.model, attestations_path=both)
+    assert_denied(d, "attestation-unsatisfied", "attestations[0]", "0.83")
+    assert any("superseded by line 2" in x.message for x in d.reasons), shown(d)
+    # Each on its own: the passing one allows.
+    assert_allowed(decide(tmp_path, spec, signed.model, attestations_path=older_pass))
+
+
+def test_evaluate_takes_a_policy_path(tmp_path, signed, release):
+    path = write_policy(tmp_path, {"version": 1, "signers": [key_signer(release)]})
+    assert policy.evaluate(path, signed.model).allowed
+    assert policy.evaluate(str(path), signed.model).allowed
+    with pytest.raises(TypeError, match="Policy or a path"):
+        policy.evaluate(42, signed.model)  # type: ignore[arg-type]
+
+
+def test_threshold_reason_names_the_signer_missing(tmp_path, three):
+    model = make_model(tmp_path / "m")
+    sign(model, three[0])
+    d = decide(tmp_path, two_of_three(three), model)
+    r = assert_denied(d, "threshold-not-met", "threshold", "not signed by", "--cosign")
+    assert "no signature" not in r.message
+
+
+def test_no_signature_at_all_says_so(tmp_path, release):
+    model = make_model(tmp_path / "m")
+    d = decide(tmp_path, {"version": 1, "signers": [key_signer(release)]}, model)
+    assert_denied(d, "threshold-not-met", "signers", "has no signature", "--signature")
+
+
+def test_a_nested_policy_in_warn_mode_does_not_loosen_lineage(tmp_path, release, p384):
+    fam = make_family(tmp_path / "fam", p384, release)
+    nested = {"version": 1, "mode": "warn", "signers": [key_signer(release)]}  # wrong signer
+    spec = lineage_policy(release, {"base_models": {"policy": nested}})
+    d = decide(tmp_path, spec, fam.tuned)
+    assert_denied(d, "lineage-denied", "lineage.base_models")

@@ -705,6 +705,7 @@ class _Evaluation:
         allowed: set[int],
     ) -> AttestationCheck | None:
         failures: list[str] = []
+        superseded: list[str] = []  # said after the failures that decided
         checks = tuple(checks)
         # A newer evaluation of the same metrics on the same data replaces an
         # older one: an old pass must not hide a new failure.
@@ -717,7 +718,7 @@ class _Evaluation:
             if c.predicate_type != rule.predicate_type:
                 continue
             if c.line in newer:
-                failures.append(
+                superseded.append(
                     f"line {c.line}: superseded by line {newer[c.line]}, a newer evaluation "
                     "of the same metrics on the same data"
                 )
@@ -748,6 +749,7 @@ class _Evaluation:
             )
             return c
         what = _type_name(rule.predicate_type)
+        failures += superseded
         if failures:
             self.reason(
                 "attestation-unsatisfied",
@@ -896,7 +898,9 @@ class _Evaluation:
                     except ProvenanceError as e:
                         why = f"it cannot be checked ({e})"
                     else:
-                        if decision.allowed and decision.root_digest == digest:
+                        # The nested policy must pass: its warn or audit mode
+                        # cannot loosen the enforcing policy above it.
+                        if decision.allowed and decision.passed and decision.root_digest == digest:
                             return LineageDecision(
                                 role, name, digest, desc.path, True, "policy", decision
                             )
