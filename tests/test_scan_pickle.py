@@ -126,6 +126,7 @@ PLAIN = [
     (1, 2),
     (1, 2, 3),
     tuple(range(10)),
+    tuple(range(1000)),
     [],
     list(range(2000)),
     {},
@@ -666,6 +667,9 @@ def test_allowlisted_globals_called_outside_their_use_are_flagged() -> None:
         b"cnumpy.core.multiarray\n_reconstruct\n(c__builtin__\nset\n(K\x00tC\x01btR.",
         "pickle-call-arguments",
     )
+    # a tuple of arguments too long to keep: no allowlisted call takes one
+    many = b"(" + b"K\x01" * 100 + b"t"
+    assert_flagged(b"c__builtin__\nset\n" + many + b"R.", "pickle-call-arguments")
     # REDUCE whose arguments are not a tuple
     assert_flagged(b"c__builtin__\nset\n]R.", "pickle-call-arguments")
     # calling what a call returned, or a plain value

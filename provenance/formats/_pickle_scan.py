@@ -34,7 +34,9 @@ call the unpickler would make is known by name before it is judged:
 
 Bounds: at most :data:`MAX_OPCODES` opcodes, :data:`MAX_MEMO` memo
 entries, :data:`MAX_STACK` values on the stack and :data:`MAX_MARKS`
-nested marks per pickle; lines of at most :data:`MAX_LINE` bytes.
+nested marks per pickle; lines of at most :data:`MAX_LINE` bytes; the
+items of at most :data:`MAX_KEPT` tuple slots kept (so the values held are
+bounded by the stack, the memo and those slots, a few million at most).
 Arguments longer than :data:`READ_UP_TO` bytes are skipped by their length,
 never read; reads go in windows of :data:`WINDOW` bytes.
 
@@ -43,6 +45,16 @@ magic number, the protocol version, the system information, the data, the
 list of storage keys) then each storage's element count and raw bytes; each
 pickle is scanned, the storages are stepped over by their lengths (never
 read), and what is left over is a finding.
+
+Finding codes (all errors): ``pickle-global-denied``,
+``pickle-global-unresolved`` (a ``STACK_GLOBAL`` of values that are not two
+known strings), ``pickle-extension``, ``pickle-call-denied``,
+``pickle-call-arguments``, ``pickle-build-denied``,
+``pickle-container-denied``, ``pickle-persistent-id``,
+``pickle-out-of-band``, ``pickle-malformed``, ``pickle-truncated``,
+``pickle-limit``, ``pickle-trailing-data``, ``pickle-multiple``, and for
+files ``pickle-compressed``, ``pickle-legacy-structure``,
+``pickle-legacy-tar``.
 
 Known limits: the tar archive that torch wrote before 0.4 is reported as
 not scanned; compressed pickles (joblib) are reported as not scanned; a
@@ -79,6 +91,10 @@ MAX_STACK = 1 << 20
 MAX_MARKS = 10_000
 MAX_LINE = 64 << 10
 READ_UP_TO = 4096
+#: Tuples keep their items (for the checks of arguments and persistent ids)
+#: when they have at most this many, and while fewer than MAX_KEPT are kept.
+TUPLE_ITEMS_KEPT = 64
+MAX_KEPT = 1 << 21
 WINDOW = 1 << 20
 #: Findings kept per stream; more are counted in one last finding.
 MAX_FINDINGS = 64
@@ -462,6 +478,7 @@ class _Scanner:
         self.op_pos = start
         self.proto = 0
         self.fence = 0
+        self.kept = 0
         self.frame_end = -1
         self.stop_value: _V = _NONE
 
@@ -585,7 +602,8 @@ class _Scanner:
 
     # -- calls
 
-    def call(self, callee: _V, args: list[_V], how: str, role: int = _CALL) -> _V:
+    def call(self, callee: _V, args: object, how: str, role: int = _CALL) -> _V:
+        """The call ``how`` of ``callee`` with ``args`` (a list, or None: a long tuple)."""
         if callee.kind == K_UNKNOWN or (callee.kind == K_GLOBAL and not callee.data):
             return _UNKNOWN  # reported already
         if callee.kind != K_GLOBAL:
@@ -605,7 +623,7 @@ class _Scanner:
             return _UNKNOWN
         check = _ARGS.get(name)
         if check is not None:
-            wrong = check(args)
+            wrong = check(args) if isinstance(args, list) else "takes a few arguments"
             if wrong is not None:
                 self.add(
                     "pickle-call-arguments",
@@ -1029,9 +1047,17 @@ def _memoize(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object
 # -- containers
 
 
+def _tuple_value(s: _Scanner, items: list[_V]) -> _V:
+    """A tuple; its items are kept only when few (arguments, persistent ids, shapes)."""
+    if len(items) > TUPLE_ITEMS_KEPT or s.kept > MAX_KEPT:
+        return _V(K_TUPLE, None)
+    s.kept += len(items)
+    return _V(K_TUPLE, items)
+
+
 def _tuple_of(n: int) -> Handler:
     def build(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
-        stack.append(_V(K_TUPLE, _pop(s, stack, n)))
+        stack.append(_tuple_value(s, _pop(s, stack, n)))
         return None
 
     return build
@@ -1044,7 +1070,7 @@ _HANDLERS[0x87] = _tuple_of(3)
 
 @_op(b"t")
 def _tuple(s: _Scanner, stack: Stack, metastack: Marks, memo: dict[int, _V]) -> object:
-    stack.append(_V(K_TUPLE, _pop_mark(s, stack, metastack)))
+    stack.append(_tuple_value(s, _pop_mark(s, stack, metastack)))
     return None
 
 
@@ -1187,7 +1213,6 @@ def _reduce(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
             )
         stack.append(_UNKNOWN)
         return None
-    assert isinstance(args.data, list)
     stack.append(s.call(callee, args.data, "REDUCE"))
     return None
 
@@ -1195,7 +1220,7 @@ def _reduce(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
 @_op(b"\x81")
 def _newobj(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
     cls, args = _pop(s, stack, 2)
-    items = args.data if args.kind == K_TUPLE and isinstance(args.data, list) else []
+    items = args.data if args.kind == K_TUPLE else None
     stack.append(s.call(cls, items, "NEWOBJ", _NEW))
     return None
 
@@ -1203,7 +1228,7 @@ def _newobj(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
 @_op(b"\x92")
 def _newobj_ex(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
     cls, args, _kwargs = _pop(s, stack, 3)
-    items = args.data if args.kind == K_TUPLE and isinstance(args.data, list) else []
+    items = args.data if args.kind == K_TUPLE else None
     stack.append(s.call(cls, items, "NEWOBJ_EX", _NEW))
     return None
 
