@@ -1,17 +1,1470 @@
 """Pickle streams checked opcode by opcode against an allowlist of globals (issue 10).
 
-To be written: see the docstrings of the functions below for the contract.
+Nothing is unpickled, imported or called. The scanner reads the stream the
+way :mod:`pickle`'s unpickler would, opcode by opcode, and keeps a model of
+its stack and memo: every value is known by its kind (a string with its
+text when it is short, a number, a tuple with its items, a list, a dict, a
+global with its name, the result of a call with the name of what was
+called, a storage from a persistent id), so that every import and every
+call the unpickler would make is known by name before it is judged:
+
+* every ``GLOBAL``, ``INST`` and ``STACK_GLOBAL`` (its module and name
+  strings from wherever they were pushed, the memo included) is resolved to
+  ``module.name`` as the unpickler would (with Python 2's names mapped to
+  Python 3's below protocol 3) and must be in :data:`ALLOWED_GLOBALS`, or in
+  :attr:`ScanOptions.allow_globals`, exactly: both the name as written and
+  the name it maps to. A name with a dot (``os`` + ``path.join``, which
+  protocol 4 resolves attribute by attribute) is never allowed;
+* ``EXT1``/``EXT2``/``EXT4`` import whatever the loading process's
+  ``copyreg`` extension registry holds: never allowed;
+* a call (``REDUCE``, ``INST``, ``OBJ``, ``NEWOBJ``, ``NEWOBJ_EX``) must
+  call an allowlisted global allowed to be called (a storage class or
+  ``numpy.ndarray`` is allowed as a value, never called), with arguments of
+  the shape its files use (``bytearray`` of bytes, never of a count;
+  ``_codecs.encode`` of text to ``latin1`` only; ...); ``BUILD`` must apply
+  to what an allowlisted function returned that its files build
+  (an ``OrderedDict`` with a dict of attributes, a numpy array or dtype with
+  its state tuple); item assignment, ``APPEND`` and ``ADDITEMS`` must apply
+  to plain containers (on anything else they call its methods);
+* ``PERSID``/``BINPERSID`` are allowed only in torch files, with the
+  persistent id torch writes for a storage;
+* a parse error, an unknown opcode, a stack or memo the unpickler would
+  fault on, a truncated stream, out-of-band buffers, trailing data after
+  ``STOP`` when one pickle is expected, and each bound below are findings.
+
+Bounds: at most :data:`MAX_OPCODES` opcodes, :data:`MAX_MEMO` memo
+entries, :data:`MAX_STACK` values on the stack and :data:`MAX_MARKS`
+nested marks per pickle; lines of at most :data:`MAX_LINE` bytes; the
+items of at most :data:`MAX_KEPT` tuple slots kept (so the values held are
+bounded by the stack, the memo and those slots, a few million at most).
+Arguments longer than :data:`READ_UP_TO` bytes are skipped by their length,
+never read; reads go in windows of :data:`WINDOW` bytes.
+
+The legacy ``torch.save`` layout (before 1.6) is five pickles in a row (the
+magic number, the protocol version, the system information, the data, the
+list of storage keys) then each storage's element count and raw bytes; each
+pickle is scanned, the storages are stepped over by their lengths (never
+read), and what is left over is a finding.
+
+Finding codes (all errors): ``pickle-global-denied``,
+``pickle-global-unresolved`` (a ``STACK_GLOBAL`` of values that are not two
+known strings), ``pickle-extension``, ``pickle-call-denied``,
+``pickle-call-arguments``, ``pickle-build-denied``,
+``pickle-container-denied``, ``pickle-persistent-id``,
+``pickle-out-of-band``, ``pickle-malformed``, ``pickle-truncated``,
+``pickle-limit``, ``pickle-trailing-data``, ``pickle-multiple``, and for
+files ``pickle-compressed``, ``pickle-legacy-structure``,
+``pickle-legacy-tar``.
+
+Known limits: the tar archive that torch wrote before 0.4 is reported as
+not scanned; compressed pickles (joblib) are reported as not scanned; a
+value's identity through the memo is tracked, but not what a container
+holds once built (only tuples keep their items), so an allowlisted call
+that would take a value out of a container is not modelled: none of the
+allowlisted functions does.
 """
 
 from __future__ import annotations
 
+import _compat_pickle
+import codecs
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from provenance.formats._detect import Detected
+from provenance.formats._detect import Detected, _show
 from provenance.formats._scan import FormatFinding, ScanOptions, Source
+
+__all__ = [
+    "ALLOWED_GLOBALS",
+    "MAX_OPCODES",
+    "check_pickle_file",
+    "scan_pickle",
+    "scan_pickle_bytes",
+]
 
 #: ``read(offset, n) -> bytes``: bounded positional reads of whatever holds the stream.
 Reader = Callable[[int, int], bytes]
+
+MAX_OPCODES = 10_000_000
+MAX_MEMO = 1 << 20
+MAX_STACK = 1 << 20
+MAX_MARKS = 10_000
+MAX_LINE = 64 << 10
+READ_UP_TO = 4096
+#: Tuples keep their items (for the checks of arguments and persistent ids)
+#: when they have at most this many, and while fewer than MAX_KEPT are kept.
+TUPLE_ITEMS_KEPT = 64
+MAX_KEPT = 1 << 21
+WINDOW = 1 << 20
+#: Findings kept per stream; more are counted in one last finding.
+MAX_FINDINGS = 64
+#: Pickles looked at after the one expected (to say what the trailing data holds).
+MAX_EXTRA = 4
+
+HIGHEST_PROTOCOL = 5
+
+# ---------------------------------------------------------------- the allowlist
+
+# What an allowlisted global may be used for.
+_CALL = 1  # called by REDUCE (or INST/OBJ)
+_NEW = 2  # the class of NEWOBJ / NEWOBJ_EX (cls.__new__)
+_BUILD_DICT = 4  # what it returns takes BUILD with a dict of attributes
+_BUILD_TUPLE = 8  # what it returns takes BUILD with a state tuple (__setstate__)
+_STORAGE = 16  # the storage class of a torch persistent id
+_VALUE = 0  # only passed as a value (to an allowlisted call)
+_ANY = _CALL | _NEW | _BUILD_DICT | _BUILD_TUPLE | _STORAGE  # what the user allows
+
+_TORCH_STORAGES = {
+    # torch.save writes the storage of a tensor as a persistent id naming its
+    # class, which is its dtype (torch/storage.py, _dtype_to_storage_type_map);
+    # the class is looked up, never called. The element size steps over the
+    # raw storages of a legacy file. The quantized storages are left out: they
+    # come with _rebuild_qtensor, which is not allowed.
+    "torch.DoubleStorage": 8,
+    "torch.FloatStorage": 4,
+    "torch.HalfStorage": 2,
+    "torch.BFloat16Storage": 2,
+    "torch.LongStorage": 8,
+    "torch.IntStorage": 4,
+    "torch.ShortStorage": 2,
+    "torch.CharStorage": 1,
+    "torch.ByteStorage": 1,
+    "torch.BoolStorage": 1,
+    "torch.ComplexDoubleStorage": 16,
+    "torch.ComplexFloatStorage": 8,
+    # the dtypes torch.storage._new_dtypes() lists are saved as untyped
+    # storage (a count of bytes) with the dtype among _rebuild_tensor_v3's arguments
+    "torch.storage.UntypedStorage": 1,
+}
+# The dtypes _rebuild_tensor_v3 names (torch.storage._new_dtypes()); a dtype
+# pickles as the global of its name. Values only.
+_TORCH_V3_DTYPES = (
+    "float8_e5m2",
+    "float8_e4m3fn",
+    "float8_e5m2fnuz",
+    "float8_e4m3fnuz",
+    "float8_e8m0fnu",
+    "float4_e2m1fn_x2",
+    "bits8",
+    "bits16",
+    "bits1x8",
+    "bits2x4",
+    "bits4x2",
+    "complex32",
+    "uint16",
+    "uint32",
+    "uint64",
+)
+
+_ROLES: dict[str, int] = {
+    # collections.OrderedDict: every torch state dict is one (REDUCE with no
+    # arguments, SETITEMS, and a BUILD with {'_metadata': ...}); an empty one
+    # is each tensor's backward hooks.
+    "collections.OrderedDict": _CALL | _BUILD_DICT,
+    # Plain data as pickle.dumps writes it (checked at protocols 0 to 5):
+    # set and frozenset below protocol 4, complex always, bytearray below 5;
+    # bytes below protocol 3 (b"" as bytes(), others as
+    # _codecs.encode(text, "latin1")). Below protocol 3 builtins are written
+    # __builtin__ (mapped to builtins by the unpickler).
+    "builtins.set": _CALL,
+    "__builtin__.set": _CALL,
+    "builtins.frozenset": _CALL,
+    "__builtin__.frozenset": _CALL,
+    "builtins.complex": _CALL,
+    "__builtin__.complex": _CALL,
+    "builtins.bytearray": _CALL,
+    "__builtin__.bytearray": _CALL,
+    "builtins.bytes": _CALL,
+    "__builtin__.bytes": _CALL,
+    "_codecs.encode": _CALL,
+    # numpy arrays, dtypes and scalars as numpy 1.x (numpy.core) and 2.x
+    # (numpy._core) pickle them: _reconstruct(ndarray, (0,), b"b") then BUILD
+    # with (version, shape, dtype, fortran, data); at protocol 5
+    # _frombuffer(data, dtype, shape, order); scalar(dtype, data);
+    # dtype(name, False, True) then BUILD with its state tuple.
+    "numpy.core.multiarray._reconstruct": _CALL | _BUILD_TUPLE,
+    "numpy._core.multiarray._reconstruct": _CALL | _BUILD_TUPLE,
+    "numpy.core.numeric._frombuffer": _CALL,
+    "numpy._core.numeric._frombuffer": _CALL,
+    "numpy.core.multiarray.scalar": _CALL,
+    "numpy._core.multiarray.scalar": _CALL,
+    "numpy.dtype": _CALL | _BUILD_TUPLE,
+    "numpy.ndarray": _VALUE,  # the first argument of _reconstruct
+    # torch tensors as torch.save writes them (torch/_tensor.py,
+    # _reduce_ex_internal, dense tensors): _rebuild_tensor_v2(storage, offset,
+    # size, stride, requires_grad, hooks[, metadata]); _rebuild_tensor_v3 with
+    # the dtype for the newer dtypes; _rebuild_tensor in files from before
+    # torch 0.4; nn.Parameter as _rebuild_parameter(tensor, requires_grad, hooks).
+    # Left out: torch.storage._load_from_bytes (a storage pickled by itself:
+    # it calls torch.load on its argument, a nested pickle with no
+    # allowlist), _rebuild_parameter_with_state and
+    # torch._tensor._rebuild_from_type_v2 (setattr of arbitrary attributes;
+    # the latter calls the function it is given), and the sparse, quantized,
+    # nested, meta and subclass rebuilds with torch.Size, torch.device and
+    # torch.serialization._get_layout (none is in a state dict of dense
+    # tensors). ScanOptions.allow_globals adds any of them by name.
+    "torch._utils._rebuild_tensor": _CALL,
+    "torch._utils._rebuild_tensor_v2": _CALL,
+    "torch._utils._rebuild_tensor_v3": _CALL,
+    "torch._utils._rebuild_parameter": _CALL,
+    **dict.fromkeys(_TORCH_STORAGES, _STORAGE),
+    **dict.fromkeys((f"torch.{d}" for d in _TORCH_V3_DTYPES), _VALUE),
+}
+# Left out on purpose: collections.defaultdict (its default factory is a
+# callable global, run later by whoever reads a missing key; allowing it
+# means allowing the factories too), slice, range, datetime and any class
+# instance (copyreg._reconstructor, NEWOBJ): none is in a state dict or an
+# array, and each is one more thing an exploit could use.
+
+#: Every global a pickle may name, exactly ``module.name``; see ``_ROLES``
+#: above for what each may be used for and why it is there.
+ALLOWED_GLOBALS: frozenset[str] = frozenset(_ROLES)
+
+_TORCH_FORMATS = frozenset({"pytorch-zip", "pytorch-legacy"})
+_TORCH_MAGIC = 0x1950A86A20F9469CFC6C
+_TORCH_PROTOCOL = 1001
+_TENSOR_REBUILDS = frozenset(
+    {
+        "torch._utils._rebuild_tensor",
+        "torch._utils._rebuild_tensor_v2",
+        "torch._utils._rebuild_tensor_v3",
+    }
+)
+
+# ---------------------------------------------------------------- values
+
+# value kinds
+(
+    K_NONE,
+    K_BOOL,
+    K_INT,
+    K_FLOAT,
+    K_STR,
+    K_BYTES,
+    K_TUPLE,
+    K_LIST,
+    K_DICT,
+    K_SET,
+    K_FROZENSET,
+    K_GLOBAL,
+    K_RESULT,
+    K_STORAGE,
+    K_UNKNOWN,
+    K_BUFFER,
+) = range(16)
+
+
+class _V:
+    """A value on the simulated stack: its kind and what is known of it."""
+
+    __slots__ = ("data", "kind", "name")
+
+    def __init__(self, kind: int, data: object = None, name: str | None = None) -> None:
+        self.kind = kind
+        #: K_STR: the text (None when too long to read); K_INT: the value
+        #: (None when too long); K_TUPLE: the list of items; K_GLOBAL: allowed.
+        self.data = data
+        #: K_GLOBAL: module.name; K_RESULT: what was called.
+        self.name = name
+
+
+_NONE = _V(K_NONE)
+_BOOL = _V(K_BOOL)
+_FLOAT = _V(K_FLOAT)
+_BYTES = _V(K_BYTES)
+_UNKNOWN = _V(K_UNKNOWN)  # what came of something already reported
+_EMPTY_TUPLE = _V(K_TUPLE, [])
+
+
+def _is_str(v: _V, text: str | None = None) -> bool:
+    return v.kind == K_STR and (text is None or v.data == text)
+
+
+def _is_bytes(v: _V) -> bool:
+    return v.kind == K_BYTES or (v.kind == K_RESULT and v.name == "_codecs.encode")
+
+
+def _is_result(v: _V, *names: str) -> bool:
+    return v.kind == K_RESULT and v.name in names
+
+
+def _describe(v: _V) -> str:
+    if v.kind == K_GLOBAL:
+        return f"the global '{v.name}'"
+    if v.kind == K_RESULT:
+        return f"what '{v.name}' returned"
+    return {
+        K_NONE: "None",
+        K_BOOL: "a bool",
+        K_INT: "an int",
+        K_FLOAT: "a float",
+        K_STR: "a str",
+        K_BYTES: "bytes",
+        K_TUPLE: "a tuple",
+        K_LIST: "a list",
+        K_DICT: "a dict",
+        K_SET: "a set",
+        K_FROZENSET: "a frozenset",
+        K_STORAGE: "a torch storage",
+        K_BUFFER: "a buffer",
+    }.get(v.kind, "an unknown value")
+
+
+# Argument checks of the allowlisted calls: None when the arguments have the
+# shape the files use, else what is wrong.
+def _args_ordered_dict(a: list[_V]) -> str | None:
+    return None if len(a) <= 1 else "takes at most one argument"
+
+
+def _args_one_iterable(a: list[_V]) -> str | None:
+    if len(a) == 0 or (len(a) == 1 and a[0].kind in (K_LIST, K_TUPLE, K_SET, K_FROZENSET)):
+        return None
+    return "takes nothing or a list"
+
+
+def _args_complex(a: list[_V]) -> str | None:
+    if len(a) <= 2 and all(v.kind in (K_INT, K_FLOAT, K_BOOL) for v in a):
+        return None
+    return "takes two numbers"
+
+
+def _args_bytearray(a: list[_V]) -> str | None:
+    # bytearray(n) allocates n bytes: only bytes are passed
+    if len(a) == 0 or (len(a) == 1 and _is_bytes(a[0])):
+        return None
+    return "takes nothing or bytes"
+
+
+def _args_bytes(a: list[_V]) -> str | None:
+    return None if not a else "takes no arguments"
+
+
+def _args_codecs_encode(a: list[_V]) -> str | None:
+    if len(a) == 2 and _is_str(a[0]) and _is_str(a[1], "latin1"):
+        return None
+    return "takes a str and 'latin1'"
+
+
+def _args_reconstruct(a: list[_V]) -> str | None:
+    if (
+        len(a) == 3
+        and a[0].kind == K_GLOBAL
+        and a[0].name == "numpy.ndarray"
+        and a[1].kind == K_TUPLE
+        and _is_bytes(a[2])
+    ):
+        return None
+    return "takes numpy.ndarray, a shape and bytes"
+
+
+def _is_dtype(v: _V) -> bool:
+    return _is_result(v, "numpy.dtype")
+
+
+def _args_frombuffer(a: list[_V]) -> str | None:
+    if (
+        len(a) == 4
+        and (_is_bytes(a[0]) or a[0].kind == K_BUFFER)
+        and _is_dtype(a[1])
+        and a[2].kind == K_TUPLE
+        and _is_str(a[3])
+    ):
+        return None
+    return "takes a buffer, a dtype, a shape and an order"
+
+
+def _args_scalar(a: list[_V]) -> str | None:
+    if 1 <= len(a) <= 2 and _is_dtype(a[0]):
+        return None
+    return "takes a dtype and its data"
+
+
+def _args_dtype(a: list[_V]) -> str | None:
+    if 1 <= len(a) <= 3 and _is_str(a[0]) and all(v.kind in (K_BOOL, K_INT) for v in a[1:]):
+        return None
+    return "takes a type code and two flags"
+
+
+def _args_rebuild(low: int, high: int) -> Callable[[list[_V]], str | None]:
+    def check(a: list[_V]) -> str | None:
+        if low <= len(a) <= high and a[0].kind == K_STORAGE:
+            return None
+        return f"takes a storage (a persistent id) and {low - 1} to {high - 1} more arguments"
+
+    return check
+
+
+def _args_parameter(a: list[_V]) -> str | None:
+    if len(a) == 3 and _is_result(a[0], *_TENSOR_REBUILDS):
+        return None
+    return "takes a tensor and two more arguments"
+
+
+_ARGS: dict[str, Callable[[list[_V]], str | None]] = {
+    "collections.OrderedDict": _args_ordered_dict,
+    "builtins.set": _args_one_iterable,
+    "builtins.frozenset": _args_one_iterable,
+    "builtins.complex": _args_complex,
+    "builtins.bytearray": _args_bytearray,
+    "builtins.bytes": _args_bytes,
+    "_codecs.encode": _args_codecs_encode,
+    "numpy.core.multiarray._reconstruct": _args_reconstruct,
+    "numpy._core.multiarray._reconstruct": _args_reconstruct,
+    "numpy.core.numeric._frombuffer": _args_frombuffer,
+    "numpy._core.numeric._frombuffer": _args_frombuffer,
+    "numpy.core.multiarray.scalar": _args_scalar,
+    "numpy._core.multiarray.scalar": _args_scalar,
+    "numpy.dtype": _args_dtype,
+    "torch._utils._rebuild_tensor": _args_rebuild(4, 4),
+    "torch._utils._rebuild_tensor_v2": _args_rebuild(6, 7),
+    "torch._utils._rebuild_tensor_v3": _args_rebuild(7, 8),
+    "torch._utils._rebuild_parameter": _args_parameter,
+}
+for _name in ("set", "frozenset", "complex", "bytearray", "bytes"):
+    _ARGS[f"__builtin__.{_name}"] = _ARGS[f"builtins.{_name}"]
+
+
+# ---------------------------------------------------------------- the scanner
+
+
+class _Stop(Exception):
+    """The walk of this pickle ends (a structural finding was made, or a bound hit)."""
+
+
+@dataclass
+class _Result:
+    findings: list[FormatFinding]
+    stop: int  # where the walk ended (after STOP when it stopped)
+    stopped: bool  # reached STOP
+    clean_structure: bool  # no malformed/truncated/limit finding
+    value: _V | None = None  # what STOP returned
+    #: torch storages named by persistent ids: key -> (storage class, count)
+    storages: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+
+_STRUCTURAL = frozenset({"pickle-malformed", "pickle-truncated", "pickle-limit"})
+
+
+class _Scanner:
+    def __init__(
+        self,
+        read: Reader,
+        start: int,
+        end: int,
+        *,
+        file: str,
+        fmt: str,
+        options: ScanOptions,
+        member: str | None,
+        layout: str | None,
+    ) -> None:
+        #: the torch layout whose persistent ids are allowed, if any
+        self.layout = layout
+        self.read_fn = read
+        self.pos = start
+        self.end = end
+        self.file = file
+        self.fmt = fmt
+        self.member = member
+        self.roles = dict(_ROLES)
+        for name in options.allow_globals:
+            self.roles[name] = self.roles.get(name, 0) | _ANY
+        self.buf = b""
+        self.base = start
+        self.findings: list[FormatFinding] = []
+        self.dropped = 0
+        self.seen: set[tuple[str, str]] = set()
+        self.storages: dict[str, tuple[str, int]] = {}
+        self.op_pos = start
+        self.proto = 0
+        self.fence = 0
+        self.kept = 0
+        self.frame_end = -1
+        self.stop_value: _V = _NONE
+
+    # -- findings
+
+    def add(self, code: str, message: str, offset: int | None = None) -> None:
+        key = (code, message)
+        if key in self.seen:
+            return
+        self.seen.add(key)
+        if len(self.findings) >= MAX_FINDINGS:
+            self.dropped += 1
+            return
+        self.findings.append(
+            FormatFinding(
+                self.file,
+                self.fmt,
+                code,
+                message,
+                offset=self.op_pos if offset is None else offset,
+                member=self.member,
+            )
+        )
+
+    def fail(self, code: str, message: str) -> _Stop:
+        self.add(code, f"{message} (byte {self.op_pos})")
+        return _Stop()
+
+    # -- reading
+
+    def _fill(self, pos: int, n: int) -> None:
+        want = min(max(n, WINDOW), max(self.end - pos, 0))
+        self.buf = self.read_fn(pos, want)
+        self.base = pos
+        if len(self.buf) < want:  # the file is shorter than it said
+            self.end = pos + len(self.buf)
+
+    def take(self, n: int) -> bytes:
+        """``n`` bytes at the current position (n is small), or a truncation finding."""
+        pos = self.pos
+        off = pos - self.base
+        if off < 0 or off + n > len(self.buf):
+            if pos + n > self.end:
+                raise self.fail("pickle-truncated", "the stream ends inside an opcode")
+            self._fill(pos, n)
+            off = 0
+            if len(self.buf) < n:
+                raise self.fail("pickle-truncated", "the file ends inside an opcode")
+        self.pos = pos + n
+        return self.buf[off : off + n]
+
+    def skip(self, n: int) -> None:
+        if self.pos + n > self.end:
+            raise self.fail(
+                "pickle-truncated",
+                f"an argument of {n} bytes runs past the end of the stream",
+            )
+        self.pos += n
+
+    def line(self) -> bytes:
+        """The line at the current position, without its newline."""
+        pos = self.pos
+        for attempt in range(2):
+            off = pos - self.base
+            if 0 <= off <= len(self.buf):
+                cut = self.buf.find(b"\n", off, off + MAX_LINE + 1)
+                if cut >= 0:
+                    self.pos = self.base + cut + 1
+                    return self.buf[off:cut]
+                if len(self.buf) - off > MAX_LINE:
+                    break
+                if self.base + len(self.buf) >= self.end:
+                    raise self.fail("pickle-truncated", "the stream ends inside a line argument")
+            if attempt == 0:
+                self._fill(pos, MAX_LINE + 1)
+        raise self.fail("pickle-limit", f"a line argument longer than {MAX_LINE} bytes")
+
+    def text(self, n: int) -> str | None:
+        """A UTF-8 argument of ``n`` bytes: its text when short, else skipped (None)."""
+        if n > READ_UP_TO:
+            self.skip(n)
+            return None
+        raw = self.take(n)
+        try:
+            return raw.decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError:
+            raise self.fail("pickle-malformed", "a string argument is not UTF-8") from None
+
+    def raw_string(self, n: int) -> str | None:
+        """A BINSTRING argument: bytes decoded as the unpickler would (ASCII or latin-1)."""
+        if n > READ_UP_TO:
+            self.skip(n)
+            return None
+        return self.take(n).decode("latin-1")
+
+    # -- names
+
+    def resolve(self, module: str, name: str, how: str) -> _V:
+        """The global ``module.name``, judged against the allowlist."""
+        written = f"{module}.{name}"
+        if self.proto < 3:
+            if (module, name) in _compat_pickle.NAME_MAPPING:
+                module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+            elif module in _compat_pickle.IMPORT_MAPPING:
+                module = _compat_pickle.IMPORT_MAPPING[module]
+        effective = f"{module}.{name}"
+        shown = _show_name(written)
+        if written != effective:
+            shown += f" (loaded as {_show_name(effective)})"
+        why = None
+        if "." in name:
+            why = "names an attribute path, which is never allowed"
+        elif not module or not name:
+            why = "is not a module and a name"
+        elif written not in self.roles or effective not in self.roles:
+            why = "is not in the allowlist"
+        if why is not None:
+            self.add("pickle-global-denied", f"{how} {shown} {why} (byte {self.op_pos})")
+            return _V(K_GLOBAL, False, effective)
+        return _V(K_GLOBAL, True, effective)
+
+    # -- calls
+
+    def call(self, callee: _V, args: object, how: str, role: int = _CALL) -> _V:
+        """The call ``how`` of ``callee`` with ``args`` (a list, or None: a long tuple)."""
+        if callee.kind == K_UNKNOWN or (callee.kind == K_GLOBAL and not callee.data):
+            return _UNKNOWN  # reported already
+        if callee.kind != K_GLOBAL:
+            self.add(
+                "pickle-call-denied",
+                f"{how} calls {_describe(callee)}, which is not an allowlisted global"
+                f" (byte {self.op_pos})",
+            )
+            return _UNKNOWN
+        name = callee.name or ""
+        if not self.roles.get(name, 0) & role:
+            self.add(
+                "pickle-call-denied",
+                f"{how} on {_show_name(name)}, which is allowlisted as a value,"
+                f" not to be {'called' if role == _CALL else 'instantiated'} (byte {self.op_pos})",
+            )
+            return _UNKNOWN
+        check = _ARGS.get(name)
+        if check is not None:
+            wrong = check(args) if isinstance(args, list) else "takes a few arguments"
+            if wrong is not None:
+                self.add(
+                    "pickle-call-arguments",
+                    f"{how} calls {_show_name(name)} with arguments outside the shape its"
+                    f" files use: it {wrong} (byte {self.op_pos})",
+                )
+                return _UNKNOWN
+        return _V(K_RESULT, None, name)
+
+    # -- the walk
+
+    def run(self) -> _Result:
+        self.proto = 0
+        stack: list[_V] = []
+        metastack: Marks = []
+        self.fence = 0
+        memo: dict[int, _V] = {}
+        frame_end = -1
+        ops = 0
+        value: _V | None = None
+        stopped = False
+        simple = _SIMPLE  # opcodes without an argument: no read, no frame change
+        handlers = _HANDLERS
+        pos = self.op_pos = self.pos
+        buf, base = self.buf, self.base
+        size = len(buf)
+        try:
+            while True:
+                ops += 1
+                if not ops & 0x3FF:  # the bounds, every 1024 opcodes (one pushes one value)
+                    self.op_pos = pos
+                    if ops > MAX_OPCODES:
+                        raise self.fail("pickle-limit", f"more than {MAX_OPCODES} opcodes")
+                    if len(stack) > MAX_STACK:
+                        raise self.fail(
+                            "pickle-limit", f"more than {MAX_STACK} values on the stack"
+                        )
+                off = pos - base
+                if 0 <= off < size:
+                    code = buf[off]
+                else:
+                    self.pos = self.op_pos = pos
+                    if pos >= self.end:
+                        raise self.fail("pickle-truncated", "the stream ends before STOP")
+                    code = self.take(1)[0]
+                    buf, base = self.buf, self.base
+                    size = len(buf)
+                quick = simple.get(code)
+                if quick is not None:
+                    self.op_pos = pos
+                    quick(self, stack, metastack, memo)
+                    pos += 1
+                    if pos == frame_end:
+                        frame_end = -1
+                    continue
+                handler = handlers.get(code)
+                self.op_pos = pos
+                if handler is None:
+                    raise self.fail("pickle-malformed", f"unknown opcode 0x{code:02x}")
+                self.pos = pos + 1
+                got = handler(self, stack, metastack, memo)
+                pos = self.pos
+                buf, base = self.buf, self.base
+                size = len(buf)
+                if got is not None:
+                    if got is _STOP_MARK:
+                        value = self.stop_value
+                        stopped = True
+                        break
+                    # a FRAME
+                    if frame_end >= 0:
+                        raise self.fail("pickle-malformed", "a FRAME starts inside another frame")
+                    frame_end = self.frame_end if self.frame_end > pos else -1
+                elif frame_end >= 0 and pos >= frame_end:
+                    if pos > frame_end:
+                        raise self.fail(
+                            "pickle-malformed", "an opcode crosses the end of its frame"
+                        )
+                    frame_end = -1
+        except _Stop:
+            self.pos = self.op_pos  # where the walk broke off
+        if self.dropped:
+            self.findings.append(
+                FormatFinding(
+                    self.file,
+                    self.fmt,
+                    "pickle-limit",
+                    f"{self.dropped} more findings in this pickle not shown",
+                    member=self.member,
+                )
+            )
+        clean = not any(f.code in _STRUCTURAL for f in self.findings)
+        return _Result(self.findings, self.pos, stopped, clean, value, self.storages)
+
+
+def _show_name(name: str) -> str:
+    shown = _show(name, 120)
+    if not name.isascii():
+        shown = "".join(c if c.isascii() else f"\\u{ord(c):04x}" for c in shown)
+        return f"'{shown}' (not ASCII)"
+    return f"'{shown}'"
+
+
+_FRAME_MARK = object()
+_STOP_MARK = object()
+
+Stack = list[_V]
+Marks = list[int]
+Handler = Callable[[_Scanner, Stack, Marks, dict[int, _V]], object]
+_HANDLERS: dict[int, Handler] = {}
+
+
+def _op(code: bytes) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        _HANDLERS[code[0]] = fn
+        return fn
+
+    return register
+
+
+# The stack is one list; a MARK records its length (the unpickler's "fence"),
+# and no opcode but a mark's consumer reaches below it.
+
+
+def _pop(s: _Scanner, stack: Stack, n: int = 1) -> list[_V]:
+    cut = len(stack) - n
+    if cut < s.fence:
+        raise s.fail("pickle-malformed", "stack underflow")
+    items = stack[cut:]
+    del stack[cut:]
+    return items
+
+
+def _pop_mark(s: _Scanner, stack: Stack, marks: Marks) -> list[_V]:
+    if not marks:
+        raise s.fail("pickle-malformed", "no MARK for an opcode that needs one")
+    cut = marks.pop()
+    s.fence = marks[-1] if marks else 0
+    items = stack[cut:]
+    del stack[cut:]
+    return items
+
+
+def _top(s: _Scanner, stack: Stack) -> _V:
+    if len(stack) <= s.fence:
+        raise s.fail("pickle-malformed", "stack underflow")
+    return stack[-1]
+
+
+# -- pushes of plain values
+
+
+def _pusher(code: bytes, value: _V) -> None:
+    def push(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
+        stack.append(value)
+        return None
+
+    _HANDLERS[code[0]] = push
+
+
+_pusher(b"N", _NONE)
+_pusher(b"\x88", _BOOL)
+_pusher(b"\x89", _BOOL)
+_pusher(b"}", _V(K_DICT))  # a fresh object each time is not needed: kinds only
+_pusher(b"]", _V(K_LIST))
+_pusher(b")", _EMPTY_TUPLE)
+_pusher(b"\x8f", _V(K_SET))
+
+
+@_op(b"I")
+def _int(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
+    line = s.line()
+    if line in (b"00", b"01"):
+        stack.append(_BOOL)
+        return None
+    stack.append(_V(K_INT, _parse_int(s, line)))
+    return None
+
+
+@_op(b"L")
+def _long(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
+    line = s.line()
+    stack.append(_V(K_INT, _parse_int(s, line[:-1] if line.endswith(b"L") else line)))
+    return None
+
+
+def _parse_int(s: _Scanner, text: bytes) -> int | None:
+    body = text.strip().lstrip(b"+-").replace(b"_", b"")
+    if not body or not body.isdigit():
+        raise s.fail("pickle-malformed", "an integer argument that is not a number")
+    if len(text) > 100:
+        return None  # too long to matter (and to convert cheaply)
+    try:
+        return int(text)
+    except ValueError:
+        raise s.fail("pickle-malformed", "an integer argument that is not a number") from None
+
+
+def _fixed_int(code: bytes, width: int, signed: bool) -> None:
+    def push(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
+        stack.append(_V(K_INT, int.from_bytes(s.take(width), "little", signed=signed)))
+        return None
+
+    _HANDLERS[code[0]] = push
+
+
+_fixed_int(b"J", 4, True)  # BININT
+_fixed_int(b"K", 1, False)  # BININT1
+_fixed_int(b"M", 2, False)  # BININT2
+
+
+@_op(b"\x8a")  # LONG1
+def _long1(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
+    n = s.take(1)[0]
+    stack.append(_V(K_INT, int.from_bytes(s.take(n), "little", signed=True) if n else 0))
+    return None
+
+
+@_op(b"\x8b")  # LONG4
+def _long4(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
+    n = int.from_bytes(s.take(4), "little", signed=True)
+    if n < 0:
+        raise s.fail("pickle-malformed", "LONG4 with a negative length")
+    if n > READ_UP_TO:
+        s.skip(n)
+        stack.append(_V(K_INT, None))
+    else:
+        stack.append(_V(K_INT, int.from_bytes(s.take(n), "little", signed=True) if n else 0))
+    return None
+
+
+@_op(b"F")
+def _float(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
+    line = s.line()
+    try:
+        float(line)
+    except ValueError:
+        raise s.fail("pickle-malformed", "a FLOAT argument that is not a number") from None
+    stack.append(_FLOAT)
+    return None
+
+
+@_op(b"G")
+def _binfloat(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
+    s.take(8)
+    stack.append(_FLOAT)
+    return None
+
+
+@_op(b"S")  # STRING: a quoted repr
+def _string(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
+    data = s.line().rstrip(b" \t\r\x00")
+    if len(data) < 2 or data[0] != data[-1] or data[:1] not in (b"'", b'"'):
+        raise s.fail("pickle-malformed", "a STRING argument that is not quoted")
+    try:
+        raw = codecs.escape_decode(data[1:-1])[0]
+    except ValueError:
+        raise s.fail("pickle-malformed", "a STRING argument with a bad escape") from None
+    stack.append(_V(K_STR, raw.decode("latin-1") if len(raw) <= READ_UP_TO else None))
+    return None
+
+
+@_op(b"V")  # UNICODE: raw-unicode-escape
+def _unicode(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
+    data = s.line()
+    try:
+        text = data.decode("raw-unicode-escape")
+    except UnicodeDecodeError:
+        raise s.fail("pickle-malformed", "a UNICODE argument with a bad escape") from None
+    stack.append(_V(K_STR, text if len(text) <= READ_UP_TO else None))
+    return None
+
+
+def _sized(code: bytes, width: int, kind: int, signed: bool = False) -> None:
+    def push(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
+        n = int.from_bytes(s.take(width), "little", signed=signed)
+        if n < 0:
+            raise s.fail("pickle-malformed", "a negative length")
+        if kind == K_STR:
+            stack.append(_V(K_STR, s.text(n)))
+        elif kind == K_BYTES:
+            s.skip(n)
+            stack.append(_BYTES)
+        else:  # BINSTRING, SHORT_BINSTRING: str by the unpickler's encoding
+            stack.append(_V(K_STR, s.raw_string(n)))
+        return None
+
+    _HANDLERS[code[0]] = push
+
+
+_RAWSTR = -1
+_sized(b"T", 4, _RAWSTR, signed=True)  # BINSTRING
+_sized(b"U", 1, _RAWSTR)  # SHORT_BINSTRING
+_sized(b"X", 4, K_STR)  # BINUNICODE
+_sized(b"\x8c", 1, K_STR)  # SHORT_BINUNICODE
+_sized(b"\x8d", 8, K_STR)  # BINUNICODE8
+_sized(b"B", 4, K_BYTES)  # BINBYTES
+_sized(b"C", 1, K_BYTES)  # SHORT_BINBYTES
+_sized(b"\x8e", 8, K_BYTES)  # BINBYTES8
+_sized(b"\x96", 8, K_BYTES)  # BYTEARRAY8
+
+
+@_op(b"\x97")  # NEXT_BUFFER
+def _next_buffer(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
+    s.add(
+        "pickle-out-of-band",
+        f"NEXT_BUFFER: the stream refers to out-of-band buffers, which a file cannot carry"
+        f" (byte {s.op_pos})",
+    )
+    stack.append(_V(K_BUFFER))
+    return None
+
+
+@_op(b"\x98")  # READONLY_BUFFER
+def _readonly_buffer(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
+    _top(s, stack)
+    return None
+
+
+# -- stack and marks
+
+
+@_op(b"(")
+def _mark(s: _Scanner, stack: Stack, metastack: Marks, memo: dict[int, _V]) -> object:
+    if len(metastack) >= MAX_MARKS:
+        raise s.fail("pickle-limit", f"more than {MAX_MARKS} nested marks")
+    metastack.append(len(stack))
+    s.fence = len(stack)
+    return None
+
+
+@_op(b"0")
+def _pop_op(s: _Scanner, stack: Stack, metastack: Marks, memo: dict[int, _V]) -> object:
+    if len(stack) > s.fence:
+        stack.pop()
+    else:
+        _pop_mark(s, stack, metastack)
+    return None
+
+
+@_op(b"1")
+def _pop_mark_op(s: _Scanner, stack: Stack, metastack: Marks, memo: dict[int, _V]) -> object:
+    _pop_mark(s, stack, metastack)
+    return None
+
+
+@_op(b"2")
+def _dup(s: _Scanner, stack: Stack, metastack: Marks, memo: dict[int, _V]) -> object:
+    stack.append(_top(s, stack))
+    return None
+
+
+# -- memo
+
+
+def _memo_get(s: _Scanner, stack: Stack, memo: dict[int, _V], index: int) -> None:
+    got = memo.get(index)
+    if got is None:
+        raise s.fail("pickle-malformed", f"memo entry {index} read before it was stored")
+    stack.append(got)
+
+
+def _memo_put(s: _Scanner, stack: Stack, memo: dict[int, _V], index: int) -> None:
+    if index < 0:
+        raise s.fail("pickle-malformed", "a negative memo index")
+    if index not in memo and len(memo) >= MAX_MEMO:
+        raise s.fail("pickle-limit", f"more than {MAX_MEMO} memo entries")
+    memo[index] = _top(s, stack)
+
+
+def _text_index(s: _Scanner) -> int:
+    line = s.line()
+    try:
+        return int(line)
+    except ValueError:
+        raise s.fail("pickle-malformed", "a memo index that is not a number") from None
+
+
+@_op(b"g")
+def _get(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
+    _memo_get(s, stack, memo, _text_index(s))
+    return None
+
+
+@_op(b"h")
+def _binget(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
+    _memo_get(s, stack, memo, s.take(1)[0])
+    return None
+
+
+@_op(b"j")
+def _long_binget(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
+    _memo_get(s, stack, memo, int.from_bytes(s.take(4), "little"))
+    return None
+
+
+@_op(b"p")
+def _put(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
+    _memo_put(s, stack, memo, _text_index(s))
+    return None
+
+
+@_op(b"q")
+def _binput(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
+    _memo_put(s, stack, memo, s.take(1)[0])
+    return None
+
+
+@_op(b"r")
+def _long_binput(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
+    _memo_put(s, stack, memo, int.from_bytes(s.take(4), "little"))
+    return None
+
+
+@_op(b"\x94")
+def _memoize(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
+    _memo_put(s, stack, memo, len(memo))
+    return None
+
+
+# -- containers
+
+
+def _tuple_value(s: _Scanner, items: list[_V]) -> _V:
+    """A tuple; its items are kept only when few (arguments, persistent ids, shapes)."""
+    if len(items) > TUPLE_ITEMS_KEPT or s.kept > MAX_KEPT:
+        return _V(K_TUPLE, None)
+    s.kept += len(items)
+    return _V(K_TUPLE, items)
+
+
+def _tuple_of(n: int) -> Handler:
+    def build(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
+        stack.append(_tuple_value(s, _pop(s, stack, n)))
+        return None
+
+    return build
+
+
+_HANDLERS[0x85] = _tuple_of(1)
+_HANDLERS[0x86] = _tuple_of(2)
+_HANDLERS[0x87] = _tuple_of(3)
+
+
+@_op(b"t")
+def _tuple(s: _Scanner, stack: Stack, metastack: Marks, memo: dict[int, _V]) -> object:
+    stack.append(_tuple_value(s, _pop_mark(s, stack, metastack)))
+    return None
+
+
+@_op(b"l")
+def _list(s: _Scanner, stack: Stack, metastack: Marks, memo: dict[int, _V]) -> object:
+    _pop_mark(s, stack, metastack)
+    stack.append(_V(K_LIST))
+    return None
+
+
+@_op(b"d")
+def _dict(s: _Scanner, stack: Stack, metastack: Marks, memo: dict[int, _V]) -> object:
+    items = _pop_mark(s, stack, metastack)
+    if len(items) % 2:
+        raise s.fail("pickle-malformed", "DICT with an odd number of items")
+    stack.append(_V(K_DICT))
+    return None
+
+
+@_op(b"\x91")
+def _frozenset(s: _Scanner, stack: Stack, metastack: Marks, memo: dict[int, _V]) -> object:
+    _pop_mark(s, stack, metastack)
+    stack.append(_V(K_FROZENSET))
+    return None
+
+
+def _target(s: _Scanner, target: _V, how: str, kinds: tuple[int, ...], results: bool) -> None:
+    """Item assignment, APPEND, ADDITEMS on anything else call that object's methods."""
+    if target.kind in kinds or target.kind == K_UNKNOWN:
+        return
+    if results and target.kind == K_RESULT and target.name == "collections.OrderedDict":
+        return
+    if target.kind == K_RESULT and s.roles.get(target.name or "", 0) & _ANY == _ANY:
+        return  # a user-allowed global: trusted
+    s.add(
+        "pickle-container-denied",
+        f"{how} on {_describe(target)}, not a plain container (byte {s.op_pos})",
+    )
+
+
+@_op(b"s")
+def _setitem(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
+    _pop(s, stack, 2)
+    _target(s, _top(s, stack), "SETITEM", (K_DICT,), True)
+    return None
+
+
+@_op(b"u")
+def _setitems(s: _Scanner, stack: Stack, metastack: Marks, memo: dict[int, _V]) -> object:
+    items = _pop_mark(s, stack, metastack)
+    if len(items) % 2:
+        raise s.fail("pickle-malformed", "SETITEMS with an odd number of items")
+    _target(s, _top(s, stack), "SETITEMS", (K_DICT,), True)
+    return None
+
+
+@_op(b"a")
+def _append(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
+    _pop(s, stack, 1)
+    _target(s, _top(s, stack), "APPEND", (K_LIST,), False)
+    return None
+
+
+@_op(b"e")
+def _appends(s: _Scanner, stack: Stack, metastack: Marks, memo: dict[int, _V]) -> object:
+    _pop_mark(s, stack, metastack)
+    _target(s, _top(s, stack), "APPENDS", (K_LIST,), False)
+    return None
+
+
+@_op(b"\x90")
+def _additems(s: _Scanner, stack: Stack, metastack: Marks, memo: dict[int, _V]) -> object:
+    _pop_mark(s, stack, metastack)
+    _target(s, _top(s, stack), "ADDITEMS", (K_SET,), False)
+    return None
+
+
+# -- globals and calls
+
+
+def _name_line(s: _Scanner) -> str:
+    raw = s.line()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise s.fail("pickle-malformed", "a GLOBAL or INST name that is not UTF-8") from None
+
+
+@_op(b"c")
+def _global(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
+    module = _name_line(s)
+    name = _name_line(s)
+    stack.append(s.resolve(module, name, "GLOBAL"))
+    return None
+
+
+@_op(b"\x93")
+def _stack_global(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
+    module, name = _pop(s, stack, 2)
+    if module.kind != K_STR or name.kind != K_STR or module.data is None or name.data is None:
+        s.add(
+            "pickle-global-unresolved",
+            f"STACK_GLOBAL of {_describe(module)} and {_describe(name)}: not two known strings"
+            f" (byte {s.op_pos})",
+        )
+        stack.append(_UNKNOWN)
+        return None
+    assert isinstance(module.data, str) and isinstance(name.data, str)
+    stack.append(s.resolve(module.data, name.data, "STACK_GLOBAL"))
+    return None
+
+
+@_op(b"i")
+def _inst(s: _Scanner, stack: Stack, metastack: Marks, memo: dict[int, _V]) -> object:
+    module = _name_line(s)
+    name = _name_line(s)
+    cls = s.resolve(module, name, "INST")
+    args = _pop_mark(s, stack, metastack)
+    stack.append(s.call(cls, args, "INST"))
+    return None
+
+
+@_op(b"o")
+def _obj(s: _Scanner, stack: Stack, metastack: Marks, memo: dict[int, _V]) -> object:
+    items = _pop_mark(s, stack, metastack)
+    if not items:
+        raise s.fail("pickle-malformed", "OBJ without a class")
+    stack.append(s.call(items[0], items[1:], "OBJ"))
+    return None
+
+
+@_op(b"R")
+def _reduce(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
+    callee, args = _pop(s, stack, 2)
+    if args.kind != K_TUPLE:
+        if callee.kind != K_UNKNOWN and not (callee.kind == K_GLOBAL and not callee.data):
+            s.add(
+                "pickle-call-arguments",
+                f"REDUCE with {_describe(args)} for arguments, not a tuple (byte {s.op_pos})",
+            )
+        stack.append(_UNKNOWN)
+        return None
+    stack.append(s.call(callee, args.data, "REDUCE"))
+    return None
+
+
+@_op(b"\x81")
+def _newobj(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
+    cls, args = _pop(s, stack, 2)
+    items = args.data if args.kind == K_TUPLE else None
+    stack.append(s.call(cls, items, "NEWOBJ", _NEW))
+    return None
+
+
+@_op(b"\x92")
+def _newobj_ex(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
+    cls, args, _kwargs = _pop(s, stack, 3)
+    items = args.data if args.kind == K_TUPLE else None
+    stack.append(s.call(cls, items, "NEWOBJ_EX", _NEW))
+    return None
+
+
+@_op(b"b")
+def _build(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
+    (state,) = _pop(s, stack, 1)
+    target = _top(s, stack)
+    if target.kind == K_UNKNOWN:
+        return None
+    role = s.roles.get(target.name or "", 0) if target.kind == K_RESULT else 0
+    if role & _ANY == _ANY:
+        return None  # a user-allowed global
+    if role & _BUILD_DICT and state.kind == K_DICT:
+        return None
+    if role & _BUILD_TUPLE and state.kind == K_TUPLE:
+        return None
+    if role & (_BUILD_DICT | _BUILD_TUPLE):
+        s.add(
+            "pickle-build-denied",
+            f"BUILD on what {_show_name(target.name or '')} returned with {_describe(state)}"
+            f" for its state, not the state its files hold (byte {s.op_pos})",
+        )
+    else:
+        s.add(
+            "pickle-build-denied",
+            f"BUILD on {_describe(target)}, which is not allowlisted to be built (byte {s.op_pos})",
+        )
+    return None
+
+
+@_op(b"\x82")
+def _ext1(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
+    return _ext(s, stack, s.take(1))
+
+
+@_op(b"\x83")
+def _ext2(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
+    return _ext(s, stack, s.take(2))
+
+
+@_op(b"\x84")
+def _ext4(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
+    return _ext(s, stack, s.take(4))
+
+
+def _ext(s: _Scanner, stack: Stack, raw: bytes) -> object:
+    code = int.from_bytes(raw, "little", signed=len(raw) == 4)
+    s.add(
+        "pickle-extension",
+        f"EXT{len(raw)} {code}: imports whatever the loading process's copyreg extension"
+        f" registry holds under that code, which no file can show (byte {s.op_pos})",
+    )
+    stack.append(_UNKNOWN)
+    return None
+
+
+# -- persistent ids
+
+
+@_op(b"P")
+def _persid(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
+    line = s.line()
+    _persistent(s, stack, _V(K_STR, line.decode("latin-1")[:READ_UP_TO]), "PERSID")
+    return None
+
+
+@_op(b"Q")
+def _binpersid(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
+    (pid,) = _pop(s, stack, 1)
+    _persistent(s, stack, pid, "BINPERSID")
+    return None
+
+
+def _persistent(s: _Scanner, stack: Stack, pid: _V, how: str) -> None:
+    if s.layout not in _TORCH_FORMATS:
+        s.add(
+            "pickle-persistent-id",
+            f"{how}: a persistent id, which only the loader of the file's format resolves;"
+            f" allowed in torch files only (byte {s.op_pos})",
+        )
+        stack.append(_UNKNOWN)
+        return
+    wrong = _storage_id(s, pid)
+    if wrong is not None:
+        s.add(
+            "pickle-persistent-id",
+            f"{how} with a persistent id that is not a torch storage: {wrong} (byte {s.op_pos})",
+        )
+        stack.append(_UNKNOWN)
+        return
+    stack.append(_V(K_STORAGE))
+
+
+def _storage_id(s: _Scanner, pid: _V) -> str | None:
+    """None when ``pid`` is ('storage', class, key, location, count[, view]) as torch writes it."""
+    if pid.kind != K_TUPLE or not isinstance(pid.data, list):
+        return f"{_describe(pid)}, not a tuple"
+    items: list[_V] = pid.data
+    size = 6 if s.layout == "pytorch-legacy" else 5
+    if len(items) != size:
+        return f"a tuple of {len(items)} items, not {size}"
+    kind, cls, key, location, count = items[:5]
+    if not _is_str(kind, "storage"):
+        return f"its first item is {_describe(kind)}, not 'storage'"
+    if cls.kind != K_GLOBAL or not cls.data or not s.roles.get(cls.name or "", 0) & _STORAGE:
+        return f"its storage class is {_describe(cls)}, not a torch storage class"
+    if not _is_str(key) or not isinstance(key.data, str):
+        return "its key is not a string"
+    if not _is_str(location):
+        return "its location is not a string"
+    if count.kind != K_INT or not isinstance(count.data, int) or count.data < 0:
+        return "its element count is not a count"
+    if size == 6:
+        view = items[5]
+        ok = view.kind == K_NONE or (
+            view.kind == K_TUPLE
+            and isinstance(view.data, list)
+            and len(view.data) == 3
+            and _is_str(view.data[0])
+            and all(v.kind == K_INT for v in view.data[1:])
+        )
+        if not ok:
+            return "its view is neither None nor (key, offset, size)"
+    name = cls.name or ""
+    seen = s.storages.get(key.data)
+    if seen is not None and seen != (name, count.data):
+        return f"storage {_show(key.data)!r} named again with another class or count"
+    s.storages[key.data] = (name, count.data)
+    return None
+
+
+# -- protocol, frames, stop
+
+
+@_op(b"\x80")
+def _proto(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
+    proto = s.take(1)[0]
+    if proto > HIGHEST_PROTOCOL:
+        raise s.fail("pickle-malformed", f"unsupported pickle protocol {proto}")
+    s.proto = proto
+    return None
+
+
+@_op(b"\x95")
+def _frame(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
+    size = int.from_bytes(s.take(8), "little")
+    if s.pos + size > s.end:
+        raise s.fail("pickle-truncated", f"a frame of {size} bytes runs past the end")
+    s.frame_end = s.pos + size
+    return _FRAME_MARK
+
+
+@_op(b".")
+def _stop(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
+    (s.stop_value,) = _pop(s, stack, 1)
+    return _STOP_MARK
+
+
+# Opcodes without an argument, which neither read nor end a pickle.
+_SIMPLE: dict[int, Handler] = {
+    code: _HANDLERS[code]
+    for code in b"N\x88\x89}])\x8f(012\x85\x86\x87tld\x91suae\x90\x93\x94Rob\x81\x92Q\x97\x98"
+}
+
+# ---------------------------------------------------------------- entry points
+
+
+def _scan(
+    read: Reader,
+    start: int,
+    end: int,
+    *,
+    file: str,
+    fmt: str,
+    options: ScanOptions,
+    member: str | None,
+    layout: str | None = None,
+) -> _Result:
+    if layout is None and fmt in _TORCH_FORMATS:
+        layout = fmt
+    scanner = _Scanner(
+        read, start, end, file=file, fmt=fmt, options=options, member=member, layout=layout
+    )
+    result = scanner.run()
+    if not result.stopped and not any(f.code in _STRUCTURAL for f in result.findings):
+        # cannot happen: a walk ends at STOP or with a structural finding
+        result.findings.append(
+            FormatFinding(file, fmt, "pickle-malformed", "the walk ended early", member=member)
+        )
+    return result
+
+
+def _trailing(
+    read: Reader,
+    pos: int,
+    end: int,
+    *,
+    file: str,
+    fmt: str,
+    options: ScanOptions,
+    member: str | None,
+    layout: str | None = None,
+) -> list[FormatFinding]:
+    """Findings for data after the pickle that was expected alone."""
+    extra: list[FormatFinding] = []
+    pickles = 0
+    start = pos
+    while pos < end and pickles < MAX_EXTRA:
+        got = _scan(
+            read, pos, end, file=file, fmt=fmt, options=options, member=member, layout=layout
+        )
+        if not got.stopped:
+            # not a pickle (or a broken one): what it calls before it breaks still counts
+            extra.extend(f for f in got.findings if f.code not in _STRUCTURAL)
+            break
+        pickles += 1
+        extra.extend(got.findings)
+        pos = got.stop
+    what = (
+        f"{pickles} more pickle{'s' if pickles > 1 else ''}"
+        + (" and other data" if pos < end else "")
+        if pickles
+        else "data that is not a pickle"
+    )
+    code = "pickle-multiple" if pickles else "pickle-trailing-data"
+    first = FormatFinding(
+        file,
+        fmt,
+        code,
+        f"{end - start} bytes after the pickle's STOP at byte {start}: {what}"
+        " (a loader that reads on would run them)",
+        offset=start,
+        member=member,
+    )
+    return [first, *extra]
 
 
 def scan_pickle(
@@ -28,13 +1481,165 @@ def scan_pickle(
     """Check the pickle stream at ``[start, end)``; return the findings and where it stopped.
 
     ``single``: exactly one pickle is expected there (trailing data after
-    its STOP is a finding); otherwise the caller reads further pickles.
+    its STOP is a finding); otherwise the caller reads further pickles from
+    the position returned (just after STOP, or where the walk broke off).
     """
-    raise NotImplementedError("pickle scanner: issue 10")
+    got = _scan(read, start, end, file=file, fmt=fmt, options=options, member=member)
+    findings = list(got.findings)
+    if single and got.stopped and got.stop < end:
+        findings.extend(
+            _trailing(read, got.stop, end, file=file, fmt=fmt, options=options, member=member)
+        )
+    return findings, got.stop
+
+
+def scan_pickle_bytes(
+    data: bytes,
+    *,
+    file: str,
+    fmt: str,
+    options: ScanOptions,
+    member: str | None = None,
+) -> list[FormatFinding]:
+    """One whole pickle held in memory (an archive member): its findings."""
+
+    def read(offset: int, n: int) -> bytes:
+        return data[offset : offset + n] if offset >= 0 else b""
+
+    return scan_pickle(
+        read, 0, len(data), file=file, fmt=fmt, options=options, member=member, single=True
+    )[0]
 
 
 def check_pickle_file(
     src: Source, detected: Detected, options: ScanOptions, name: str
 ) -> list[FormatFinding]:
     """A raw pickle file (``pickle``) or a legacy ``torch.save`` file (``pytorch-legacy``)."""
-    raise NotImplementedError("pickle scanner: issue 10")
+    fmt = detected.format
+    head = src.read(0, 16)
+    if fmt == "pickle" and _compressed(head, detected.detail):
+        return [
+            FormatFinding(
+                name,
+                fmt,
+                "pickle-compressed",
+                f"a compressed pickle ({_show(detected.detail or '')}): its opcodes are not"
+                " scanned here, so it is not shown to be safe",
+            )
+        ]
+    if fmt == "pytorch-legacy" and not head.startswith(b"\x80"):
+        return [
+            FormatFinding(
+                name,
+                fmt,
+                "pickle-legacy-tar",
+                "a tar archive as torch.save wrote before 0.4: its pickles are not scanned,"
+                " so it is not shown to be safe",
+            )
+        ]
+    first = _scan(src.read, 0, src.size, file=name, fmt=fmt, options=options, member=None)
+    is_legacy = (
+        first.stopped
+        and first.value is not None
+        and first.value.kind == K_INT
+        and first.value.data == _TORCH_MAGIC
+    )
+    if fmt == "pytorch-legacy" or (is_legacy and first.stop < src.size):
+        return _check_legacy(src, first, options, name, fmt)
+    findings = list(first.findings)
+    if first.stopped and first.stop < src.size:
+        findings.extend(
+            _trailing(
+                src.read, first.stop, src.size, file=name, fmt=fmt, options=options, member=None
+            )
+        )
+    return findings
+
+
+def _compressed(head: bytes, detail: str | None) -> bool:
+    return bool(detail and "-compressed" in detail) and not head.startswith(b"\x80")
+
+
+def _check_legacy(
+    src: Source, first: _Result, options: ScanOptions, name: str, fmt: str
+) -> list[FormatFinding]:
+    """The legacy layout: magic, protocol, sys_info, data, storage keys, then storages."""
+    findings = list(first.findings)
+
+    def structure(message: str, offset: int | None) -> list[FormatFinding]:
+        findings.append(FormatFinding(name, fmt, "pickle-legacy-structure", message, offset=offset))
+        return findings
+
+    if not first.stopped:
+        return findings
+    if first.value is None or first.value.kind != K_INT or first.value.data != _TORCH_MAGIC:
+        return structure("the first pickle is not torch's magic number", 0)
+    pos = first.stop
+    results = [first]
+    labels = ("protocol version", "system information", "data", "storage keys")
+    for label in labels:
+        if pos >= src.size:
+            return structure(f"the file ends before its {label} pickle", pos)
+        got = _scan(
+            src.read,
+            pos,
+            src.size,
+            file=name,
+            fmt=fmt,
+            options=options,
+            member=None,
+            layout="pytorch-legacy",
+        )
+        findings.extend(got.findings)
+        if not got.stopped:
+            return findings
+        results.append(got)
+        pos = got.stop
+    version = results[1].value
+    if version is None or version.kind != K_INT or version.data != _TORCH_PROTOCOL:
+        structure(f"the protocol version pickle is not {_TORCH_PROTOCOL}", results[1].stop)
+    storages = results[3].storages
+    keys = results[4].value
+    if keys is None or keys.kind != K_LIST:
+        return structure("the storage keys pickle is not a list", results[3].stop)
+    # The keys' order is the list's (sorted keys as torch writes them); the list's
+    # items are not kept, so the storages are stepped over in sorted order and
+    # each header is checked against the count of some storage not yet seen.
+    return _step_storages(src, name, fmt, storages, pos, findings, structure)
+
+
+def _step_storages(
+    src: Source,
+    name: str,
+    fmt: str,
+    storages: dict[str, tuple[str, int]],
+    pos: int,
+    findings: list[FormatFinding],
+    structure: Callable[[str, int | None], list[FormatFinding]],
+) -> list[FormatFinding]:
+    for key in sorted(storages):
+        cls, count = storages[key]
+        raw = src.read(pos, 8)
+        if len(raw) < 8:
+            return structure(f"the file ends before storage {_show(key)!r}", pos)
+        stored = int.from_bytes(raw, "little")
+        if stored != count:
+            return structure(
+                f"storage {_show(key)!r} holds {stored} elements where its persistent id"
+                f" says {count}",
+                pos,
+            )
+        pos += 8 + count * _TORCH_STORAGES.get(cls, 1)
+        if pos > src.size:
+            return structure(f"storage {_show(key)!r} runs past the end of the file", pos)
+    if pos < src.size:
+        findings.append(
+            FormatFinding(
+                name,
+                fmt,
+                "pickle-trailing-data",
+                f"{src.size - pos} bytes after the last storage, at byte {pos}",
+                offset=pos,
+            )
+        )
+    return findings
