@@ -800,3 +800,42 @@ def test_index_shard_is_a_link(tmp_path: Path) -> None:
     (tmp_path / S2).symlink_to(outside)
     found = {f.code for f in index_codes(tmp_path)}
     assert "index-shard-missing" in found
+
+
+def test_shard_whose_header_does_not_parse(tmp_path: Path) -> None:
+    sharded(tmp_path)
+    text = b'{"lm_head.weight": {"dtype": "F32",,}}'
+    (tmp_path / S2).write_bytes(struct.pack("<Q", len(text)) + text + bytes(128))
+    report = scan(tmp_path)
+    found = {f.code: f for f in report.findings}
+    assert found["safetensors-header-json"].file == S2  # the shard's own finding
+    assert found["index-shard-unchecked"].severity == "info"
+    assert not {"index-tensor-missing", "index-total-size"} & set(found)
+
+
+def test_index_metadata_and_names(tmp_path: Path) -> None:
+    index = sharded(tmp_path)
+    index["metadata"] = "big"
+    index["extra"] = 1
+    index["weight_map"]["bad\u0007name"] = S1
+    write_index(tmp_path, index)
+    found = {f.code: f for f in index_codes(tmp_path)}
+    assert found["index-metadata"].severity == "error"
+    assert found["index-unknown-key"].severity == "info"
+    assert "\\x07" in found["index-tensor-name"].message
+    assert "index-tensor-missing" in found  # and no shard holds it
+
+
+def test_index_weight_map_value_not_a_string(tmp_path: Path) -> None:
+    index = sharded(tmp_path)
+    index["weight_map"]["norm"] = [S1]
+    write_index(tmp_path, index)
+    found = {f.code for f in index_codes(tmp_path)}
+    assert "index-weight-map" in found and "index-tensor-unlisted" in found
+
+
+def test_many_bad_entries_are_capped_and_fast(tmp_path: Path) -> None:
+    weight_map = {f"t{i}": f"../x{i}.safetensors" for i in range(200_000)}
+    write_index(tmp_path, {"weight_map": weight_map})
+    found = index_codes(tmp_path, bound=10.0)
+    assert len(found) == 21 and "199980 more" in found[-1].message
