@@ -15,8 +15,10 @@ the overflows it has had:
 
 * counts bounded before anything is read: each key-value pair needs at least
   13 bytes, each tensor info at least 24, each array element its type's
-  size (a string at least 8): a count the file cannot hold is an error, and
-  no loop runs longer than the file allows or :data:`MAX_ITEMS` in all;
+  size (a string at least 8): a count the file cannot hold is an error, as
+  is more than :data:`MAX_KV` pairs or :data:`MAX_TENSORS` tensors; no loop
+  runs longer than the file allows or :data:`MAX_ITEMS` in all (a few
+  seconds at most);
 * every string length within the file; keys and tensor names valid UTF-8
   without control characters, unique; tensor names under
   :data:`GGML_MAX_NAME` bytes;
@@ -40,7 +42,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
-from typing import Literal
+import struct
 
 from provenance.formats._detect import Detected, _show
 from provenance.formats._scan import FormatFinding, ScanOptions, Severity, Source
@@ -93,10 +95,12 @@ GGML_MAX_DIMS = 4
 GGML_MAX_NAME = 64
 DEFAULT_ALIGNMENT = 32
 MAX_ALIGNMENT = 1 << 16
-#: Tensor infos kept for the offset checks (a real model has thousands).
-MAX_TENSORS = 1 << 20
+#: Tensor infos read (a real model has a few thousand; merged MoE experts included).
+MAX_TENSORS = 1 << 16
+#: Key-value pairs read (a real model has a few dozen).
+MAX_KV = 1 << 16
 #: Key-value pairs, tensor infos and array elements walked, in all.
-MAX_ITEMS = 1 << 23
+MAX_ITEMS = 1 << 22
 MAX_ARRAY_DEPTH = 3
 #: The longest key read (the spec's limit is 65535 bytes).
 MAX_KEY = 1 << 16
@@ -166,11 +170,21 @@ class _Stream:
         return int.from_bytes(self.take(n), "big" if self.order == "big" else "little")
 
     def skip_strings(self, count: int) -> None:
-        """Skip ``count`` strings (a uint64 length and the bytes each)."""
-        order: Literal["little", "big"] = "big" if self.order == "big" else "little"
-        for _ in range(count):
-            length = int.from_bytes(self.take(8), order)
-            self.skip(length)
+        """Skip ``count`` strings (a uint64 length and the bytes each): the hot loop."""
+        unpack = struct.Struct(">Q" if self.order == "big" else "<Q").unpack_from
+        buf, at, pos, size = self._buf, self._at, self.pos, self.size
+        try:
+            for _ in range(count):
+                rel = pos - at
+                if rel < 0 or rel + 8 > len(buf):
+                    buf, at, rel = self.src.read(pos, _WINDOW), pos, 0
+                    if len(buf) < 8:
+                        raise EOFError
+                pos += 8 + unpack(buf, rel)[0]
+                if pos > size:
+                    raise EOFError
+        finally:
+            self._buf, self._at, self.pos = buf, at, min(pos, size)
 
 
 class _Checker:
@@ -270,6 +284,12 @@ def _header(c: _Checker, s: _Stream) -> int:
             f"{n_tensors} tensors declared; the {left} bytes left hold at most"
             f" {left // _MIN_TENSOR}",
             8,
+        )
+    if n_kv > MAX_KV:
+        raise c.stop(
+            "gguf-count-too-large",
+            f"{n_kv} key-value pairs declared; more than {MAX_KV} are not examined",
+            16,
         )
     if n_tensors > MAX_TENSORS:
         raise c.stop(
