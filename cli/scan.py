@@ -52,9 +52,8 @@ def scan_command(path: str, allow_globals: tuple[str, ...], as_json: bool) -> No
     order = {"error": 0, "warning": 1, "info": 2}
     for x in sorted(report.findings, key=lambda x: order[x.severity]):
         where = x.file + (f" [{x.member}]" if x.member else "")
-        at = f" at byte {x.offset}" if x.offset is not None else ""
         colour = {"error": "red", "warning": "yellow", "info": None}[x.severity]
-        lines.append(Line(f"  {x.severity}: {where}{at}: {x.message} ({x.code})", colour))
+        lines.append(Line(f"  {x.severity}: {where}: {x.message} ({x.code})", colour))
     errors = sum(x.severity == "error" for x in report.findings)
     warnings = sum(x.severity == "warning" for x in report.findings)
     if report.ok:

@@ -71,6 +71,9 @@ step "provenance verify tiny-model --key signing-key.pub --attestations"
 step "provenance lineage tiny-model"
 "$PROVENANCE" lineage "$WORK/tiny-model"
 
+step "provenance scan tiny-model: every file checked by the rules of its format"
+"$PROVENANCE" scan "$WORK/tiny-model"
+
 step "a policy decides whether the model may load"
 cat > "$WORK/policy.yaml" <<YAML
 # Who must sign, what the attestations must say, what may be in the folder.
@@ -100,9 +103,8 @@ step "provenance verify tiny-model --policy policy.yaml"
 "$PROVENANCE" verify "$WORK/tiny-model" --policy "$WORK/policy.yaml" \
   --audit-log "$WORK/audit.jsonl"
 
-step "change the model: flip one byte of model.safetensors, drop a pickle beside it"
+step "change the model: flip one byte of model.safetensors, drop a hostile pickle beside it"
 "$PY" - "$WORK/tiny-model" <<'PYEOF'
-import pickle
 import sys
 from pathlib import Path
 
@@ -111,9 +113,16 @@ weights = model / "model.safetensors"
 data = bytearray(weights.read_bytes())
 data[-1] ^= 0x01
 weights.write_bytes(bytes(data))
-(model / "extra.pkl").write_bytes(pickle.dumps({"innocent": "looking"}))
+# A pickle that would run `echo pwned` if loaded, written as bytes: never loaded here.
+(model / "extra.pkl").write_bytes(b"\x80\x02cos\nsystem\nX\x0a\x00\x00\x00echo pwned\x85R.")
 print(f"changed {weights.name}, added extra.pkl")
 PYEOF
+
+step "provenance scan tiny-model/extra.pkl (exit 1: it imports os.system)"
+set +e
+"$PROVENANCE" scan "$WORK/tiny-model/extra.pkl"
+echo "exit code: $? (1 = findings)"
+set -e
 
 step "provenance verify tiny-model --policy policy.yaml (again)"
 set +e
