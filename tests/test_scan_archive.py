@@ -1155,6 +1155,20 @@ def test_many_members_with_heads_are_bounded():
     assert found.findings == []
 
 
+@pytest.mark.parametrize("fill", [b"N", b"P", b"V", b")0"])
+def test_members_that_walk_like_pickle_opcodes_are_bounded(fill):
+    """Heads of valid opcodes make the classifying walk long: its cost is budgeted, and
+    whatever the budget leaves unexamined is said."""
+    members = [M(f"m{i}.bin", fill * 40_000) for i in range(3000)]
+    found, _ = _timed(lambda: plan(zip_bytes(members)), 15, memory=False)
+    assert found.scans or "zip-members-not-examined" in codes(found)
+    storages = [*torch_members()] + [
+        miniz(f"archive/data/{i}", fill * 4096) for i in range(1, 20_000)
+    ]
+    found, _ = _timed(lambda: plan(zip_bytes(storages), "pytorch-zip"), 15, memory=False)
+    assert codes(found) <= {"zip-storage-pickle", "zip-members-not-examined"}
+
+
 def test_random_bytes_never_raise():
     import random
 

@@ -44,8 +44,9 @@ not meet:
   produce (``zip-bomb``); a member inflating to another size than declared
   (``zip-size-mismatch``), corrupt (``zip-member-corrupt``), with a wrong CRC
   when read whole (``zip-crc-mismatch``), too large to examine
-  (``zip-member-too-large``); members left unexamined when the budget for
-  member heads ran out (``zip-members-not-examined``).
+  (``zip-member-too-large``); members left unexamined when the budgets for
+  member heads or for walking them as pickle opcodes ran out
+  (``zip-members-not-examined``).
 
 Every member is classified by its content (a bounded head, inflated within
 budgets; nothing is inflated past :data:`MAX_MEMBER` bytes, nor past
@@ -54,7 +55,7 @@ budgets; nothing is inflated past :data:`MAX_MEMBER` bytes, nor past
 * a torch zip's ``data.pkl`` and ``constants.pkl`` (at the root or one folder
   down) are scanned with the pickle scanner as ``pytorch-zip`` (torch's
   persistent ids allowed); its ``<folder>/data/<key>`` storages are not read
-  beyond a :data:`PROBE`-byte head, must be stored (``zip-storage-compressed``),
+  beyond a :data:`STORAGE_PROBE`-byte head, must be stored (``zip-storage-compressed``),
   named by a decimal key (``zip-storage-name``), and hold neither a pickle nor
   an archive (``zip-storage-pickle``, ``zip-storage-archive``); data.pkl in
   several folders is ``zip-torch-ambiguous``;
@@ -110,8 +111,14 @@ MAX_ENTRIES = 65536
 MAX_CD_BYTES = 16 << 20
 #: Bytes of a member's head read (or inflated) to classify it.
 PROBE = 4096
+#: Bytes of a torch storage's head read, to see that it is no pickle or archive.
+STORAGE_PROBE = 512
 #: Member heads, all members together (read or inflated).
-HEAD_BUDGET = 128 << 20
+HEAD_BUDGET = 64 << 20
+#: Bytes walked as pickle opcodes past the first :data:`_QUICK` of each member,
+#: all members together (a walk costs about a microsecond an opcode).
+WALK_BUDGET = 4 << 20
+_QUICK = 64
 #: The most one member is inflated (or read, for its CRC) to scan it.
 MAX_MEMBER = 128 << 20
 #: Inflated bytes per file, all members together (heads aside).
@@ -209,6 +216,7 @@ class _Out:
 @dataclass
 class _Budget:
     heads: int = HEAD_BUDGET
+    walk: int = WALK_BUDGET
     inflate: int = INFLATE_BUDGET
     gaps: int = GAP_BUDGET
     unexamined: int = 0
@@ -399,8 +407,9 @@ class _Zip:
         if self.budget.unexamined and self.depth == 0:
             self.add(
                 "zip-members-not-examined",
-                f"{self.budget.unexamined} members not classified: the {HEAD_BUDGET}-byte"
-                " budget for member heads ran out",
+                f"{self.budget.unexamined} members not classified: the budget for"
+                f" reading member heads ({HEAD_BUDGET} bytes) or walking them as pickle"
+                f" opcodes ({WALK_BUDGET} bytes) ran out",
             )
         if self.scan:
             self._run()
@@ -884,7 +893,7 @@ class _Zip:
             )
         if e.uncompressed == 0:
             return True
-        probe = self._head(m, PROBE)
+        probe = self._head(m, STORAGE_PROBE)
         if probe is None:
             return True
         if probe[:4] in _ZIP_MAGICS or probe[:2] == b"\x1f\x8b" or _detect._tar_header(probe):
@@ -895,9 +904,7 @@ class _Zip:
                 member=who,
             )
             return True
-        body, skip = _pickle_start(probe)
-        whole = len(probe) >= e.uncompressed
-        kind = _pickle.pickle_kind(body, (len(probe) if whole else e.uncompressed) - skip)
+        kind = self._pickle_kind(m, probe, storage=True)
         if kind is not None:
             self.add(
                 "zip-storage-pickle",
@@ -909,17 +916,45 @@ class _Zip:
             self._job(_Job("pickle", m, "pickle"))
         return True
 
-    def _pickle_kind(self, m: _Member, head: bytes) -> str | None:
+    def _pickle_kind(self, m: _Member, head: bytes, *, storage: bool = False) -> str | None:
+        """What pickle ``head`` (a member's first bytes) starts, if any, within the walk budget.
+
+        A walk of the first :data:`_QUICK` bytes comes first, uncharged: a walk
+        that turns invalid inside a prefix turns invalid the same way in the
+        whole stream, so most content is ruled out there. Only what walks
+        further is walked whole, charged to the walk budget. A storage (or a
+        deflated member) is walked over its head alone; a stored member's walk
+        reads on past large arguments, charged too.
+        """
         e = m.entry
-        if len(head) >= 2 and head[0] == 0x80 and head[1] <= _pickle.HIGHEST_PROTOCOL:
+        body, skip = _pickle_start(head)
+        if skip and not storage:
             return f"pickle protocol {head[1]}"
-        if e.method == 0:
-            return _pickle.pickle_kind(
-                head, e.compressed, _window(self.read, m.data_start, m.data_end)
-            )
-        # Deflated: only the head is at hand; a walk still valid where it ends counts.
+        if _pickle.pickle_kind(body[:_QUICK], None) is None:
+            return None
+        if len(body) > self.budget.walk:
+            self.budget.unexamined += 1
+            return None
+        self.budget.walk -= len(body)
         whole = len(head) >= e.uncompressed
-        return _pickle.pickle_kind(head, len(head) if whole else None)
+        if storage or skip or e.method != 0:
+            size = (len(head) if whole else e.uncompressed) - skip
+            return _pickle.pickle_kind(body, size if whole or e.method == 0 else None)
+        starved = False
+
+        def more(offset: int, n: int) -> bytes:
+            # the walker's windows past large arguments, charged to the budget
+            nonlocal starved
+            if n > self.budget.walk:
+                starved = True
+                return b""
+            self.budget.walk -= n
+            return self.read(m.data_start + offset, max(0, min(n, e.compressed - offset)))
+
+        kind = _pickle.pickle_kind(head, e.compressed, more)
+        if starved and kind is None:
+            self.budget.unexamined += 1
+        return kind
 
     def _classify(self, m: _Member) -> None:
         e, who, name = m.entry, m.shown, m.entry.name
@@ -943,25 +978,7 @@ class _Zip:
             self._nested(m)
             return
         kind = self._pickle_kind(m, head)
-        found = None
-        if kind is None:
-            whole = len(head) >= e.uncompressed
-            found = _detect._detect(
-                _Bytes(head, who),
-                len(head) if whole else max(e.uncompressed, len(head) + 1),
-                name.rpartition("/")[2],
-            )
-        if kind is not None or (found is not None and found.format == "pickle"):
-            detail = kind or (found.detail if found is not None else None) or "pickle"
-            if detail.startswith(_COMPRESSED_KINDS):
-                self.add(
-                    "zip-nested-archive",
-                    f"member {who} is a {detail}: a compressed stream inside the archive,"
-                    " not examined",
-                    offset=m.data_start,
-                    member=who,
-                )
-                return
+        if kind is not None:
             body, _ = _pickle_start(head)
             legacy = body.startswith(_detect._TORCH_MAGIC)
             self._job(
@@ -970,7 +987,19 @@ class _Zip:
                 )
             )
             return
-        assert found is not None
+        # Only the signatures that matter inside an archive (the pickle walk is done).
+        found = _detect._compressed(head) or _detect._tar(head) or _detect._hdf5(head)
+        if found is None:
+            return
+        if found.format == "pickle" and (found.detail or "").startswith(_COMPRESSED_KINDS):
+            self.add(
+                "zip-nested-archive",
+                f"member {who} is a {found.detail}: a compressed stream inside the archive,"
+                " not examined",
+                offset=m.data_start,
+                member=who,
+            )
+            return
         compressed = found.format == "unknown" and (found.detail or "").startswith(
             ("xz", "bzip2", "lzma", "zlib")
         )
