@@ -119,6 +119,10 @@ HEAD_BUDGET = 64 << 20
 #: all members together (a walk costs about a microsecond an opcode).
 WALK_BUDGET = 4 << 20
 _QUICK = 64
+#: Bytes of pickle streams handed to the pickle scanner per file, all members together.
+SCAN_BUDGET = 256 << 20
+#: Storages found to hold a pickle that are also scanned (the rest are reported only).
+MAX_STORAGE_SCANS = 16
 #: The most one member is inflated (or read, for its CRC) to scan it.
 MAX_MEMBER = 128 << 20
 #: Inflated bytes per file, all members together (heads aside).
@@ -217,6 +221,8 @@ class _Out:
 class _Budget:
     heads: int = HEAD_BUDGET
     walk: int = WALK_BUDGET
+    scan: int = SCAN_BUDGET
+    storage_scans: int = MAX_STORAGE_SCANS
     inflate: int = INFLATE_BUDGET
     gaps: int = GAP_BUDGET
     unexamined: int = 0
@@ -913,7 +919,9 @@ class _Zip:
                 offset=m.data_start,
                 member=who,
             )
-            self._job(_Job("pickle", m, "pickle"))
+            if self.budget.storage_scans > 0:
+                self.budget.storage_scans -= 1
+                self._job(_Job("pickle", m, "pickle"))
         return True
 
     def _pickle_kind(self, m: _Member, head: bytes, *, storage: bool = False) -> str | None:
@@ -1152,6 +1160,16 @@ class _Zip:
 
     def _run(self) -> None:
         for job in self.jobs:
+            size = job.member.entry.uncompressed
+            if size > self.budget.scan:
+                self.add(
+                    "zip-members-not-examined",
+                    f"member {job.member.shown} ({size} bytes) not scanned: the"
+                    f" {SCAN_BUDGET}-byte budget for scanning pickles ran out",
+                    member=job.member.shown,
+                )
+                continue
+            self.budget.scan -= size
             got = self._materialize(job.member)
             if got is None:
                 continue
