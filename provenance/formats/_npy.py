@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["MAGIC", "MAX_HEADER", "npy_header"]
+__all__ = ["MAGIC", "MAX_HEADER", "has_object", "npy_header", "parse_literal"]
 
 MAGIC = b"\x93NUMPY"
 MAX_HEADER = 10_000
@@ -171,3 +171,19 @@ def npy_header(data: bytes) -> tuple[str, bool]:
     if isinstance(descr, str):
         return f"{version}, dtype {descr[:24]!r}", False
     return f"{version}, structured dtype", False
+
+
+def parse_literal(text: str) -> object:
+    """The value of a header's literal, read by the parser above (never ``eval``).
+
+    Raises ValueError when ``text`` is not one of the literals NumPy writes.
+    """
+    try:
+        return _Parser(text).document()
+    except _Unreadable:
+        raise ValueError("not a literal NumPy writes") from None
+
+
+def has_object(descr: object) -> bool:
+    """Whether a header's ``descr`` holds Python objects (or is not one NumPy writes)."""
+    return _has_object(descr)
