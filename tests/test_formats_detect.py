@@ -1028,3 +1028,18 @@ def test_detect_fd_with_a_stale_size(tmp_path):
             detect_fd(fd, -1, "x")
     finally:
         os.close(fd)
+
+
+@pytest.mark.parametrize("length", [128, 384, 640, 896, 1152, 1408, 72, 136])
+def test_a_safetensors_header_length_that_reads_as_pickle_proto_is_safetensors(tmp_path, length):
+    """0x80 then 0x00..0x05 is PROTO: a header of 128, 384, ... bytes starts like a pickle.
+    The zero bytes 4..7 and the '{' at byte 8 rule a pickle out."""
+    import json as _json
+    import struct as _struct
+
+    header = _json.dumps({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode()
+    header = header.ljust(length)
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(_struct.pack("<Q", len(header)) + header + b"\0" * 4)
+    found = detect(path)
+    assert (found.format, found.pickle_based) == ("safetensors", False), found

@@ -180,6 +180,15 @@ def _detect(f: _File, size: int, name: str) -> Detected:
     size = min(size, len(head)) if len(head) < HEAD else size  # a file shorter than it said
     if not head:
         return Detected("text", False, "empty file")
+    # A safetensors header length below 2**32 has zero bytes 4..7, and '{'
+    # (no pickle opcode) is byte 8: no pickle can import or call anything in
+    # the four bytes before them, so such a file is never a pickle, whatever
+    # its length's low byte says (0x80 0x00..0x05 reads as PROTO: a header of
+    # 128, 384, ... bytes, multiples of 8 as safetensors pads them).
+    if head[4:8] == b"\0\0\0\0" and head[8:9] == b"{":
+        found = _safetensors(head, size)
+        if found is not None:
+            return found
     if head[0] == 0x80 and len(head) >= 2 and head[1] <= _pickle.HIGHEST_PROTOCOL:
         body = head[2:]
         if body[:1] == b"\x95":  # a protocol 4 frame
