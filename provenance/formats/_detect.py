@@ -577,7 +577,7 @@ def _npz(f: _File, files: list[_zip.Entry], note: str) -> Detected:
         # A member that is not an array loads as plain bytes.
         if got[0].startswith(_npy.MAGIC) and _npy.npy_header(got[0])[1]:
             objects.append(e.name)
-    detail = f"npz of {len(files)} arrays"
+    detail = f"npz of {len(files)} array{'' if len(files) == 1 else 's'}"
     if objects:
         detail += (
             f"; {len(objects)} may hold Python objects (loading unpickles them),"
