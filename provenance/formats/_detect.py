@@ -537,7 +537,11 @@ def _zip_format(f: _File, size: int) -> Detected:
     names = {e.name for e in files}
     if "config.json" in names and ("metadata.json" in names or "model.weights.h5" in names):
         held = ", ".join(n for n in _KERAS_FILES if n in names)
-        return Detected("keras", False, f"keras archive ({held}); Lambda layers not examined{note}")
+        return Detected(
+            "keras",
+            False,
+            f"keras archive ({held}); Lambda layers checked by scan, not by detection{note}",
+        )
     if files and all(e.name.endswith(".npy") for e in files):
         return _npz(f, files, note)
     detail = f"zip archive of {len(files)} files"
