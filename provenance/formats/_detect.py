@@ -224,7 +224,7 @@ def _detect(f: _File, size: int, name: str) -> Detected:
         if onnx is not None:
             return onnx
     return _text(head, size <= len(head), name) or Detected(
-        "unknown", False, _safetensors_note(head)
+        "unknown", False, _safetensors_note(head, size)
     )
 
 
@@ -278,11 +278,13 @@ def _safetensors(head: bytes, size: int) -> Detected | None:
     return Detected("safetensors", False, f"{length}-byte header")
 
 
-def _safetensors_note(head: bytes) -> str | None:
+def _safetensors_note(head: bytes, size: int) -> str | None:
     """For an unknown file that starts like safetensors: why it is not one."""
     if len(head) >= 9 and head[8:9] == b"{":
         length = int.from_bytes(head[:8], "little")
-        return f"starts like safetensors, but its header length {length} is out of bounds"
+        if not 2 <= length <= min(MAX_SAFETENSORS_HEADER, size - 8):
+            return f"starts like safetensors, but its header length {length} is out of bounds"
+        return f"starts like safetensors, but its {length}-byte header is not a JSON object"
     return None
 
 
