@@ -21,7 +21,8 @@ from provenance_cli._output import Line, emit
     multiple=True,
     metavar="MODULE.NAME",
     help="Also allow this pickle global, exactly (repeatable; no wildcards), "
-    "e.g. --allow-global collections.Counter.",
+    "e.g. --allow-global collections.Counter. Loading the pickle may call it: "
+    "name only what you trust.",
 )
 @json_option
 def scan_command(path: str, allow_globals: tuple[str, ...], as_json: bool) -> None:
@@ -32,14 +33,16 @@ def scan_command(path: str, allow_globals: tuple[str, ...], as_json: bool) -> No
     zip archives must agree with themselves; GGUF, ONNX and Keras files are
     bounded and checked for what their loaders run. Nothing is unpickled,
     imported or executed, and tensor data is never read. Code a loader runs
-    (*.py, auto_map in config.json, chat templates) is reported as a warning.
+    (*.py, auto_map in config.json, chat templates) is reported as a warning,
+    and warnings exit 1 too. Symbolic links are refused: scan a real copy of
+    a Hugging Face cache snapshot (cp -rL).
 
     \b
       provenance scan my-model
       provenance scan pytorch_model.bin --json
       provenance scan my-model --allow-global collections.Counter
 
-    Exit codes: 0 clean (notes only), 1 findings, 3 unreadable.
+    Exit codes: 0 clean (info findings only), 1 errors or warnings, 3 unreadable.
     """
     from provenance.formats import scan
 

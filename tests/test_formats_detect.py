@@ -482,7 +482,7 @@ def test_extra_fields_before_zip64(tmp_path):
     assert zipfile.ZipFile(io.BytesIO(data)).namelist() == [n for n, _ in TORCH_MEMBERS]
     assert check(put(tmp_path, "x.bin", data)).format == "pytorch-zip"
     npz = hand_zip([("a.npy", npy("'<f4'"))], extra=extra)
-    assert check(put(tmp_path, "x.npz", npz)) == Detected("npz", False, "npz of 1 arrays")
+    assert check(put(tmp_path, "x.npz", npz)) == Detected("npz", False, "npz of 1 array")
 
 
 def test_member_names_are_shown_escaped(tmp_path):
@@ -605,7 +605,7 @@ def test_npz(tmp_path):
 def test_npz_member_with_a_long_header(tmp_path):
     fields = ", ".join(f"('field_{i:04d}', '<f4')" for i in range(150))  # ~3.5 KB of header
     ok = check(put(tmp_path, "l.npz", zip_bytes([("a.npy", npy(f"[{fields}]"))])))
-    assert ok == Detected("npz", False, "npz of 1 arrays")
+    assert ok == Detected("npz", False, "npz of 1 array")
     bad = check(put(tmp_path, "m.npz", zip_bytes([("a.npy", npy(f"[{fields}, ('z', '|O')]"))])))
     assert bad.pickle_based
 

@@ -59,8 +59,7 @@ def check_code_files(
                     f.name,
                     f.format,
                     "code-python-file",
-                    f"'{_show(f.name, 200)}' is {what}: it runs with trust_remote_code, or"
-                    " whenever it is imported",
+                    f"{what}: it runs with trust_remote_code, or whenever it is imported",
                     severity="warning",
                 )
             )

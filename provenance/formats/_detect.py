@@ -224,7 +224,7 @@ def _detect(f: _File, size: int, name: str) -> Detected:
         if onnx is not None:
             return onnx
     return _text(head, size <= len(head), name) or Detected(
-        "unknown", False, _safetensors_note(head)
+        "unknown", False, _safetensors_note(head, size)
     )
 
 
@@ -278,11 +278,13 @@ def _safetensors(head: bytes, size: int) -> Detected | None:
     return Detected("safetensors", False, f"{length}-byte header")
 
 
-def _safetensors_note(head: bytes) -> str | None:
+def _safetensors_note(head: bytes, size: int) -> str | None:
     """For an unknown file that starts like safetensors: why it is not one."""
     if len(head) >= 9 and head[8:9] == b"{":
         length = int.from_bytes(head[:8], "little")
-        return f"starts like safetensors, but its header length {length} is out of bounds"
+        if not 2 <= length <= min(MAX_SAFETENSORS_HEADER, size - 8):
+            return f"starts like safetensors, but its header length {length} is out of bounds"
+        return f"starts like safetensors, but its {length}-byte header is not a JSON object"
     return None
 
 
@@ -537,7 +539,11 @@ def _zip_format(f: _File, size: int) -> Detected:
     names = {e.name for e in files}
     if "config.json" in names and ("metadata.json" in names or "model.weights.h5" in names):
         held = ", ".join(n for n in _KERAS_FILES if n in names)
-        return Detected("keras", False, f"keras archive ({held}); Lambda layers not examined{note}")
+        return Detected(
+            "keras",
+            False,
+            f"keras archive ({held}); Lambda layers checked by scan, not by detection{note}",
+        )
     if files and all(e.name.endswith(".npy") for e in files):
         return _npz(f, files, note)
     detail = f"zip archive of {len(files)} files"
@@ -577,7 +583,7 @@ def _npz(f: _File, files: list[_zip.Entry], note: str) -> Detected:
         # A member that is not an array loads as plain bytes.
         if got[0].startswith(_npy.MAGIC) and _npy.npy_header(got[0])[1]:
             objects.append(e.name)
-    detail = f"npz of {len(files)} arrays"
+    detail = f"npz of {len(files)} array{'' if len(files) == 1 else 's'}"
     if objects:
         detail += (
             f"; {len(objects)} may hold Python objects (loading unpickles them),"

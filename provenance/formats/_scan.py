@@ -225,7 +225,7 @@ def _scan_file(path: str, name: str, options: ScanOptions) -> ScannedFile:
                     name,
                     "unknown",
                     "format-unknown",
-                    f"'{name}' matches no known format"
+                    "matches no known format, so nothing in it was checked"
                     + (f" ({detected.detail})" if detected.detail else "")
                     + "; a policy decides whether it may load",
                     severity="info",
