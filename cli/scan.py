@@ -24,8 +24,16 @@ from provenance_cli._output import Line, emit
     "e.g. --allow-global collections.Counter. Loading the pickle may call it: "
     "name only what you trust.",
 )
+@click.option(
+    "--follow-symlinks",
+    is_flag=True,
+    help="Scan a link as its target when the target stays inside PATH, or, for a "
+    "Hugging Face cache snapshot (.../snapshots/REV), inside the repository's blobs/.",
+)
 @json_option
-def scan_command(path: str, allow_globals: tuple[str, ...], as_json: bool) -> None:
+def scan_command(
+    path: str, allow_globals: tuple[str, ...], follow_symlinks: bool, as_json: bool
+) -> None:
     """Check every file under PATH by the rules of its format, found by content.
 
     An allowlist, not a denylist: a pickle may import only the globals a
@@ -46,11 +54,13 @@ def scan_command(path: str, allow_globals: tuple[str, ...], as_json: bool) -> No
     """
     from provenance.formats import scan
 
-    report = scan(path, allow_globals=allow_globals)
+    report = scan(path, allow_globals=allow_globals, follow_symlinks=follow_symlinks)
     lines: list[Line] = []
+    # A file's mark counts every finding about it, the folder checks' too.
+    flagged = {x.file for x in report.findings if x.severity != "info"}
     for f in report.files:
         detail = f" ({f.detail})" if f.detail else ""
-        mark = "✗" if any(x.severity != "info" for x in f.findings) else "✓"
+        mark = "✗" if f.name in flagged else "✓"
         lines.append(Line(f"{mark} {f.name}: {f.format}{detail}"))
     order = {"error": 0, "warning": 1, "info": 2}
     for x in sorted(report.findings, key=lambda x: order[x.severity]):
@@ -63,10 +73,9 @@ def scan_command(path: str, allow_globals: tuple[str, ...], as_json: bool) -> No
         lines.append(Line(f"Clean: {len(report.files)} file(s) scanned", "green"))
         emit(report, as_json=as_json, lines=lines)
         return
-    failed = [x for x in report.findings if x.severity != "info"]
+    # The findings are listed above (and in the JSON report): the error only counts them.
     error = VerificationError(
         f"{errors} error(s) and {warnings} warning(s) in {len(report.files)} file(s) scanned",
-        [f"{x.file}: {x.message}" for x in failed],
         code="scan-findings",
     )
     emit(report, as_json=as_json, lines=lines, error=error, exit_code=EXIT_FAILED)

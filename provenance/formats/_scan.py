@@ -170,21 +170,31 @@ def scan(
     *,
     allow_globals: Iterable[str] = (),
     signed_files: Iterable[str] | None = None,
+    follow_symlinks: bool = False,
 ) -> ScanReport:
     """Check every file under ``path`` (or the file itself) by the rules of its format.
 
-    Links, FIFOs, sockets and devices are reported, never opened; ``.git``
-    is left out. Raises :class:`~provenance.errors.InputError` only when
+    FIFOs, sockets and devices are reported, never opened; ``.git`` is left
+    out. Links are reported too, unless ``follow_symlinks``: then a link is
+    scanned as its target when that stays inside ``path`` or, for a Hugging
+    Face cache snapshot (``.../snapshots/REV``), inside the repository's
+    ``blobs/``. Raises :class:`~provenance.errors.InputError` only when
     ``path`` itself cannot be read.
     """
-    from provenance.hashing import Ignore, walk
+    from provenance.hashing import Ignore, LinkPolicy, walk
 
     root = Path(path)
     options = ScanOptions(
         frozenset(allow_globals), frozenset(signed_files) if signed_files is not None else None
     )
-    found = walk(root, ignore=Ignore([".git"]))
-    single = root.is_file() and not root.is_symlink()
+    links = LinkPolicy()
+    if follow_symlinks:
+        real = Path(os.path.realpath(root))
+        repo = real.parent.parent if real.parent.name == "snapshots" else None
+        within = (str(repo / "blobs"),) if repo is not None and (repo / "blobs").is_dir() else ()
+        links = LinkPolicy(follow=True, within=within)
+    found = walk(root, ignore=Ignore([".git"]), links=links)
+    single = root.is_file()
     base = root.parent if single else root
     scanned: list[ScannedFile] = []
     folder: list[FormatFinding] = []
@@ -194,6 +204,20 @@ def scan(
         shown = entry.name if not single else root.name
         scanned.append(_scan_file(entry.path, shown, options))
     for spec in _FOLDER_CHECKERS:
+        if single and spec.startswith("_index:"):
+            # An index scanned alone: its shards are beside it, not in the listing.
+            if root.name.endswith(".index.json"):
+                folder.append(
+                    FormatFinding(
+                        root.name,
+                        "json",
+                        "index-shard-unchecked",
+                        "the index was scanned alone, so its shards were not checked; "
+                        "scan the folder that holds it",
+                        severity="info",
+                    )
+                )
+            continue
         folder.extend(_resolve(spec)(base, scanned, options))
     return ScanReport(root, tuple(scanned), tuple(folder))
 

@@ -1,0 +1,48 @@
+"""provenance.formats.scan end to end: every checker in place, as the CLI runs it."""
+
+from __future__ import annotations
+
+
+def test_an_index_scanned_alone_is_a_note_not_missing_shards(tmp_path):
+    import json as _json
+
+    from provenance.formats import scan
+
+    (tmp_path / "model.safetensors.index.json").write_text(
+        _json.dumps({"metadata": {}, "weight_map": {"w": "model-00001-of-00001.safetensors"}})
+    )
+    report = scan(tmp_path / "model.safetensors.index.json")
+    codes = [(f.code, f.severity) for f in report.findings]
+    assert codes == [("index-shard-unchecked", "info")], codes
+    assert report.ok
+
+
+def test_a_hugging_face_cache_snapshot_is_scanned_with_follow_symlinks(tmp_path):
+    """Snapshot files are links into the repository's blobs/: refused unless followed,
+    and followed only that far."""
+    import os as _os
+
+    from provenance.formats import scan
+
+    repo = tmp_path / "models--org--name"
+    blobs, snap = repo / "blobs", repo / "snapshots" / "abc123"
+    blobs.mkdir(parents=True)
+    snap.mkdir(parents=True)
+    (blobs / "1111").write_bytes(b'{"hidden_size": 8}')
+    (blobs / "2222").write_bytes(b"\x80\x02cos\nsystem\nX\x02\x00\x00\x00id\x85R.")
+    _os.symlink("../../blobs/1111", snap / "config.json")
+    _os.symlink("../../blobs/2222", snap / "extra.pkl")
+    outside = tmp_path / "elsewhere.json"
+    outside.write_text("{}")
+    _os.symlink(str(outside), snap / "escape.json")
+
+    refused = scan(snap)
+    assert not refused.files and not refused.ok
+    followed = scan(snap, follow_symlinks=True)
+    by_name = {f.name: f for f in followed.files}
+    assert set(by_name) == {"config.json", "extra.pkl"}
+    assert by_name["extra.pkl"].format == "pickle"
+    assert any(f.code == "pickle-global-denied" for f in by_name["extra.pkl"].findings), by_name[
+        "extra.pkl"
+    ]
+    assert any(f.file == "escape.json" for f in followed.findings)  # not followed out
