@@ -93,3 +93,26 @@ def test_empty_and_plain_compressed_files_stay_clean(tmp_path):
     ]:
         got = scanned(tmp_path, name, data)
         assert not got.pickle_based and not errors(got), got
+
+
+# -- .npy headers: escapes in the dtype string mean what literal_eval makes of them
+
+
+def _npy(header: str, body: bytes) -> bytes:
+    raw = header.encode("latin-1")
+    raw += b" " * (64 - (10 + len(raw) + 1) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(raw).to_bytes(2, "little") + raw + body
+
+
+@pytest.mark.parametrize(
+    "descr", [r"'\x4f'", r"'\117'", r"'\u004f'", r"'|\x4f'", r"[('a', '\x4f')]"]
+)
+def test_npy_object_dtype_spelled_with_escapes_is_pickle_based(tmp_path, descr):
+    # numpy.load(allow_pickle=True) reads dtype('O') and unpickles the rest
+    data = _npy("{'descr': " + descr + ", 'fortran_order': False, 'shape': (1,), }", PAYLOAD)
+    got = scanned(tmp_path, "a.npy", data)
+    assert got.pickle_based, got
+    assert "pickle-global-denied" in errors(got), got
+    from provenance.formats._npy import npy_header
+
+    assert npy_header(data)[1]
