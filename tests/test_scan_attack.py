@@ -116,3 +116,34 @@ def test_npy_object_dtype_spelled_with_escapes_is_pickle_based(tmp_path, descr):
     from provenance.formats._npy import npy_header
 
     assert npy_header(data)[1]
+
+
+# -- ONNX detected by content: onnx.load("model.pb") reads external data whatever the name
+
+
+def test_onnx_model_not_named_onnx_has_its_external_data_checked(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    np = pytest.importorskip("numpy")
+    from onnx import TensorProto, helper, numpy_helper
+
+    from provenance.formats import scan
+
+    t = numpy_helper.from_array(np.zeros(4, np.float32), "w")
+    t.data_location = TensorProto.EXTERNAL
+    t.ClearField("raw_data")
+    for key, value in {"location": "../../../../etc/passwd", "length": "16"}.items():
+        e = t.external_data.add()
+        e.key, e.value = key, value
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["w"], ["y"])],
+        "g",
+        [],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])],
+        [t],
+    )
+    (tmp_path / "model.pb").write_bytes(helper.make_model(graph).SerializeToString())
+    assert onnx.load(str(tmp_path / "model.pb"), load_external_data=False).graph.initializer
+    report = scan(tmp_path)
+    assert [f.format for f in report.files] == ["onnx"]
+    assert "onnx-external-location" in {f.code for f in report.findings}
+    assert not report.ok

@@ -220,10 +220,11 @@ def _detect(f: _File, size: int, name: str) -> Detected:
     )
     if found is not None:
         return found
-    if name.lower().endswith(".onnx"):
-        onnx = _onnx(head, size)
-        if onnx is not None:
-            return onnx
+    # onnx.load takes any name (model.pb, model.bin): without the name, the
+    # stream must start as onnx writes one, ir_version first, and hold a graph
+    onnx = _onnx(head, size, strict=not name.lower().endswith(".onnx"))
+    if onnx is not None:
+        return onnx
     return _text(head, size <= len(head), name) or Detected(
         "unknown", False, _safetensors_note(head)
     )
@@ -287,9 +288,13 @@ def _safetensors_note(head: bytes) -> str | None:
     return None
 
 
-def _onnx(head: bytes, size: int) -> Detected | None:
-    """A ModelProto by its first protobuf fields (the caller checked the name)."""
-    pos, fields, ir_version = 0, 0, None
+def _onnx(head: bytes, size: int, *, strict: bool = False) -> Detected | None:
+    """A ModelProto by its first protobuf fields.
+
+    ``strict`` (a file not named ``.onnx``): ir_version must come first and a
+    graph must follow among the fields examined.
+    """
+    pos, fields, ir_version, graph = 0, 0, None, False
     while fields < 16 and pos < min(len(head), size):
         tag, pos = _varint(head, pos)
         if tag is None:
@@ -301,6 +306,9 @@ def _onnx(head: bytes, size: int) -> Detected | None:
         if value is None:
             return None
         fields += 1
+        graph = graph or number == 7
+        if strict and fields == 1 and number != 1:
+            return None
         if wire == 0:
             if number == 1:
                 if not 1 <= value <= 100:
@@ -312,7 +320,7 @@ def _onnx(head: bytes, size: int) -> Detected | None:
             return None
         if pos > len(head):
             break  # the graph, most likely: plausible so far
-    if not fields:
+    if not fields or (strict and not graph):
         return None
     return Detected("onnx", False, f"ir_version {ir_version}" if ir_version else None)
 
