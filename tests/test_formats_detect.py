@@ -727,7 +727,10 @@ def test_onnx_needs_its_name_and_a_plausible_start(tmp_path):
         "onnx", False, "ir_version 8"
     )
     assert check(put(tmp_path, "MODEL.ONNX", onnx_bytes())).format == "onnx"
-    assert check(put(tmp_path, "model.bin", onnx_bytes())).format == "unknown"
+    # onnx.load takes any name: without .onnx, ir_version first and a graph are needed
+    assert check(put(tmp_path, "model.bin", onnx_bytes())).format == "onnx"
+    assert check(put(tmp_path, "model.pb", b"\x12\x01a" + onnx_bytes())).format == "unknown"
+    assert check(put(tmp_path, "v.bin", onnx_bytes()[:2] + b"\x12\x01a")).format == "unknown"
     # field 1 must be a varint; field 10 is no ModelProto field
     assert check(put(tmp_path, "w.onnx", b"\x0a\x03abc" + onnx_bytes())).format == "unknown"
     assert check(put(tmp_path, "f.onnx", b"\x50\x01" + onnx_bytes())).format == "unknown"

@@ -59,9 +59,10 @@ a pickle, an HDF5 whose user block is one) and ``pickle.load`` runs it.
   2 <= N <= 100 MiB and N <= size - 8, then ``{`` and, after blanks, ``"``
   or ``}``. Only that start is read; the header itself is the scanner's.
 * ``tar``: a ustar or v7 header at byte 0 whose checksum is right.
-* ``onnx``: named ``*.onnx`` and its first protobuf fields are ModelProto's
-  (known field numbers, each with its wire type, lengths within the file,
-  ``ir_version`` from 1 to 100). Without the name it is ``unknown``.
+* ``onnx``: its first protobuf fields are ModelProto's (known field
+  numbers, each with its wire type, lengths within the file, ``ir_version``
+  from 1 to 100). A file not named ``*.onnx`` (``onnx.load`` takes any
+  name) must also start with ``ir_version`` and hold a graph among them.
 * ``json``: text whose first character is ``{`` or ``[`` and which parses
   whole; one longer than 64 KiB is ``json`` only when named ``*.json``.
 * ``text``: UTF-8 (a leading BOM allowed) without NUL or other control

@@ -26,6 +26,7 @@ import os
 import stat
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 from provenance._internal.fsutil import open_regular
 from provenance.errors import InputError
@@ -219,10 +220,11 @@ def _detect(f: _File, size: int, name: str) -> Detected:
     )
     if found is not None:
         return found
-    if name.lower().endswith(".onnx"):
-        onnx = _onnx(head, size)
-        if onnx is not None:
-            return onnx
+    # onnx.load takes any name (model.pb, model.bin): without the name, the
+    # stream must start as onnx writes one, ir_version first, and hold a graph
+    onnx = _onnx(head, size, strict=not name.lower().endswith(".onnx"))
+    if onnx is not None:
+        return onnx
     return _text(head, size <= len(head), name) or Detected(
         "unknown", False, _safetensors_note(head, size)
     )
@@ -288,9 +290,13 @@ def _safetensors_note(head: bytes, size: int) -> str | None:
     return None
 
 
-def _onnx(head: bytes, size: int) -> Detected | None:
-    """A ModelProto by its first protobuf fields (the caller checked the name)."""
-    pos, fields, ir_version = 0, 0, None
+def _onnx(head: bytes, size: int, *, strict: bool = False) -> Detected | None:
+    """A ModelProto by its first protobuf fields.
+
+    ``strict`` (a file not named ``.onnx``): ir_version must come first and a
+    graph must follow among the fields examined.
+    """
+    pos, fields, ir_version, graph = 0, 0, None, False
     while fields < 16 and pos < min(len(head), size):
         tag, pos = _varint(head, pos)
         if tag is None:
@@ -302,6 +308,9 @@ def _onnx(head: bytes, size: int) -> Detected | None:
         if value is None:
             return None
         fields += 1
+        graph = graph or number == 7
+        if strict and fields == 1 and number != 1:
+            return None
         if wire == 0:
             if number == 1:
                 if not 1 <= value <= 100:
@@ -313,7 +322,7 @@ def _onnx(head: bytes, size: int) -> Detected | None:
             return None
         if pos > len(head):
             break  # the graph, most likely: plausible so far
-    if not fields:
+    if not fields or (strict and not graph):
         return None
     return Detected("onnx", False, f"ir_version {ir_version}" if ir_version else None)
 
@@ -399,28 +408,38 @@ def _inflate(head: bytes, kind: str) -> tuple[bytes, bool] | str | None:
     for more memory than :data:`_LZMA_MEMLIMIT` (an xz or lzma header can).
     """
     try:
-        if kind in ("gzip", "zlib"):
-            z = zlib.decompressobj(31 if kind == "gzip" else 15)
-            out = z.decompress(head, HEAD)
-            return out, z.eof
-        if kind == "bzip2":
-            import bz2
+        # gzip, bzip2 and xz readers (gzip.open, bz2.open, lzma.open, joblib) go
+        # on into the next member after one ends: the stream is all of them.
+        out = b""
+        data = head
+        while True:
+            if kind in ("gzip", "zlib"):
+                d: Any = zlib.decompressobj(31 if kind == "gzip" else 15)
+            elif kind == "bzip2":
+                import bz2
 
-            b = bz2.BZ2Decompressor()
-            out = b.decompress(head, HEAD)
-            return out, b.eof
-        import lzma
+                d = bz2.BZ2Decompressor()
+            else:
+                import lzma
 
-        fmt = lzma.FORMAT_XZ if kind == "xz" else lzma.FORMAT_ALONE
-        x = lzma.LZMADecompressor(format=fmt, memlimit=_LZMA_MEMLIMIT)
-        try:
-            out = x.decompress(head, HEAD)
-        except lzma.LZMAError as e:
-            return _TOO_BIG if "memory" in str(e).lower() else None
-        return out, x.eof
+                fmt = lzma.FORMAT_XZ if kind == "xz" else lzma.FORMAT_ALONE
+                d = lzma.LZMADecompressor(format=fmt, memlimit=_LZMA_MEMLIMIT)
+            try:
+                out += d.decompress(data, HEAD - len(out))
+            except MemoryError:
+                raise
+            except Exception as e:  # zlib.error, OSError, EOFError, lzma.LZMAError
+                if kind in ("xz", "lzma") and "memory" in str(e).lower():
+                    return _TOO_BIG
+                if not out:
+                    return None
+                return out, False  # a later member is broken: the start is known
+            data = d.unused_data if d.eof else b""
+            if not data or kind == "zlib" or len(out) >= HEAD:
+                return out, bool(d.eof and not data)
     except MemoryError:
         return _TOO_BIG
-    except (zlib.error, OSError, EOFError, ValueError, ImportError):
+    except (zlib.error, OSError, EOFError, ValueError, ImportError, LookupError):
         return None
 
 
@@ -429,7 +448,8 @@ def _compression(head: bytes) -> str | None:
         return "gzip"
     if head[:6] == b"\xfd7zXZ\x00":
         return "xz"
-    if head[:3] == b"BZh" and head[3:4].isdigit() and head[4:10] == b"1AY&SY":
+    if head[:3] == b"BZh" and head[3:4].isdigit() and head[4:10] in (b"1AY&SY", b"\x17rE8P\x90"):
+        # a block, or the end of an empty stream (bz2.open reads on into the next)
         return "bzip2"
     if (
         len(head) >= 2
@@ -465,14 +485,23 @@ def _compressed(head: bytes) -> Detected | None:
             return Detected("unknown", False, f"{kind} stream that does not decompress")
         return None  # the weak signatures: probably not compressed at all
     data, whole = got
-    if not data and kind in ("zlib", "lzma") and not whole:
-        return None
+    if not data and whole:
+        return Detected(kind if kind == "gzip" else "unknown", False, f"{kind} of nothing")
+    if not data and kind in ("zlib", "lzma") and len(head) < HEAD:
+        return None  # the weak signatures: a short file that inflates to nothing
     inner = _pickle.pickle_kind(data, len(data) if whole else None) if data else None
     if inner is not None:
         return Detected("pickle", True, f"{kind}-compressed {inner}")
     if not data:
-        what = "content past the bytes examined"
-    elif _tar_names(data) is not None:
+        # nothing inflated from the head (a long gzip header, an empty first
+        # member): a compressed pickle is not ruled out
+        return Detected(
+            "gzip" if kind == "gzip" else "unknown",
+            True,
+            f"{kind} stream whose content starts past the bytes examined:"
+            " a compressed pickle not ruled out",
+        )
+    if _tar_names(data) is not None:
         what = "a tar archive"
     elif _is_text(data, whole):
         what = "text"

@@ -9,9 +9,10 @@ An array of Python objects (dtype ``O``, or a structured or sub-array dtype
 with such a field) is stored as a pickle, and ``numpy.load`` unpickles it
 when called with ``allow_pickle=True``: such a file is pickle-based.
 
-The header is never handed to ``eval`` or ``ast``: a small parser here
+The header is never handed to ``eval`` or ``ast`` whole: a small parser here
 takes the literals NumPy writes (strings, integers, booleans, None, tuples,
-lists, dicts), nested at most a few levels, from at most
+lists, dicts; a string with escapes alone goes to ``ast.literal_eval``,
+which decodes them as NumPy does), nested at most a few levels, from at most
 :data:`MAX_HEADER` bytes (NumPy's own default limit; it reads a longer one
 only with ``allow_pickle=True``). Whatever this parser cannot read is
 reported as pickle-based: an object dtype is not ruled out.
@@ -19,6 +20,7 @@ reported as pickle-based: an object dtype is not ruled out.
 
 from __future__ import annotations
 
+import ast
 import re
 
 __all__ = ["MAGIC", "MAX_HEADER", "has_object", "npy_header", "parse_literal"]
@@ -67,7 +69,17 @@ class _Parser:
             raise _Unreadable
         kind, tok = self._next()
         if kind == "str":
-            return tok[1:-1]  # escapes stay as written: only type codes matter here
+            if "\\" not in tok:
+                return tok[1:-1]
+            # escapes mean what NumPy's literal_eval makes of them ('\x4f' is 'O'):
+            # one string token, quoted and nothing else, is all literal_eval sees here
+            try:
+                text = ast.literal_eval(tok)
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                raise _Unreadable from None
+            if not isinstance(text, str):
+                raise _Unreadable
+            return text
         if kind == "int":
             return int(tok)
         if kind == "word":

@@ -256,6 +256,18 @@ def _scan_file(path: str, name: str, options: ScanOptions) -> ScannedFile:
                 )
             )
         spec = _CHECKERS.get(detected.format)
+        if spec is None and detected.pickle_based:
+            # detection could not rule out a pickle, and no checker reads this format
+            findings.append(
+                FormatFinding(
+                    name,
+                    detected.format,
+                    "pickle-not-ruled-out",
+                    f"'{name}' may load as a pickle"
+                    + (f" ({detected.detail})" if detected.detail else "")
+                    + ", and its opcodes are not scanned here: not shown to be safe",
+                )
+            )
         if spec is not None:
             try:
                 findings.extend(
