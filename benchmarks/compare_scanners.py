@@ -44,7 +44,11 @@ def verdict(cmd: list[str]) -> str:
     if not Path(cmd[0]).exists():
         return "missing"
     try:
-        rc = subprocess.run(cmd, capture_output=True, timeout=120, check=False).returncode
+        # In a scratch folder: fickling writes safety_results.json where it runs.
+        with tempfile.TemporaryDirectory() as cwd:
+            rc = subprocess.run(
+                cmd, capture_output=True, timeout=120, check=False, cwd=cwd
+            ).returncode
     except subprocess.TimeoutExpired:
         return "error"
     return {0: "clean", 1: "flagged"}.get(rc, "error")
