@@ -46,3 +46,21 @@ def test_a_hugging_face_cache_snapshot_is_scanned_with_follow_symlinks(tmp_path)
         "extra.pkl"
     ]
     assert any(f.file == "escape.json" for f in followed.findings)  # not followed out
+
+
+def test_a_second_build_on_an_allowlisted_object_is_refused(tmp_path):
+    """OrderedDict() BUILD {'__setstate__': f} then BUILD {...}: the second calls f(state)."""
+    from provenance.formats import scan
+
+    once = b"\x80\x02ccollections\nOrderedDict\n)R}X\t\x00\x00\x00_metadata}sb."
+    twice = (
+        b"\x80\x02ccollections\nOrderedDict\n)R"
+        b"}X\x0c\x00\x00\x00__setstate__ccollections\nOrderedDict\nsb"
+        b"}X\x01\x00\x00\x00a}sb."
+    )
+    (tmp_path / "once.pkl").write_bytes(once)
+    (tmp_path / "twice.pkl").write_bytes(twice)
+    report = scan(tmp_path)
+    by = {f.name: [x.code for x in f.findings] for f in report.files}
+    assert by["once.pkl"] == [], by
+    assert "pickle-build-denied" in by["twice.pkl"], by

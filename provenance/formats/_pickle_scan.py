@@ -257,9 +257,12 @@ _TENSOR_REBUILDS = frozenset(
 class _V:
     """A value on the simulated stack: its kind and what is known of it."""
 
-    __slots__ = ("data", "kind", "name")
+    __slots__ = ("built", "data", "kind", "name")
 
     def __init__(self, kind: int, data: object = None, name: str | None = None) -> None:
+        #: BUILD was applied to it once: a second BUILD could call the
+        #: ``__setstate__`` the first one planted in its attributes.
+        self.built = False
         self.kind = kind
         #: K_STR: the text (None when too long to read); K_INT: the value
         #: (None when too long); K_TUPLE: the list of items; K_GLOBAL: allowed.
@@ -1242,9 +1245,18 @@ def _build(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
     role = s.roles.get(target.name or "", 0) if target.kind == K_RESULT else 0
     if role & _ANY == _ANY:
         return None  # a user-allowed global
+    if role & (_BUILD_DICT | _BUILD_TUPLE) and target.built:
+        s.add(
+            "pickle-build-denied",
+            f"a second BUILD on what {_show_name(target.name or '')} returned: the first "
+            f"may have set its __setstate__, which this one would call (byte {s.op_pos})",
+        )
+        return None
     if role & _BUILD_DICT and state.kind == K_DICT:
+        target.built = True
         return None
     if role & _BUILD_TUPLE and state.kind == K_TUPLE:
+        target.built = True
         return None
     if role & (_BUILD_DICT | _BUILD_TUPLE):
         s.add(
