@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -250,3 +252,23 @@ def local_sigstore(tmp_path_factory: pytest.TempPathFactory):
 
     with LocalSigstore(tmp_path_factory.mktemp("local-sigstore")) as server:
         yield server
+
+
+def within(seconds: float, fn: Any) -> Any:
+    """Run ``fn`` in a thread; fail (instead of hanging) if it has not returned in time."""
+    out: list[Any] = []
+
+    def run() -> None:
+        try:
+            out.append((fn(), None))
+        except BaseException as e:
+            out.append((None, e))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"{fn} blocked"
+    value, error = out[0]
+    if error is not None:
+        raise error
+    return value

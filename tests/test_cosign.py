@@ -16,11 +16,10 @@ import socket
 import stat
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
-from conftest import make_model, run_cli
+from conftest import make_model, run_cli, within
 from test_output_contract import schema_errors
 
 import provenance
@@ -77,26 +76,6 @@ def model_signing_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
         timeout=120,
         check=False,
     )
-
-
-def within(seconds: float, fn):
-    """Run ``fn`` in a thread; fail (instead of hanging) if it has not returned in time."""
-    out: list = []
-
-    def run() -> None:
-        try:
-            out.append((fn(), None))
-        except BaseException as e:
-            out.append((None, e))
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert not thread.is_alive(), f"{fn} blocked"
-    value, error = out[0]
-    if error is not None:
-        raise error
-    return value
 
 
 def old_style_signature(model: Path, key, signature: Path | None = None) -> Path:

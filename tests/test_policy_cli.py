@@ -15,13 +15,21 @@ import multiprocessing
 import os
 import shutil
 import stat
-import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from conftest import PROJECT_ROOT, KeyPair, Pki, assert_fails, assert_ok, make_model, run_cli
+from conftest import (
+    PROJECT_ROOT,
+    KeyPair,
+    Pki,
+    assert_fails,
+    assert_ok,
+    make_model,
+    run_cli,
+    within,
+)
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from test_output_contract import contract, schema_errors
@@ -73,26 +81,6 @@ def log_lines(path: Path) -> list[dict[str, Any]]:
 def assert_valid_audit(record: dict[str, Any]) -> None:
     errors = schema_errors("audit-log.schema.json", record)
     assert not errors, errors
-
-
-def within(seconds: float, fn: Any) -> Any:
-    """Run ``fn`` in a thread; fail (instead of hanging) if it has not returned in time."""
-    out: list[Any] = []
-
-    def run() -> None:
-        try:
-            out.append((fn(), None))
-        except BaseException as e:
-            out.append((None, e))
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert not thread.is_alive(), f"{fn} blocked"
-    value, error = out[0]
-    if error is not None:
-        raise error
-    return value
 
 
 def a_decision(tag: str, reasons: int = 1, size: int = 100) -> Decision:

@@ -228,21 +228,8 @@ class _Budget:
     unexamined: int = 0
 
 
-class _Bytes(_File):
-    """Bytes in memory, read like a file (for :func:`_detect._detect`)."""
-
-    def __init__(self, data: bytes, name: str) -> None:
-        super().__init__(-1, name)
-        self.data = data
-
-    def read(self, offset: int, n: int) -> bytes:
-        if offset < 0 or n <= 0:
-            return b""
-        return self.data[offset : offset + n]
-
-
 class _Reads(_File):
-    """A reader function, read like a file."""
+    """A reader function (or bytes in memory, sliced), read like a file."""
 
     def __init__(self, read: Reader, name: str) -> None:
         super().__init__(-1, name)
@@ -758,7 +745,7 @@ class _Zip:
                 self._second_end(start + at)
                 at = data.find(_EOCD, at + 1)
         if not seen:
-            found = _detect._detect(_Bytes(data, "gap"), end - start, "gap")
+            found = _detect._detect(_Reads(lambda o, n: data[o : o + n], "gap"), end - start, "gap")
             if found.format not in ("unknown", "text"):
                 seen.append(
                     f"content like {found.format}" + (f" ({found.detail})" if found.detail else "")
