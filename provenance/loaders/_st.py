@@ -156,6 +156,8 @@ def tensors(buf: memoryview, name: str, framework: Framework = "numpy") -> dict[
     file is accepted: the header, every dtype in ``framework`` and every
     BOOL tensor's bytes.
     """
+    if framework not in ("numpy", "torch"):
+        raise UsageError(f"unknown framework {framework!r}: 'numpy' or 'torch'")
     view = _bytes_view(buf)
     parsed = header(view, name)
     if framework == "numpy":
@@ -163,15 +165,11 @@ def tensors(buf: memoryview, name: str, framework: Framework = "numpy") -> dict[
         _supported(parsed, name, framework, lambda dtype: dtype in NUMPY_DTYPES)
         _check_bools(view, parsed, name)
         return _np_tensors(view, parsed)
-    if framework == "torch":
-        torch = _torch(view)
-        _supported(parsed, name, framework, lambda dtype: _torch_dtype(torch, dtype) is not None)
-        _check_f4(parsed, name)
-        _check_bools(view, parsed, name)
-        return {
-            k: _torch_tensor(torch, view, parsed.data_start, e) for k, e in parsed.entries.items()
-        }
-    raise UsageError(f"unknown framework {framework!r}: 'numpy' or 'torch'")
+    torch = _torch(view)
+    _supported(parsed, name, framework, lambda dtype: _torch_dtype(torch, dtype) is not None)
+    _check_f4(parsed, name)
+    _check_bools(view, parsed, name)
+    return {k: _torch_tensor(torch, view, parsed.data_start, e) for k, e in parsed.entries.items()}
 
 
 def _bytes_view(buf: memoryview) -> memoryview:
