@@ -68,9 +68,7 @@ def make_single(path: Path, size: int) -> None:
     from safetensors.numpy import save_file
 
     rng = np.random.default_rng(1)
-    tensors = {
-        f"t{i}": rng.standard_normal(size // 16 // 4, dtype=np.float32) for i in range(16)
-    }
+    tensors = {f"t{i}": rng.standard_normal(size // 16 // 4, dtype=np.float32) for i in range(16)}
     save_file(tensors, str(path))
 
 

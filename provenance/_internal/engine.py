@@ -522,10 +522,10 @@ def _small_batches(tasks: Sequence[Task], small: list[int]) -> Iterator[list[int
 def _targets(tasks: Sequence[Task], keep: Kept) -> dict[str, memoryview]:
     """Memory for every file not read whole in one small read: an anonymous map per file.
 
-    Anonymous, so the pages are the process's own (a file mapping would show
-    later changes to the file); allocated up front by the calling thread, so
-    the workers only fill them. The map is zero-filled lazily: pages cost
-    memory as they are read into, not before.
+    Anonymous and private, so the pages are the process's own (a file
+    mapping would show later changes to the file); allocated up front by the
+    calling thread, so the workers only fill them. The map is zero-filled
+    lazily: pages cost memory as they are read into, not before.
     """
     out: dict[str, memoryview] = {}
     for t in tasks:
@@ -535,15 +535,19 @@ def _targets(tasks: Sequence[Task], keep: Kept) -> dict[str, memoryview]:
         if e.size == 0:
             keep[e.name] = b""
             continue
-        m = mmap.mmap(-1, e.size)
-        if _HUGEPAGE is not None and e.size >= 1 << 26:
-            m.madvise(_HUGEPAGE)  # fewer page faults filling it; a hint the kernel may ignore
+        # Private: a shared anonymous map is shmem, whose pages fault in through
+        # tmpfs at several times the cost (measured: 0.10 s against 0.045 s per
+        # 128 MiB) and never as huge pages.
+        m = mmap.mmap(-1, e.size, flags=_MAP_PRIVATE) if _MAP_PRIVATE else mmap.mmap(-1, e.size)
+        if _HUGEPAGE is not None and e.size >= 1 << 21:
+            m.madvise(_HUGEPAGE)  # 2 MiB pages: far fewer faults; a hint the kernel may ignore
         keep[e.name] = m
         out[e.name] = memoryview(m)
     return out
 
 
 _HUGEPAGE: int | None = getattr(mmap, "MADV_HUGEPAGE", None)
+_MAP_PRIVATE: int = getattr(mmap, "MAP_PRIVATE", 0)
 
 
 def _default_workers() -> int:
