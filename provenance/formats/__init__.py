@@ -95,15 +95,39 @@ Known limits:
 
 from __future__ import annotations
 
-from provenance.formats._detect import (
-    FORMATS,
-    PICKLE_BASED,
-    Detected,
-    detect,
-    detect_buffer,
-    detect_fd,
-)
-from provenance.formats._scan import FormatFinding, ScannedFile, ScanReport, scan
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from provenance.formats._detect import Detected, detect, detect_buffer, detect_fd
+    from provenance.formats._names import FORMATS, PICKLE_BASED
+    from provenance.formats._scan import FormatFinding, ScannedFile, ScanReport, scan
+
+# Loaded on first use: a policy that only names formats does not pay for the
+# detectors and checkers.
+_WHERE = {
+    "FORMATS": "_names",
+    "PICKLE_BASED": "_names",
+    "Detected": "_detect",
+    "detect": "_detect",
+    "detect_buffer": "_detect",
+    "detect_fd": "_detect",
+    "FormatFinding": "_scan",
+    "ScannedFile": "_scan",
+    "ScanReport": "_scan",
+    "scan": "_scan",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'provenance.formats' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"provenance.formats.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "FORMATS",

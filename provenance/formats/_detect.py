@@ -31,36 +31,12 @@ from typing import Any
 from provenance._internal.fsutil import open_regular
 from provenance.errors import InputError
 from provenance.formats import _npy, _pickle, _zip
+from provenance.formats._names import FORMATS, PICKLE_BASED
 
 __all__ = ["FORMATS", "PICKLE_BASED", "Detected", "detect", "detect_buffer", "detect_fd"]
 
+
 #: Every format name :func:`detect` returns: the stable strings policies use.
-FORMATS: tuple[str, ...] = (
-    "safetensors",
-    "pickle",
-    "pytorch-zip",
-    "pytorch-legacy",
-    "numpy",
-    "npz",
-    "gguf",
-    "onnx",
-    "keras",
-    "hdf5",
-    "tflite",
-    "zip",
-    "tar",
-    "gzip",
-    "json",
-    "text",
-    "unknown",
-)
-
-#: Formats that always unpickle when loaded (their ``pickle_based`` is always
-#: True). ``numpy``, ``npz`` and ``zip`` files are pickle-based one by one:
-#: read :attr:`Detected.pickle_based`, not this set, to decide about a file.
-PICKLE_BASED: frozenset[str] = frozenset({"pickle", "pytorch-zip", "pytorch-legacy"})
-
-
 @dataclass(frozen=True, slots=True)
 class Detected:
     """What a file is, by its content."""
