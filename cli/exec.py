@@ -31,7 +31,7 @@ is the container's, and no Python process stays resident beside a server.
 Sealed mode works across ``execve`` because the memfds are inheritable and
 ``execve`` keeps the PID the links name (``/proc/PID/fd/N``). The price:
 nothing is left to remove the link folder (symbolic links only, a few
-hundred bytes each, in ``$TMPDIR``, ``/tmp`` or ``/dev/shm``), and the
+hundred bytes each, in ``$TMPDIR``, ``/dev/shm`` or ``/tmp``), and the
 command must not close those descriptors while it or its children load.
 
 Output: stdout belongs to the command. The verdict is one line on stderr
@@ -298,6 +298,8 @@ class _Run:
         self.decision: Decision | None = None
         self.report: VerificationReport | None = None
         self.as_json = as_json
+        #: Copy mode: False when an identical verified copy was already there.
+        self.written = True
 
     def verify_in_place(self) -> tuple[str, str]:
         """Path mode: the verify pipeline itself, bytes hashed and let go."""
@@ -362,7 +364,7 @@ class _Run:
                 from provenance._internal.private_copy import copy_verified
 
                 assert into is not None
-                path = copy_verified(verified, into)
+                path, self.written = copy_verified(verified, into)
         return str(path), self._digest()
 
     # ------------------------------------------------------------ verdicts
@@ -427,6 +429,8 @@ class _Run:
             _json_line(body)
             return
         how = _GUARANTEE[mode].format(path)
+        if not self.written:
+            how += ", already there"
         then = f"; running {argv[0]}" if argv else ""
         lines: list[Line] = []
         if self.decision is not None:
