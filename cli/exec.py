@@ -164,6 +164,13 @@ def _errors_to_stderr(fn: F) -> F:
     help="The signature to check (default MODEL/model.sig, or MODEL.sig for a file).",
 )
 @click.option(
+    "--attestations-file",
+    type=_PATH,
+    metavar="PATH",
+    help="The attestations to check (default: a policy reads MODEL/model.intoto.jsonl; "
+    "with the trust options, none unless given).",
+)
+@click.option(
     "--mode",
     type=click.Choice(MODES),
     default="path",
@@ -206,6 +213,7 @@ def exec_command(
     policy_path: str | None,
     trust: TrustOptions,
     signature_path: str | None,
+    attestations_file: str | None,
     mode: str,
     into: str | None,
     placeholder: str,
@@ -262,7 +270,9 @@ def exec_command(
             "give --policy or the trust options (--key, --root, --identity ...), not both"
         )
     program = _resolve(argv[0]) if argv else None  # before hashing: fail fast
-    run = _Run(model, mode, policy_path, trust, signature_path, audit_log, as_json)
+    run = _Run(
+        model, mode, policy_path, trust, signature_path, attestations_file, audit_log, as_json
+    )
     if mode == "path":
         path, digest = run.verify_in_place()
     else:
@@ -286,6 +296,7 @@ class _Run:
         policy_path: str | None,
         trust: TrustOptions,
         signature_path: str | None,
+        attestations_file: str | None,
         audit_log: str | None,
         as_json: bool,
     ) -> None:
@@ -294,6 +305,7 @@ class _Run:
         self.policy_path = policy_path
         self.trust = trust
         self.signature_path = signature_path
+        self.attestations_file = attestations_file
         self.audit_log = audit_log
         self.decision: Decision | None = None
         self.report: VerificationReport | None = None
@@ -310,13 +322,21 @@ class _Run:
             from provenance import policy as policies
 
             decision = policies.evaluate(
-                policies.load(self.policy_path), self.model, signature_path=self.signature_path
+                policies.load(self.policy_path),
+                self.model,
+                signature_path=self.signature_path,
+                attestations_path=self.attestations_file,
             )
             self._judged(decision)
         else:
             from provenance.verification import check_model
 
-            report = check_model(self.model, self.trust.build(), signature_path=self.signature_path)
+            report = check_model(
+                self.model,
+                self.trust.build(),
+                signature_path=self.signature_path,
+                attestations_path=self.attestations_file,
+            )
             self._checked(report)
         return os.path.abspath(self.model), self._digest()
 
@@ -337,11 +357,15 @@ class _Run:
             if self.policy_path is not None:
                 from provenance import policy as policies
 
-                rules = policies.load(self.policy_path)
-                opened = open_verified(self.model, policy=rules, signature=self.signature_path)
+                trust: dict[str, Any] = {"policy": policies.load(self.policy_path)}
             else:
-                verifier = self.trust.build()
-                opened = open_verified(self.model, verifier=verifier, signature=self.signature_path)
+                trust = {"verifier": self.trust.build()}
+            opened = open_verified(
+                self.model,
+                signature=self.signature_path,
+                attestations=self.attestations_file,
+                **trust,
+            )
         except PolicyDenied as e:
             self._judged(e.decision)
             raise  # not reached: a denial exits

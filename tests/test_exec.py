@@ -466,3 +466,35 @@ def test_dockerfile_entrypoint_runs_exec_sealed():
     assert entry[entry.index("--mode") + 1] == "sealed"
     command = entry[entry.index("--") + 1 :]
     assert command[0] == "/app/llama-server" and any("{}" in a for a in command)
+
+
+def test_exec_schema_is_valid_and_closed():
+    import jsonschema
+
+    doc = json.loads((PROJECT_ROOT / "schemas" / "cli-exec.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(doc)
+    assert doc["additionalProperties"] is False
+    assert doc["properties"]["report"]["additionalProperties"] is False
+
+
+def test_attestations_file_is_checked(signed, p256, other_key):
+    result = run_cli("attest", "eval", signed, "--key", p256.private, "--metric", "accuracy=0.9")
+    assert result.exit_code == 0, result.output
+    attestations = signed / "model.intoto.jsonl"
+    r = provenance(
+        "exec", "--json", "--key", p256.public, "--attestations-file", attestations, signed,
+        "--", "true",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert len(json_verdict(r.stderr)["report"]["attestations"]) == 1
+
+    # An attestation by someone the verifier does not trust fails it: the command never runs.
+    other = run_cli(
+        "attest", "eval", signed, "--key", other_key.private, "--metric", "accuracy=0.1"
+    )
+    assert other.exit_code == 0, other.output
+    r = provenance(
+        "exec", "--key", p256.public, "--attestations-file", attestations, "--mode", "sealed",
+        signed, "--", "echo", "ran",
+    )  # fmt: skip
+    assert (r.returncode, r.stdout) == (1, ""), r.stderr
