@@ -266,6 +266,12 @@ def exec_command(
             raise UsageError("--audit-log records a policy's decisions; give --policy too")
         audit_log = None
     if policy_path is not None and trust != TrustOptions():
+        if ctx.get_parameter_source("policy_path") is click.core.ParameterSource.ENVIRONMENT:
+            raise UsageError(
+                f"$PROVENANCE_POLICY is set ({policy_path}), so leave out the trust options "
+                "(--key, --root, --identity ...): the policy says whom to trust; or unset "
+                "PROVENANCE_POLICY to verify without it"
+            )
         raise UsageError(
             "give --policy or the trust options (--key, --root, --identity ...), not both"
         )

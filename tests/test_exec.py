@@ -148,6 +148,9 @@ def test_policy_from_the_environment_and_audit_log(signed, policy, tmp_path):
     record = json.loads(log.read_text())
     assert record["decision"] == "allow"
 
+    r = provenance("exec", "--key", "k.pub", signed, "--", "true", env=env)
+    assert r.returncode == 2 and "$PROVENANCE_POLICY is set" in r.stderr
+
 
 def test_json_verdict_is_one_stderr_line(signed, p256, policy):
     r = provenance("exec", "--json", "--key", p256.public, signed, "--", "echo", "{}")
