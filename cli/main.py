@@ -31,6 +31,7 @@ _COMMANDS = {
     "key": ("key", "key_group", "Print a key's fingerprint (the hint signatures carry)."),
     "policy": ("policy", "policy_group", "Write, check and explain policies."),
     "scan": ("scan", "scan_command", "Check every file's format: no pickle code, sane headers."),
+    "exec": ("exec", "exec_command", "Verify a model, then run a command on what was verified."),
 }
 
 
@@ -70,6 +71,10 @@ class _LazyGroup(click.Group):
             hint = HELP_HINT if command != "provenance" else None
             error = UsageError(e.format_message(), code="usage", hint=hint)
             code = e.exit_code if e.exit_code in (1, 2, 3) else 2
+            if command == "exec":  # stdout is the command's: the error goes to stderr
+                from provenance_cli.exec import report_error
+
+                report_error(error, code, as_json=True)
             emit_error(error, code, as_json=True, command=command)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
