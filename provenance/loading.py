@@ -115,6 +115,17 @@ class VerifiedModel:
             data = self._data[key] = bytearray(data)
         return memoryview(data)
 
+    def release(self, name: str) -> None:
+        """Drop the handle's reference to one file's memory (once it has been handed on).
+
+        A caller that copies the files elsewhere one by one (sealed memory
+        files, a private copy) releases each after its copy, so the model is
+        held about once, not twice. Reading the file afterwards is an error.
+        """
+        self._get(name)
+        assert self._data is not None
+        del self._data["." if self.single else name]
+
     def close(self) -> None:
         """Drop the handle's references; memory still viewed by tensors stays theirs."""
         self._data = None

@@ -66,6 +66,15 @@ def test_policy_load_gives_every_signed_file_as_signed(tmp_path: Path, p256: Key
     assert bytes(view) == files["big.bin"]  # what the caller kept outlives the handle
 
 
+def test_release_drops_one_file(tmp_path: Path, p256: KeyPair) -> None:
+    model, files = signed_model(tmp_path, p256)
+    with provenance.open_verified(model, verifier=KeyVerifier.from_files(p256.public)) as m:
+        m.release("big.bin")
+        with pytest.raises(UsageError, match="not a verified file"):
+            m.read("big.bin")
+        assert m.read("config.json") == files["config.json"]
+
+
 def test_verifier_load_and_its_failure(tmp_path: Path, p256: KeyPair) -> None:
     model, files = signed_model(tmp_path, p256)
     verifier = KeyVerifier.from_files(p256.public)

@@ -154,6 +154,7 @@ def _write_all(model: VerifiedBytes, root: Path) -> tuple[set[Path], list[Path]]
                 up.mkdir(mode=0o755)
                 folders.add(up)
         _write_file(target, model.buffer(name))
+        model.release(name)  # on disk now: memory holds one file at a time, not the model twice
         files.append(target)
     return folders, files
 

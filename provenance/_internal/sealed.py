@@ -27,7 +27,10 @@ has; FUSE needs ``/dev/fuse``; ``/proc/PID/map_files`` needs
 
 What it costs, plainly:
 
-* Memory: every file's size, in shared memory (``shmem``) charged to the
+* Memory: the verified bytes are read into provenance's memory, hashed,
+  then copied file by file into the memfds, each file's first copy dropped
+  once made: the peak is the model plus its largest file. Then every
+  file's size, in shared memory (``shmem``) charged to the
   memory cgroup of this process (so to the container's limit), not to
   ``/dev/shm``'s size limit, and not reclaimable without swap. It is not in
   any process's RSS until mapped: a loader that ``mmap``s the file (llama.cpp,
@@ -83,6 +86,7 @@ class VerifiedBytes(Protocol):
     @property
     def files(self) -> tuple[str, ...]: ...
     def buffer(self, name: str) -> memoryview: ...
+    def release(self, name: str) -> None: ...
 
 
 @dataclass
@@ -143,6 +147,7 @@ def seal(
     try:
         for name, link in names:
             fd = _sealed_copy(name, model.buffer(name))
+            model.release(name)  # held once: the memfd now, not both
             tree.fds[name] = fd
             tree.size += os.fstat(fd).st_size
             parent = link.rpartition("/")[0]
