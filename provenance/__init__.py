@@ -10,6 +10,9 @@ The public API is small::
     result = provenance.verify("my-model/", KeyVerifier.from_files("key.pub"))
     print(result.signer, result.root_digest)
 
+    with provenance.open_verified("my-model/", policy="policy.yaml") as model:
+        weights = model.buffer("model.safetensors")  # the very bytes verified
+
     report = provenance.check_model("my-model/", verifier)   # every finding, no raise
     for finding in report.findings:
         print(finding.code, finding.path, finding.message)
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
     from provenance.bundle import default_signature_path
     from provenance.findings import Finding
     from provenance.hashing import hash_model
+    from provenance.loading import VerifiedModel, open_verified
     from provenance.manifest import Manifest, Resource, Serialization
     from provenance.signature import SignResult, sign
     from provenance.verification import (
@@ -50,6 +54,8 @@ _WHERE = {
     "default_signature_path": "bundle",
     "Finding": "findings",
     "hash_model": "hashing",
+    "VerifiedModel": "loading",
+    "open_verified": "loading",
     "Manifest": "manifest",
     "Resource": "manifest",
     "Serialization": "manifest",
@@ -85,10 +91,12 @@ __all__ = [
     "VerificationError",
     "VerificationReport",
     "VerificationResult",
+    "VerifiedModel",
     "__version__",
     "check_model",
     "default_signature_path",
     "hash_model",
+    "open_verified",
     "sign",
     "verify",
 ]

@@ -14,6 +14,8 @@ pass, a Python caller as the keyword argument.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "Hint",
     "InputError",
@@ -79,6 +81,9 @@ class VerificationError(ProvenanceError):
     """The model, signature or chain of trust did not verify (fail closed)."""
 
     default_code = "verification-failed"
+    #: The :class:`~provenance.verification.VerificationReport` with every
+    #: finding, when the error was raised from one (a verified load's).
+    report: Any = None
 
 
 class InputError(ProvenanceError):

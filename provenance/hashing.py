@@ -30,6 +30,7 @@ from pathlib import Path
 from provenance._internal.engine import (
     ALGORITHMS,
     FileEntry,
+    Kept,
     Opener,
     Task,
     describe_mode,
@@ -520,12 +521,15 @@ def hash_digests(
     workers: int | None = None,
     progress: Progress | None = None,
     opener: Opener | None = None,
+    keep: Kept | None = None,
 ) -> tuple[list[str], list[bytes]]:
     """What :func:`hash_entries` hashes, as resource names and raw digests in order.
 
     A verifier compares them with a signature's columns
     (:meth:`~provenance.manifest.Manifest.lists`) and builds resources only
-    for a model that differs.
+    for a model that differs. ``keep`` receives every file's bytes, read
+    once and hashed from that memory (the engine's ``keep``), for a loader
+    to hand on once they match.
     """
     with gc_paused():
         tasks = tasks_for(entries, serialization)
@@ -540,7 +544,12 @@ def hash_digests(
                 progress(done, total)
 
         digests = hash_tasks(
-            tasks, serialization.hash_type, workers=workers, progress=callback, opener=opener
+            tasks,
+            serialization.hash_type,
+            workers=workers,
+            progress=callback,
+            opener=opener,
+            keep=keep,
         )
         if serialization.method == "files":
             names = [e.name for e in entries]

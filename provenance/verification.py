@@ -48,6 +48,7 @@ from provenance.manifest import (
 )
 
 if TYPE_CHECKING:
+    from provenance._internal.engine import Kept
     from provenance.attest import AttestationReport
     from provenance.policy import Decision, Policy
     from provenance.signing import SignerInfo, Verified, Verifier
@@ -241,6 +242,7 @@ def check_model(
     require_inputs: bool = False,
     workers: int | None = None,
     progress: Progress | None = None,
+    keep: Kept | None = None,
 ) -> VerificationReport:
     """Verify a model and collect every finding; raises only for unusable input.
 
@@ -290,6 +292,7 @@ def check_model(
         require_inputs=require_inputs,
         workers=workers,
         progress=progress,
+        keep=keep,
     )
 
 
@@ -318,6 +321,7 @@ def check_verified(
     require_inputs: bool = False,
     workers: int | None = None,
     progress: Progress | None = None,
+    keep: Kept | None = None,
 ) -> VerificationReport:
     """Check a model against a signature a trusted verifier already accepted.
 
@@ -326,6 +330,10 @@ def check_verified(
     signed, calls it with that one. ``signature_path`` is left out of the
     walk (it is the file the model's signature lives in, not the model's).
     Attestations are checked only with ``attestation_verifier``.
+
+    ``keep`` receives the bytes of every signed file as they were hashed
+    (see :func:`provenance.hashing.hash_digests`); they are the model's
+    verified content only if the report holds no error.
     """
     path = Path(model_path)
     sig_path = Path(signature_path) if signature_path else default_signature_path(path)
@@ -379,6 +387,7 @@ def check_verified(
             workers,
             progress,
             total,
+            keep,
         )
     except ProvenanceError as e:
         findings.append(Finding(e.code, f"model cannot be checked: {e}", hint=e.hint))
@@ -416,6 +425,7 @@ def _check_files(
     workers: int | None,
     progress: Progress | None,
     total: list[int] | None = None,
+    kept: Kept | None = None,
 ) -> list[str]:
     """One walk, hash only what is signed, name every difference; returns unsigned files.
 
@@ -528,15 +538,17 @@ def _check_files(
         for res in expected.resources:
             file, _, end = split_shard(res.name)
             sizes[file] = max(sizes.get(file, 0), end)
-        kept = []
+        same_size = []
         for e in to_hash:
             if sizes.get(e.name, e.size) != e.size:
                 resized_early.append(e.name)
             else:
-                kept.append(e)
-        to_hash = kept
+                same_size.append(e)
+        to_hash = same_size
 
-    names, digests = hash_digests(to_hash, serialization, workers=workers, progress=progress)
+    names, digests = hash_digests(
+        to_hash, serialization, workers=workers, progress=progress, keep=kept
+    )
     if expected.lists(names, digests):
         changes = Diff()  # the common case, without a resource object per file
     else:

@@ -33,12 +33,18 @@ Two seams for callers that need more than digests:
 * :func:`hash_into` reads a byte range into a caller's buffer and hashes it
   from there, so a verified loader reads each byte once, into the memory
   that becomes its tensors.
+* ``keep`` in :func:`hash_tasks` does the same for a whole model: each file
+  is read once into memory of its own (an anonymous map for a large file,
+  the read's ``bytes`` for a small one) and hashed from that memory, which
+  the caller keeps once the digests match the signature. The bytes hashed
+  are the bytes kept, whatever happens to the file afterwards.
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
+import mmap
 import os
 import stat
 import threading
@@ -51,6 +57,7 @@ from provenance.errors import InputError, UsageError
 __all__ = [
     "ALGORITHMS",
     "FileEntry",
+    "Kept",
     "Opener",
     "Task",
     "describe_mode",
@@ -121,6 +128,10 @@ Opener = Callable[[FileEntry], int]
 then on: it checks that the descriptor is a regular file, reads it, and closes
 it. An ``OSError`` raised here is reported as the file being unreadable. It
 is called from the engine's worker threads too, so it must be thread-safe."""
+
+
+Kept = dict[str, "bytes | mmap.mmap"]
+"""File name -> the very bytes that were hashed (see ``keep`` in :func:`hash_tasks`)."""
 
 
 def describe_mode(mode: int) -> str:
@@ -210,7 +221,9 @@ def _open_failed(entry: FileEntry, e: OSError) -> InputError:
     return _unreadable(entry, "open", e)
 
 
-def _hash_small(entry: FileEntry, ctor: _Constructor, opener: Opener | None) -> bytes:
+def _hash_small(
+    entry: FileEntry, ctor: _Constructor, opener: Opener | None, keep: Kept | None = None
+) -> bytes:
     """A whole small file in one read; asking for one byte more detects growth.
 
     The hottest loop for datasets of many small files, so the open and the
@@ -229,6 +242,8 @@ def _hash_small(entry: FileEntry, ctor: _Constructor, opener: Opener | None) -> 
         os.close(fd)
     if len(data) != entry.size:
         raise _changed(entry.name)
+    if keep is not None:
+        keep[entry.name] = data
     return ctor(data).digest()
 
 
@@ -240,12 +255,16 @@ def _hash_range(
     done: list[int],
     slot: int,
     cancel: threading.Event | None,
+    target: memoryview | None = None,
 ) -> bytes:
     """A byte range streamed through this thread's reusable buffer.
 
     The loop holds the GIL only between two GIL-free calls (``preadv`` and
     ``update``), and adds what it hashed to its own slot of ``done``: one
     writer per slot, so no lock is taken per chunk.
+
+    With ``target`` (the whole file's kept memory), each chunk is read into
+    its own place there instead, and hashed from it while still in cache.
     """
     entry = task.entry
     fd = _open_checked(entry, opener)
@@ -259,13 +278,20 @@ def _hash_range(
         offset, end = task.start, task.end
         while offset < end:
             left = end - offset
-            n = os.preadv(fd, whole if left >= size else [buf[:left]], offset)
-            if n == size:
-                update(buf)
-            elif n:
-                update(buf[:n])
+            if target is not None:
+                chunk = target[offset : offset + min(left, size)]
+                n = os.preadv(fd, [chunk], offset)
+                if not n:
+                    raise _changed(entry.name)
+                update(chunk[:n] if n < len(chunk) else chunk)
             else:
-                raise _changed(entry.name)  # it ended early: it shrank
+                n = os.preadv(fd, whole if left >= size else [buf[:left]], offset)
+                if n == size:
+                    update(buf)
+                elif n:
+                    update(buf[:n])
+                else:
+                    raise _changed(entry.name)  # it ended early: it shrank
             offset += n
             done[slot] += n
             if cancel is not None and cancel.is_set():
@@ -355,6 +381,33 @@ def _small_batches(tasks: Sequence[Task], small: list[int]) -> Iterator[list[int
         yield batch
 
 
+def _targets(tasks: Sequence[Task], keep: Kept) -> dict[str, memoryview]:
+    """Memory for every file not read whole in one small read: an anonymous map per file.
+
+    Anonymous, so the pages are the process's own (a file mapping would show
+    later changes to the file); allocated up front by the calling thread, so
+    the workers only fill them. The map is zero-filled lazily: pages cost
+    memory as they are read into, not before.
+    """
+    out: dict[str, memoryview] = {}
+    for t in tasks:
+        e = t.entry
+        if e.name in out or (t.start == 0 and t.end == e.size and e.size < _SMALL_FILE):
+            continue
+        if e.size == 0:
+            keep[e.name] = b""
+            continue
+        m = mmap.mmap(-1, e.size)
+        if _HUGEPAGE is not None and e.size >= 1 << 26:
+            m.madvise(_HUGEPAGE)  # fewer page faults filling it; a hint the kernel may ignore
+        keep[e.name] = m
+        out[e.name] = memoryview(m)
+    return out
+
+
+_HUGEPAGE: int | None = getattr(mmap, "MADV_HUGEPAGE", None)
+
+
 def _default_workers() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
@@ -368,6 +421,7 @@ def hash_tasks(
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
     opener: Opener | None = None,
+    keep: Kept | None = None,
 ) -> list[bytes]:
     """Hash every task; digests come back in task order.
 
@@ -382,9 +436,15 @@ def hash_tasks(
 
     ``opener`` opens each file (default :func:`open_entry`); whatever it
     returns is checked to be a regular file, read, and closed by the engine.
+
+    ``keep``, a dict, receives each file's bytes by name: the memory they
+    were read into and hashed from. A file hashed in several ranges (shards)
+    gets one buffer the ranges fill side by side. It is the caller's to
+    drop when a digest does not match.
     """
     ctor = _constructor(algorithm)  # fails early on a bad name, before any thread starts
     digests: list[bytes] = [b""] * len(tasks)
+    targets = _targets(tasks, keep) if keep is not None else None
     workers = max(1, workers if workers is not None else _default_workers())
     large = [i for i, t in enumerate(tasks) if t.end - t.start >= _SMALL_FILE]
     small = [i for i, t in enumerate(tasks) if t.end - t.start < _SMALL_FILE]
@@ -404,16 +464,23 @@ def hash_tasks(
         hashed = 0
         for i in batch:
             t = tasks[i]
-            if t.start == 0 and t.end == t.entry.size:
-                digests[i] = _hash_small(t.entry, ctor, opener)
+            target = targets.get(t.entry.name) if targets is not None else None
+            if target is None and t.start == 0 and t.end == t.entry.size:
+                digests[i] = _hash_small(t.entry, ctor, opener, keep)
                 hashed += t.end
             else:
-                digests[i] = _hash_range(t, ctor, opener, _caller_buffer(), done, 0, None)
+                buf = _caller_buffer()
+                digests[i] = _hash_range(t, ctor, opener, buf, done, 0, None, target)
         done[0] += hashed
+
+    def target_of(i: int) -> memoryview | None:
+        return targets.get(tasks[i].entry.name) if targets is not None else None
 
     if threads == 0:
         for i in large:
-            digests[i] = _hash_range(tasks[i], ctor, opener, _caller_buffer(), done, 0, None)
+            digests[i] = _hash_range(
+                tasks[i], ctor, opener, _caller_buffer(), done, 0, None, target_of(i)
+            )
             report()
         for batch in _small_batches(tasks, small):
             hash_small_batch(batch)
@@ -436,7 +503,9 @@ def hash_tasks(
                     i = next(queue, None)
                 if i is None:
                     return
-                digests[i] = _hash_range(tasks[i], ctor, opener, buf, done, slot, cancel)
+                digests[i] = _hash_range(
+                    tasks[i], ctor, opener, buf, done, slot, cancel, target_of(i)
+                )
         except BaseException as e:  # handed to the calling thread, which re-raises it
             failures.append(e)
             cancel.set()

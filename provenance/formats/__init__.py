@@ -13,7 +13,8 @@
 FIFO; anything but a regular file is refused with an
 :class:`~provenance.errors.InputError`), :func:`detect_fd` examines a
 descriptor the caller holds (the one it hashes, so the bytes examined are
-the bytes verified). Both read a bounded prefix (64 KiB), and for zips a
+the bytes verified), :func:`detect_buffer` bytes a verified loader holds.
+All read a bounded prefix (64 KiB), and for zips a
 bounded tail and central directory: about 1.2 MiB at the very most, whatever
 the file's size. A hostile file yields a :class:`Detected`, never another
 exception.
@@ -94,7 +95,14 @@ Known limits:
 
 from __future__ import annotations
 
-from provenance.formats._detect import FORMATS, PICKLE_BASED, Detected, detect, detect_fd
+from provenance.formats._detect import (
+    FORMATS,
+    PICKLE_BASED,
+    Detected,
+    detect,
+    detect_buffer,
+    detect_fd,
+)
 from provenance.formats._scan import FormatFinding, ScannedFile, ScanReport, scan
 
 __all__ = [
@@ -105,6 +113,7 @@ __all__ = [
     "ScanReport",
     "ScannedFile",
     "detect",
+    "detect_buffer",
     "detect_fd",
     "scan",
 ]

@@ -32,7 +32,7 @@ from provenance._internal.fsutil import open_regular
 from provenance.errors import InputError
 from provenance.formats import _npy, _pickle, _zip
 
-__all__ = ["FORMATS", "PICKLE_BASED", "Detected", "detect", "detect_fd"]
+__all__ = ["FORMATS", "PICKLE_BASED", "Detected", "detect", "detect_buffer", "detect_fd"]
 
 #: Every format name :func:`detect` returns: the stable strings policies use.
 FORMATS: tuple[str, ...] = (
@@ -136,6 +136,19 @@ class _File:
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
+class _Memory(_File):
+    """The same bounded reads, of bytes already in memory (a verified loader's)."""
+
+    def __init__(self, data: bytes | memoryview | Any, name: str) -> None:
+        super().__init__(-1, name)
+        self._data = memoryview(data).cast("B") if not isinstance(data, bytes) else data
+
+    def read(self, offset: int, n: int) -> bytes:
+        if offset < 0 or n <= 0:
+            return b""
+        return bytes(self._data[offset : offset + n])
+
+
 def detect(path: str | os.PathLike[str]) -> Detected:
     """The format of the regular file at ``path``, by its content.
 
@@ -174,6 +187,17 @@ def detect_fd(fd: int, size: int, name: str) -> Detected:
     if not stat.S_ISREG(st.st_mode):
         raise InputError(f"'{name}' is not a regular file; refusing to read it", code="not-regular")
     return _detect(_File(fd, name), size, name.rsplit("/", 1)[-1])
+
+
+def detect_buffer(data: bytes | memoryview | Any, name: str) -> Detected:
+    """The format of bytes in memory (any buffer), by the same rules as :func:`detect`.
+
+    For a loader holding a file's verified bytes: the format is decided on
+    the very bytes it will load, not on a file that could change since.
+    """
+    f = _Memory(data, name)
+    size = len(f._data)
+    return _detect(f, size, name.rsplit("/", 1)[-1])
 
 
 def _detect(f: _File, size: int, name: str) -> Detected:

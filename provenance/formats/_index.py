@@ -39,17 +39,21 @@ be a non-negative integer, not against the data.
 
 from __future__ import annotations
 
-import os
 import posixpath
 import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from provenance._internal.fsutil import open_regular
 from provenance.errors import InputError
-from provenance.formats._detect import _File, _show
+from provenance.formats._detect import _show
 from provenance.formats._safetensors import bad_name, dups, read_header, strict_json
-from provenance.formats._scan import FormatFinding, ScannedFile, ScanOptions, Severity, Source
+from provenance.formats._scan import (
+    FormatFinding,
+    ScannedFile,
+    ScanOptions,
+    Severity,
+    open_source,
+)
 
 __all__ = ["MAX_INDEX", "check_indexes"]
 
@@ -107,7 +111,7 @@ def check_indexes(
     for f in files:
         if f.name.rsplit("/", 1)[-1].endswith(_SUFFIX) and f.name in listing:
             o = _Out(f.name)
-            _check_index(root, f, listing, o)
+            _check_index(root, f, listing, o, options)
             out.extend(o.done())
     return out
 
@@ -133,24 +137,24 @@ def bad_shard_name(shard: str) -> str | None:
     return None
 
 
-def _load(root: Path, name: str, o: _Out) -> dict[str, object] | None:
+def _load(root: Path, name: str, o: _Out, options: ScanOptions) -> dict[str, object] | None:
     """The index's JSON object, or None (reported)."""
     try:
-        fd = open_regular(root / name, "index")
+        src = open_source(root, name, options, "index")
     except InputError as e:
         o.add("index-unreadable", str(e))
         return None
     try:
-        size = os.fstat(fd).st_size
+        size = src.size
         if size > MAX_INDEX:
             o.add("index-too-large", f"{size} bytes, over the limit of {MAX_INDEX}")
             return None
-        raw = _File(fd, name).read(0, size)
+        raw = src.read(0, size)
     except (InputError, OSError) as e:
         o.add("index-unreadable", str(e))
         return None
     finally:
-        os.close(fd)
+        src.close()
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -210,8 +214,10 @@ def _family(index: str) -> tuple[str, str, str, re.Pattern[str]]:
     return folder, target, kind, pattern
 
 
-def _check_index(root: Path, f: ScannedFile, listing: dict[str, ScannedFile], o: _Out) -> None:
-    top = _load(root, f.name, o)
+def _check_index(
+    root: Path, f: ScannedFile, listing: dict[str, ScannedFile], o: _Out, options: ScanOptions
+) -> None:
+    top = _load(root, f.name, o, options)
     if top is None:
         return
     _duplicates(top, o)
@@ -268,7 +274,7 @@ def _check_index(root: Path, f: ScannedFile, listing: dict[str, ScannedFile], o:
             )
     total = _total_size(top, o)
     if kind == "safetensors":
-        _tensors(root, shards, mapped, listing, total, o)
+        _tensors(root, shards, mapped, listing, total, o, options)
 
 
 def _total_size(top: dict[str, object], o: _Out) -> int | None:
@@ -295,6 +301,7 @@ def _tensors(
     listing: dict[str, ScannedFile],
     total: int | None,
     o: _Out,
+    options: ScanOptions,
 ) -> None:
     """Each tensor of the index against the headers of the safetensors shards."""
     held: dict[str, list[str]] = {}  # tensor -> shards that hold it
@@ -305,7 +312,7 @@ def _tensors(
         if path not in listing or listing[path].format != "safetensors":
             complete = False
             continue
-        tensors = _shard_tensors(root, path)
+        tensors = _shard_tensors(root, path, options)
         if tensors is None:
             o.add(
                 "index-shard-unchecked",
@@ -361,18 +368,18 @@ def _tensors(
             )
 
 
-def _shard_tensors(root: Path, path: str) -> dict[str, int | None] | None:
+def _shard_tensors(root: Path, path: str, options: ScanOptions) -> dict[str, int | None] | None:
     """The tensors a safetensors shard holds, with their byte sizes; None if unreadable."""
     try:
-        fd = open_regular(root / path, "shard")
+        src = open_source(root, path, options, "shard")
     except InputError:
         return None
     try:
-        header, _ = read_header(Source(fd, os.fstat(fd).st_size, path), path)
+        header, _ = read_header(src, path)
     except (InputError, OSError):
         return None
     finally:
-        os.close(fd)
+        src.close()
     if header is None or not header.parsed:
         return None
     return header.tensors

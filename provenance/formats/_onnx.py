@@ -457,13 +457,16 @@ def _open(path: str) -> int | None:
 
 def _check_model_data(root: Path, name: str, options: ScanOptions) -> list[FormatFinding]:
     out = _Out(name)
-    fd = _open(os.path.join(root, name))
-    if fd is None:
-        return []  # the file pass reported why it could not be read
-    try:
-        model, _ = _read_model(Source(fd, os.fstat(fd).st_size, name))
-    finally:
-        os.close(fd)
+    if options.contents is not None and name in options.contents:
+        model, _ = _read_model(Source.of_bytes(options.contents[name], name))
+    else:
+        fd = _open(os.path.join(root, name))
+        if fd is None:
+            return []  # the file pass reported why it could not be read
+        try:
+            model, _ = _read_model(Source(fd, os.fstat(fd).st_size, name))
+        finally:
+            os.close(fd)
     folder = posixpath.dirname(name)
     checked: dict[str, int | None] = {}
     for t in model.tensors:

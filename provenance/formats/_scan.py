@@ -18,13 +18,14 @@ from __future__ import annotations
 import importlib
 import os
 import stat
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from provenance._internal.fsutil import open_regular
 from provenance.errors import InputError
-from provenance.formats._detect import Detected, _File, detect_fd
+from provenance.formats._detect import Detected, _File, _Memory, detect_buffer, detect_fd
 
 Severity = Literal["error", "warning", "info"]
 
@@ -65,22 +66,57 @@ class ScanOptions:
     #: Names a signature covers (relative paths), when the model is signed: ONNX
     #: external data must be among them.
     signed_files: frozenset[str] | None = None
+    #: Files whose bytes the caller already holds (a verified loader's, by
+    #: name): they are checked in memory, never read again from disk.
+    contents: Mapping[str, Any] | None = None
 
 
 class Source:
-    """Bounded positional reads of one open, regular file (the one that was detected)."""
+    """Bounded positional reads of one regular file (the one that was detected).
+
+    Of an open descriptor, or of bytes in memory (:meth:`of_bytes`): a
+    checker cannot tell which.
+    """
 
     def __init__(self, fd: int, size: int, name: str) -> None:
         self.fd = fd
         self.size = size
         self.name = name
-        self._file = _File(fd, name)
+        self._file: _File = _File(fd, name)
+
+    @classmethod
+    def of_bytes(cls, data: Any, name: str) -> Source:
+        src = cls(-1, 0, name)
+        src._file = mem = _Memory(data, name)
+        src.size = len(mem._data)
+        return src
 
     def read(self, offset: int, n: int) -> bytes:
         """Up to ``n`` bytes at ``offset`` (fewer at the end of the file)."""
         if offset >= self.size:
             return b""
         return self._file.read(offset, min(n, self.size - offset))
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def open_source(root: Path, name: str, options: ScanOptions, what: str) -> Source:
+    """The file ``name`` under ``root`` for a folder check: from memory if held, else opened.
+
+    Opened as :func:`~provenance._internal.fsutil.open_regular` does (no
+    link followed, no FIFO read); raises its ``InputError``. Close it after.
+    """
+    if options.contents is not None and name in options.contents:
+        return Source.of_bytes(options.contents[name], name)
+    fd = open_regular(root / name, what)
+    try:
+        return Source(fd, os.fstat(fd).st_size, name)
+    except OSError as e:
+        os.close(fd)
+        raise InputError(f"cannot read '{name}': {e.strerror}", code="unreadable") from None
 
 
 #: A file checker: the open file, what it was detected as, the options, the
@@ -171,6 +207,7 @@ def scan(
     allow_globals: Iterable[str] = (),
     signed_files: Iterable[str] | None = None,
     follow_symlinks: bool = False,
+    contents: Mapping[str, Any] | None = None,
 ) -> ScanReport:
     """Check every file under ``path`` (or the file itself) by the rules of its format.
 
@@ -180,12 +217,18 @@ def scan(
     Face cache snapshot (``.../snapshots/REV``), inside the repository's
     ``blobs/``. Raises :class:`~provenance.errors.InputError` only when
     ``path`` itself cannot be read.
+
+    ``contents`` maps names (as scanned: relative paths, or the file's own
+    name for a single file) to bytes the caller holds, a verified loader's:
+    those files are checked in memory, not read from disk again.
     """
     from provenance.hashing import Ignore, LinkPolicy, walk
 
     root = Path(path)
     options = ScanOptions(
-        frozenset(allow_globals), frozenset(signed_files) if signed_files is not None else None
+        frozenset(allow_globals),
+        frozenset(signed_files) if signed_files is not None else None,
+        contents,
     )
     links = LinkPolicy()
     if follow_symlinks:
@@ -202,7 +245,10 @@ def scan(
         folder.append(FormatFinding(r.name, "unknown", f"scan-{r.code}", r.reason))
     for entry in found.files:
         shown = entry.name if not single else root.name
-        scanned.append(_scan_file(entry.path, shown, options))
+        if contents is not None and shown in contents:
+            scanned.append(_scan_source(Source.of_bytes(contents[shown], shown), shown, options))
+        else:
+            scanned.append(_scan_file(entry.path, shown, options))
     for spec in _FOLDER_CHECKERS:
         if single and spec.startswith("_index:"):
             # An index scanned alone: its shards are beside it, not in the listing.
@@ -237,51 +283,57 @@ def _scan_file(path: str, name: str, options: ScanOptions) -> ScannedFile:
                 name, "unknown", "scan-not-regular", f"'{name}' is not a regular file"
             )
             return ScannedFile(name, "unknown", None, False, 0, (f,))
-        try:
-            detected = detect_fd(fd, st.st_size, name)
-        except InputError as e:
-            f = FormatFinding(name, "unknown", "scan-unreadable", str(e))
-            return ScannedFile(name, "unknown", None, False, st.st_size, (f,))
-        findings: list[FormatFinding] = []
-        if detected.format == "unknown":
-            findings.append(
-                FormatFinding(
-                    name,
-                    "unknown",
-                    "format-unknown",
-                    "matches no known format, so nothing in it was checked"
-                    + (f" ({detected.detail})" if detected.detail else "")
-                    + "; a policy decides whether it may load",
-                    severity="info",
-                )
-            )
-        spec = _CHECKERS.get(detected.format)
-        if spec is None and detected.pickle_based:
-            # detection could not rule out a pickle, and no checker reads this format
-            findings.append(
-                FormatFinding(
-                    name,
-                    detected.format,
-                    "pickle-not-ruled-out",
-                    f"'{name}' may load as a pickle"
-                    + (f" ({detected.detail})" if detected.detail else "")
-                    + ", and its opcodes are not scanned here: not shown to be safe",
-                )
-            )
-        if spec is not None:
-            try:
-                findings.extend(
-                    _resolve(spec)(Source(fd, st.st_size, name), detected, options, name)
-                )
-            except InputError as e:
-                findings.append(FormatFinding(name, detected.format, "scan-unreadable", str(e)))
-        return ScannedFile(
-            name,
-            detected.format,
-            detected.detail,
-            detected.pickle_based,
-            st.st_size,
-            tuple(findings),
-        )
+        return _scan_source(Source(fd, st.st_size, name), name, options)
     finally:
         os.close(fd)
+
+
+def _scan_source(src: Source, name: str, options: ScanOptions) -> ScannedFile:
+    """Detect and check one file, from its descriptor or its bytes in memory."""
+    try:
+        if isinstance(src._file, _Memory):
+            detected = detect_buffer(src._file._data, name)
+        else:
+            detected = detect_fd(src.fd, src.size, name)
+    except InputError as e:
+        f = FormatFinding(name, "unknown", "scan-unreadable", str(e))
+        return ScannedFile(name, "unknown", None, False, src.size, (f,))
+    findings: list[FormatFinding] = []
+    if detected.format == "unknown":
+        findings.append(
+            FormatFinding(
+                name,
+                "unknown",
+                "format-unknown",
+                "matches no known format, so nothing in it was checked"
+                + (f" ({detected.detail})" if detected.detail else "")
+                + "; a policy decides whether it may load",
+                severity="info",
+            )
+        )
+    spec = _CHECKERS.get(detected.format)
+    if spec is None and detected.pickle_based:
+        # detection could not rule out a pickle, and no checker reads this format
+        findings.append(
+            FormatFinding(
+                name,
+                detected.format,
+                "pickle-not-ruled-out",
+                f"'{name}' may load as a pickle"
+                + (f" ({detected.detail})" if detected.detail else "")
+                + ", and its opcodes are not scanned here: not shown to be safe",
+            )
+        )
+    if spec is not None:
+        try:
+            findings.extend(_resolve(spec)(src, detected, options, name))
+        except InputError as e:
+            findings.append(FormatFinding(name, detected.format, "scan-unreadable", str(e)))
+    return ScannedFile(
+        name,
+        detected.format,
+        detected.detail,
+        detected.pickle_based,
+        src.size,
+        tuple(findings),
+    )

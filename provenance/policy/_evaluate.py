@@ -31,6 +31,7 @@ from provenance.policy._model import (
 from provenance.policy._trust import Trust, revoked, rule_label
 
 if TYPE_CHECKING:
+    from provenance._internal.engine import Kept
     from provenance.attest import AttestationCheck
     from provenance.bundle import Bundle
     from provenance.manifest import Manifest
@@ -194,6 +195,7 @@ def evaluate(
     now: datetime.datetime | None = None,
     workers: int | None = None,
     progress: Any = None,
+    _kept: Kept | None = None,
 ) -> Decision:
     """Decide whether the model may load under ``policy``.
 
@@ -202,6 +204,10 @@ def evaluate(
     be decided on (a bad policy: :class:`~provenance.policy.PolicyError`; a
     model path that does not exist: :class:`~provenance.errors.InputError`);
     everything checked and failed is a reason in the decision.
+
+    ``_kept`` is the verified loader's (:func:`provenance.open_verified`):
+    it receives every signed file's bytes as hashed, and the format rules
+    and the scan then examine those bytes, not the files again.
     """
     if not isinstance(policy, Policy):
         if not isinstance(policy, (str, os.PathLike)):
@@ -210,7 +216,7 @@ def evaluate(
 
         policy = load(policy)
     return _Evaluation(
-        policy, Path(model_path), now, workers, progress, MAX_LINEAGE_DEPTH, set()
+        policy, Path(model_path), now, workers, progress, MAX_LINEAGE_DEPTH, set(), _kept
     ).run(
         Path(signature_path) if signature_path else None,
         Path(attestations_path) if attestations_path else None,
@@ -227,8 +233,10 @@ class _Evaluation:
         progress: Any,
         depth_left: int,
         seen: set[str],
+        kept: Kept | None = None,
     ) -> None:
         self.policy = policy
+        self.kept = kept
         self.path = path
         self.now = now or datetime.datetime.now(datetime.timezone.utc)
         self.workers = workers
@@ -427,6 +435,7 @@ class _Evaluation:
             ignore_unsigned_files=True,
             workers=self.workers,
             progress=self.progress,
+            keep=self.kept,
         )
         failed = False
         for f in report.findings:
@@ -499,6 +508,7 @@ class _Evaluation:
             self.path,
             allow_globals=rules.allow_globals,
             signed_files=report.manifest.files,
+            contents=self._held(),
         )
         bad = 0
         for f in result.findings:
@@ -514,6 +524,14 @@ class _Evaluation:
             else f"{len(result.files)} file(s) scanned clean",
         )
 
+    def _held(self) -> dict[str, Any] | None:
+        """The verified loader's bytes by scanned name (a single file by its own name)."""
+        if self.kept is None:
+            return None
+        if "." in self.kept:
+            return {self.path.name: self.kept["."]}
+        return dict(self.kept)
+
     def _formats(self, report: VerificationReport) -> None:
         rules = self.policy.files.formats
         if rules.allow is None and not rules.deny:
@@ -524,10 +542,15 @@ class _Evaluation:
         names = list(report.manifest.files)
         names += [n for n in report.unsigned_files if n not in names]
         bad = 0
+        held = self._held()
         for name in names:
             target = self.path if name == "." else self.path / name
             try:
-                found = formats.detect(target)
+                shown = target.name if name == "." else name
+                if held is not None and shown in held:
+                    found = formats.detect_buffer(held[shown], shown)
+                else:
+                    found = formats.detect(target)
             except ProvenanceError as e:
                 self.reason("format-unknown", "files.formats", f"'{name}': {e}", name)
                 bad += 1
