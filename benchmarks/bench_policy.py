@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     n_files = 2_000 if args.quick else 20_000
     with tempfile.TemporaryDirectory() as tmp:
-        workdir = args.workdir or Path(tmp)
+        workdir = args.workdir.resolve() if args.workdir else Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         print(f"provenance policy benchmark: {n_files} x 4 KiB in {workdir}", flush=True)
         model, policy, a, _ = prepare(workdir, n_files)

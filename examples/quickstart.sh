@@ -6,11 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
-if [ ! -x "$VENV/bin/provenance" ]; then
+if [ ! -x "$VENV/bin/provenance" ] || ! "$VENV/bin/python" -c "import numpy" 2>/dev/null; then
   echo "==> setting up $VENV (one time)"
-  python3 -m venv "$VENV"
+  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --upgrade pip
-  "$VENV/bin/pip" install --quiet -e .
+  "$VENV/bin/pip" install --quiet -e '.[numpy]'   # numpy: the verified load into arrays
 fi
 PY="$VENV/bin/python"
 PROVENANCE="$VENV/bin/provenance"
@@ -103,6 +103,29 @@ step "provenance verify tiny-model --policy policy.yaml"
 "$PROVENANCE" verify "$WORK/tiny-model" --policy "$WORK/policy.yaml" \
   --audit-log "$WORK/audit.jsonl"
 
+step "load it: verified under the policy, the weights read once into numpy arrays"
+cat > "$WORK/load.py" <<'PYEOF'
+import sys
+
+from provenance.loaders import safetensors
+from provenance.policy import PolicyDenied
+
+model, policy = sys.argv[1], sys.argv[2]
+try:
+    # Each file is read once, hashed from that memory and checked against the
+    # signature and the policy; the arrays are views of the very bytes verified.
+    tensors = safetensors.load_folder(model, policy=policy)
+except PolicyDenied as e:
+    print(f"refused: {e}")
+    for reason in e.decision.reasons:
+        if reason.severity == "error":
+            print(f"  {reason.rule}: {reason.message}")
+    sys.exit(1)
+for name, array in tensors.items():
+    print(f"loaded {name}: {array.dtype} {array.shape}, first values {array[:3].tolist()}")
+PYEOF
+"$PY" "$WORK/load.py" "$WORK/tiny-model" "$WORK/policy.yaml"
+
 step "change the model: flip one byte of model.safetensors, drop a hostile pickle beside it"
 "$PY" - "$WORK/tiny-model" <<'PYEOF'
 import sys
@@ -136,5 +159,16 @@ if [ "$status" -ne 1 ]; then
   exit 1
 fi
 echo "audit log: $(wc -l < "$WORK/audit.jsonl") decisions in $WORK/audit.jsonl"
-step "done: the signed model was allowed; changed, the policy denied it and said why"
+
+step "load it again: the same verified load now loads nothing"
+set +e
+"$PY" "$WORK/load.py" "$WORK/tiny-model" "$WORK/policy.yaml"
+status=$?
+set -e
+echo "exit code: $status (1 = refused)"
+if [ "$status" -ne 1 ]; then
+  echo "expected the verified load to refuse the changed model" >&2
+  exit 1
+fi
+step "done: the signed model was allowed and loaded; changed, it was denied and loaded nothing"
 [ -n "${KEEP:-}" ] || echo "(the folder is removed now; KEEP=1 ./examples/quickstart.sh keeps it)"

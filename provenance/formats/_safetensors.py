@@ -44,6 +44,7 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from provenance.formats._detect import Detected, _show
 from provenance.formats._scan import FormatFinding, ScanOptions, Severity, Source
@@ -53,7 +54,9 @@ __all__ = [
     "MAX_DIMS",
     "MAX_HEADER",
     "MAX_TENSORS",
+    "Entry",
     "Header",
+    "HeaderSource",
     "check_safetensors",
     "read_header",
 ]
@@ -200,6 +203,28 @@ def bad_name(name: str) -> str | None:
     return None
 
 
+class HeaderSource(Protocol):
+    """What :func:`read_header` reads from: a file on disk or bytes already in memory.
+
+    A protocol so that a loader can check a header in the very memory it
+    hashed (:mod:`provenance.loaders._st`), not only an open file.
+    """
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def name(self) -> str: ...
+
+    def read(self, offset: int, n: int) -> bytes:
+        """Up to ``n`` bytes at ``offset`` (fewer at the end)."""
+        ...
+
+
+#: A tensor's ``(dtype, shape, begin, end)`` as its header entry gives them.
+Entry = tuple[str, tuple[int, ...], int, int]
+
+
 @dataclass
 class Header:
     """What a safetensors header says (as far as it could be read)."""
@@ -212,6 +237,12 @@ class Header:
     metadata: dict[str, str] | None = None
     #: The JSON parsed and its top level is an object: ``tensors`` is complete.
     parsed: bool = False
+    #: With ``read_header(..., entries=True)``: every tensor whose entry is right
+    #: in every way (known dtype, usable shape, offsets inside the buffer that
+    #: match its size), in the header's order; its name may still be faulted.
+    #: Kept so that a loader builds tensors from the entries the checker passed
+    #: rather than parsing the JSON a second time.
+    entries: dict[str, Entry] = field(default_factory=dict)
 
 
 class _Out:
@@ -256,17 +287,21 @@ def check_safetensors(
     return read_header(src, name)[1]
 
 
-def read_header(src: Source, name: str) -> tuple[Header | None, list[FormatFinding]]:
+def read_header(
+    src: HeaderSource, name: str, *, entries: bool = False
+) -> tuple[Header | None, list[FormatFinding]]:
     """The header of the safetensors file ``src`` and what is wrong with it.
 
     The header is None when its length is unusable (nothing else was read).
+    ``entries`` fills :attr:`Header.entries`: a loader's need, which a scan
+    does not pay for (a million tensors take a second more).
     """
     out = _Out(name)
-    header = _read(src, out)
+    header = _read(src, out, entries)
     return header, out.done()
 
 
-def _read(src: Source, out: _Out) -> Header | None:
+def _read(src: HeaderSource, out: _Out, keep: bool) -> Header | None:
     size = src.size
     prefix = src.read(0, 8)
     if len(prefix) < 8:
@@ -337,7 +372,7 @@ def _read(src: Source, out: _Out) -> Header | None:
     if not isinstance(top, dict):
         out.add("safetensors-header-json", "the header is not a JSON object", 8)
         return header
-    _tensors(top, header, out)
+    _tensors(top, header, out, keep)
     return header
 
 
@@ -363,7 +398,7 @@ def _bounded(raw: bytes, out: _Out) -> bool:
     return False
 
 
-def _tensors(top: dict[str, object], header: Header, out: _Out) -> None:
+def _tensors(top: dict[str, object], header: Header, out: _Out, keep: bool) -> None:
     base = 8 + header.length
     for key in dups(top):
         out.add("safetensors-duplicate-key", f"'{_show(key)}' appears more than once", 8)
@@ -377,24 +412,33 @@ def _tensors(top: dict[str, object], header: Header, out: _Out) -> None:
         return
     header.parsed = True
     ranges: list[tuple[int, int, str]] = []
-    tensors = header.tensors
+    tensors, entries = header.tensors, header.entries
     for name, value in top.items():
         if name == "__metadata__":
             header.metadata = _metadata(value, out)
             continue
-        r = _plain(value, header.data_length) if name and name.isprintable() else None
-        if r is None:  # the slow path, which says what is wrong
+        e = _plain(value, header.data_length) if name and name.isprintable() else None
+        if e is not None:
+            if keep:
+                entries[name] = e
+            begin, end = e[2], e[3]
+        else:  # the slow path, which says what is wrong
             r = _unusual(name, value, header, out)
-        if r is None:
-            tensors[name] = None
-        else:
-            ranges.append((r[0], r[1], name))
-            tensors[name] = r[1] - r[0]
+            if r is None:
+                tensors[name] = None
+                continue
+            if keep:  # only the name may have been at fault
+                e = _plain(value, header.data_length)
+                if e is not None:
+                    entries[name] = e
+            begin, end = r
+        ranges.append((begin, end, name))
+        tensors[name] = end - begin
     _coverage(ranges, header, out, base)
 
 
-def _plain(t: object, data_length: int) -> tuple[int, int] | None:
-    """A tensor's ``(begin, end)`` when its entry is right in every way, else None.
+def _plain(t: object, data_length: int) -> Entry | None:
+    """A tensor's :data:`Entry` when its entry is right in every way, else None.
 
     The fast path for the million tensors a header may hold: exact types,
     no finding; anything unusual is left to :func:`_unusual`.
@@ -419,7 +463,7 @@ def _plain(t: object, data_length: int) -> tuple[int, int] | None:
     nbits = count * bits
     if nonzero * bits >= _U64 or nbits % 8 or nbits // 8 != end - begin:
         return None
-    return begin, end
+    return dtype, tuple(shape), begin, end
 
 
 def _unusual(name: str, value: object, header: Header, out: _Out) -> tuple[int, int] | None:
