@@ -26,6 +26,7 @@ import pytest
 from conftest import KeyPair
 
 import provenance
+import provenance.policy
 from provenance.errors import InputError, UsageError, VerificationError
 from provenance.loaders import peft as verified_peft
 from provenance.loaders import transformers as verified
@@ -358,6 +359,28 @@ def test_after_verification_nothing_under_the_model_folder_is_opened(
     first_private = opens.paths.index(private[0])
     first_load = [p for p in opens.paths[:first_private] if p in signed]
     assert sorted(set(first_load)) == sorted(signed)
+
+
+def test_one_verification_for_the_model_and_its_tokenizer(
+    tmp_path: Path, p256: KeyPair, other_key: KeyPair, gpt2: tuple[Path, Any]
+) -> None:
+    """An open VerifiedModel serves both: every original file is read once in all."""
+    folder, original = gpt2
+    pol = provenance.policy.load(policy_file(tmp_path, p256))
+    with Opens.recording() as opens, provenance.open_verified(folder, policy=pol) as vm:
+        model = verified.from_pretrained(transformers.AutoModelForCausalLM, vm, policy=pol)
+        tok = verified.from_pretrained(transformers.AutoTokenizer, vm)
+        assert vm.files  # left open: the caller's
+    assert same_weights(model, original) and tok.eos_token == "<s>"
+    every = [str(p.resolve()) for p in folder.iterdir()]  # model.sig too
+    assert sorted(opens.under(folder)) == sorted(every)  # each once, none twice
+    with provenance.open_verified(folder, policy=pol) as vm:
+        other = policy_file(tmp_path, other_key, ALLOW_CODE, name="other.yaml")
+        with pytest.raises(UsageError, match="was not opened under the policy") as e:
+            verified.from_pretrained(transformers.AutoModel, vm, policy=other)
+        assert e.value.code == "policy-mismatch"
+        with pytest.raises(UsageError, match="verified already"):
+            verified.from_pretrained(transformers.AutoModel, vm, workers=2)
 
 
 def test_rewriting_the_originals_once_verified_changes_nothing_that_loads(

@@ -19,6 +19,7 @@ and every module an ``auto_map`` names must be one of them.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -41,7 +42,9 @@ __all__ = [
     "check_kwargs",
     "check_remote_code",
     "json_object",
+    "library",
     "open_model",
+    "opened",
     "private_copy",
     "refuse_remote_code",
     "resolve_policy",
@@ -95,18 +98,43 @@ HUB_KWARGS: Mapping[str, str] = {
 
 
 def resolve_policy(
-    policy: Policy | str | os.PathLike[str] | None, verifier: Verifier | None
+    path: str | os.PathLike[str] | VerifiedModel,
+    policy: Policy | str | os.PathLike[str] | None,
+    verifier: Verifier | None,
 ) -> Policy | None:
     """The policy as an object (a file is loaded once, here), or None with a verifier.
 
     The loaders need the object itself: the ``loading:`` section decides
     what they may do, and :func:`provenance.open_verified` is then given the
     same object, so the file is read once and both act on one policy.
+
+    ``path`` may be a :class:`~provenance.loading.VerifiedModel` already
+    open (a model and its tokenizer from one verification, one read): then
+    ``policy`` is optional, and when given must be the one it was opened
+    under (its decision records the policy's digest), since it is what
+    decides whether remote code may run.
     """
+    from provenance.loading import VerifiedModel
+
+    if isinstance(path, VerifiedModel):
+        if verifier is not None:
+            raise UsageError("a VerifiedModel is verified already: give no verifier")
+        rules = _policy(policy) if policy is not None else None
+        if rules is not None and (
+            path.decision is None or path.decision.policy_digest != rules.digest
+        ):
+            raise UsageError(
+                f"the VerifiedModel of '{path.path}' was not opened under the policy "
+                f"{rules.source}; its rules (remote code among them) cannot be taken from it",
+                code="policy-mismatch",
+            )
+        return rules
     if (policy is None) == (verifier is None):
         raise UsageError("give exactly one of policy= or verifier=")
-    if policy is None:
-        return None
+    return _policy(policy) if policy is not None else None
+
+
+def _policy(policy: Policy | str | os.PathLike[str]) -> Policy:
     from provenance.policy._model import Policy
 
     if isinstance(policy, Policy):
@@ -114,6 +142,33 @@ def resolve_policy(
     from provenance.policy._load import load
 
     return load(policy)
+
+
+@contextmanager
+def opened(
+    path: str | os.PathLike[str] | VerifiedModel,
+    rules: Policy | None,
+    verifier: Verifier | None,
+    *,
+    signature: str | os.PathLike[str] | None,
+    attestations: str | os.PathLike[str] | None,
+    workers: int | None,
+) -> Iterator[VerifiedModel]:
+    """The verified model: opened here and closed on exit, or the caller's, left open."""
+    from provenance.loading import VerifiedModel
+
+    if isinstance(path, VerifiedModel):
+        if signature is not None or attestations is not None or workers is not None:
+            raise UsageError(
+                "signature=, attestations= and workers= are for verifying; "
+                "a VerifiedModel is verified already"
+            )
+        yield path
+        return
+    with open_model(
+        path, rules, verifier, signature=signature, attestations=attestations, workers=workers
+    ) as vm:
+        yield vm
 
 
 def open_model(
@@ -159,6 +214,16 @@ def open_model(
             code=e.code,
             decision=e.decision,
         ) from e
+
+
+def library(name: str) -> Any:
+    """The module ``name`` (transformers, peft), typed ``Any``: they ship no types to rely on."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as e:
+        raise UsageError(
+            f"{name} is not installed (needed for this loader): {e}", code="framework-missing"
+        ) from None
 
 
 def refuse_remote_code(rules: Policy | None, asked: object) -> bool:

@@ -39,7 +39,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from provenance.errors import InputError, UsageError
-from provenance.loaders._hf import open_model, private_copy, resolve_policy
+from provenance.loaders._hf import library, opened, private_copy, resolve_policy
 
 if TYPE_CHECKING:
     from provenance.loading import VerifiedModel
@@ -54,7 +54,7 @@ _WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 
 def from_pretrained(
     model: Any,
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | VerifiedModel,
     *,
     policy: Policy | str | os.PathLike[str] | None = None,
     verifier: Verifier | None = None,
@@ -74,7 +74,7 @@ def from_pretrained(
     adapter folder.
     """
     config, state = _verified_adapter(path, policy, verifier, signature, attestations, workers)
-    peft = importlib.import_module("peft")
+    peft = library("peft")
     if config.is_prompt_learning and is_trainable:
         raise UsageError("a prompt-learning adapter cannot be loaded trainable (PEFT's rule)")
     config.inference_mode = not is_trainable
@@ -86,7 +86,7 @@ def from_pretrained(
 
 def load_adapter(
     model: Any,
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | VerifiedModel,
     *,
     policy: Policy | str | os.PathLike[str] | None = None,
     verifier: Verifier | None = None,
@@ -105,7 +105,7 @@ def load_adapter(
     that name already there is refused: its config would stay, and the new
     weights would be read against it.
     """
-    peft = importlib.import_module("peft")
+    peft = library("peft")
     is_peft = isinstance(model, peft.PeftModel)
     if not is_peft and not callable(getattr(model, "load_adapter", None)):
         raise UsageError(
@@ -139,7 +139,7 @@ def load_adapter(
 
 
 def _verified_adapter(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | VerifiedModel,
     policy: Policy | str | os.PathLike[str] | None,
     verifier: Verifier | None,
     signature: str | os.PathLike[str] | None,
@@ -147,12 +147,11 @@ def _verified_adapter(
     workers: int | None,
 ) -> tuple[Any, dict[str, Any]]:
     """The adapter's PEFT config and state dict, once the folder verified."""
-    rules = resolve_policy(policy, verifier)
-    peft = importlib.import_module("peft")
-    vm = open_model(
+    rules = resolve_policy(path, policy, verifier)
+    peft = library("peft")
+    with opened(
         path, rules, verifier, signature=signature, attestations=attestations, workers=workers
-    )
-    with vm:
+    ) as vm:
         signed = set(vm.files)
         if vm.single or _CONFIG not in signed:
             raise InputError(f"'{vm.path}' has no signed {_CONFIG}: it is not a PEFT adapter")

@@ -51,7 +51,8 @@ from provenance.loaders._hf import (
     check_kwargs,
     check_remote_code,
     json_object,
-    open_model,
+    library,
+    opened,
     private_copy,
     refuse_remote_code,
     resolve_policy,
@@ -120,7 +121,7 @@ _LOADING_KWARGS = frozenset(
 
 def from_pretrained(
     cls: Any,
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | VerifiedModel,
     *,
     policy: Policy | str | os.PathLike[str] | None = None,
     verifier: Verifier | None = None,
@@ -137,7 +138,10 @@ def from_pretrained(
     a tokenizer, processor or config class, which reads the private copy.
     Give exactly one of ``policy`` (a policy or its file) or ``verifier``;
     ``signature``, ``attestations`` and ``workers`` are
-    :func:`provenance.open_verified`'s. Other keyword arguments are
+    :func:`provenance.open_verified`'s. ``path`` may instead be a
+    :class:`~provenance.loading.VerifiedModel` already open, so that a model
+    and its tokenizer cost one verification (``policy``, if given, must be
+    the one it was opened under; it is left open). Other keyword arguments are
     transformers' own (``dtype``, ``device_map``, config overrides such as
     ``output_attentions=True``), except those that read elsewhere
     (:data:`REFUSED_KWARGS` and the Hub's).
@@ -167,13 +171,12 @@ def from_pretrained(
     check_kwargs(kwargs, REFUSED_KWARGS)
     if kwargs.get("weights_only", True) is not True:
         raise UsageError("weights_only=False is not accepted: pickle weights load restricted")
-    rules = resolve_policy(policy, verifier)
+    rules = resolve_policy(path, policy, verifier)
     trust = refuse_remote_code(rules, kwargs.pop("trust_remote_code", None))
-    tf = importlib.import_module("transformers")
-    vm = open_model(
+    tf = library("transformers")
+    with opened(
         path, rules, verifier, signature=signature, attestations=attestations, workers=workers
-    )
-    with vm:
+    ) as vm:
         if vm.single:
             raise UsageError(f"'{vm.path}' is a single file; a transformers model is a folder")
         if trust:
