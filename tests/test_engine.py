@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import itertools
 import os
 import threading
 from pathlib import Path
@@ -349,3 +350,86 @@ def test_a_worker_failure_stops_the_others(tmp_path):
         hash_tasks(tasks, "sha256", workers=2)
     assert "cannot open 'gone'" in str(info.value)
     assert not [t for t in threading.enumerate() if t.name.startswith("provenance-hash")]
+
+
+# --------------------------------------------------------------------- keep
+
+FILL = engine._FILL_CHUNK
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+@pytest.mark.parametrize(
+    "sizes",
+    [[5 * FILL + 3], [FILL, 2 * FILL + 1, SMALL + 1, 17, 0], [3 * FILL] * 4],
+    ids=["one-large", "mixed", "four-large"],
+)
+def test_keep_holds_exactly_the_bytes_hashed(tmp_path, workers, sizes):
+    """Kept memory equals the file, whichever threads read its pieces, and digests match."""
+    data, entries = {}, []
+    for i, size in enumerate(sizes):
+        p = tmp_path / f"f{i}"
+        data[p.name] = write(p, size)
+        entries.append(entry(p))
+    kept: dict[str, object] = {}
+    opener = CountingOpener(tmp_path)
+    digests = hash_tasks(
+        [whole(e) for e in entries], "sha256", workers=workers, keep=kept, opener=opener
+    )
+    assert digests == [hashlib.sha256(data[e.name]).digest() for e in entries]
+    assert {n: bytes(v) for n, v in kept.items()} == data  # type: ignore[call-overload]
+    assert not any(fd_is_open(fd) for fd in opener.fds)
+    opener.close()
+
+
+def test_keep_shards_of_one_file_fill_one_buffer(tmp_path):
+    p = tmp_path / "f"
+    data = write(p, 4 * FILL + 5)
+    e = entry(p)
+    cuts = [0, FILL + 3, 2 * FILL, 4 * FILL + 5]
+    tasks = [Task(e, a, b) for a, b in itertools.pairwise(cuts)]
+    kept: dict[str, object] = {}
+    digests = hash_tasks(tasks, "blake3", workers=2, keep=kept)
+    import blake3
+
+    assert digests == [blake3.blake3(data[t.start : t.end]).digest() for t in tasks]
+    assert bytes(kept["f"]) == data  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize("change", ["truncate", "flip"])
+def test_keep_a_file_changed_while_filled_fails_or_matches_what_was_kept(tmp_path, change):
+    """Whatever a writer does meanwhile, a digest returned is the digest of the kept bytes."""
+    p = tmp_path / "f"
+    good = write(p, 6 * FILL + 1)
+    stop = threading.Event()
+
+    def writer() -> None:
+        fd = os.open(p, os.O_RDWR)
+        try:
+            while not stop.is_set():
+                if change == "truncate":
+                    os.truncate(fd, 2 * FILL)
+                    os.pwrite(fd, good[2 * FILL :], 2 * FILL)
+                else:
+                    os.pwrite(fd, b"\xff", 5 * FILL)
+                    os.pwrite(fd, good[5 * FILL : 5 * FILL + 1], 5 * FILL)
+        finally:
+            os.close(fd)
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    failed = 0
+    try:
+        for _ in range(12):
+            kept: dict[str, object] = {}
+            try:
+                (digest,) = hash_tasks([whole(entry(p, len(good)))], "sha256", workers=2, keep=kept)
+            except InputError as e:
+                assert e.code == "changed-while-hashing"
+                failed += 1
+                continue
+            assert digest == hashlib.sha256(kept["f"]).digest()  # type: ignore[arg-type]
+    finally:
+        stop.set()
+        thread.join()
+    if change == "truncate":
+        assert failed, "the writer never got in"

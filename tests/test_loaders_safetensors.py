@@ -77,7 +77,9 @@ def test_sharded_folder_equals_the_package(tmp_path: Path, p256: KeyPair) -> Non
     arr = got["layer.0.ids"]
     assert arr.flags.writeable  # like the package's arrays
     arr[0] = 42  # and writing changes nothing on disk
-    assert st_numpy.load_file(str(model / "model-00001-of-00003.safetensors"))["layer.0.ids"][0] == 0
+    assert (
+        st_numpy.load_file(str(model / "model-00001-of-00003.safetensors"))["layer.0.ids"][0] == 0
+    )
     got = verified.load_folder(model, verifier=KeyVerifier.from_files(p256.public))
     assert_same(got, want)
 
@@ -99,7 +101,7 @@ def test_single_file_and_a_file_of_a_signed_folder(tmp_path: Path, p256: KeyPair
     )
     # the whole folder is verified first: a change elsewhere in it denies this file too
     (model / "config.json").write_text('{"changed": true}')
-    with pytest.raises(PolicyDenied, match="config.json"):
+    with pytest.raises(PolicyDenied, match=r"config\.json"):
         verified.load_file(shard, policy=policy(tmp_path, p256))
 
 
@@ -159,7 +161,7 @@ def test_a_header_that_lies_is_refused_with_the_file_named(
     f = tmp_path / "bad.safetensors"
     lying(f, header, data)
     provenance.sign(f, KeySigner.from_file(p256.private))
-    with pytest.raises(InputError, match="bad.safetensors") as e:
+    with pytest.raises(InputError, match=r"bad\.safetensors") as e:
         verified.load_file(f, policy=policy(tmp_path, p256))
     assert words in str(e.value).lower()
 
@@ -183,7 +185,7 @@ def test_a_tampered_weight_loads_nothing(tmp_path: Path, p256: KeyPair) -> None:
     data = bytearray(shard.read_bytes())
     data[-100] ^= 1
     shard.write_bytes(bytes(data))
-    with pytest.raises(PolicyDenied, match="model-00001-of-00003.safetensors"):
+    with pytest.raises(PolicyDenied, match=r"model-00001-of-00003\.safetensors"):
         verified.load_folder(model, policy=policy(tmp_path, p256))
 
 

@@ -305,6 +305,144 @@ def _hash_range(
         os.close(fd)
 
 
+_FILL_CHUNK = 8 << 20  # a kept file is read in pieces this large, by whichever thread is free
+
+
+class _Fill:
+    """One range being read into its kept memory: any free thread reads, one hashes.
+
+    Filling fresh memory (page faults, zeroing, the copy) costs about as much
+    as hashing it, and a digest can only be computed in order, by one thread.
+    So the thread that owns the range hashes piece after piece while idle
+    threads read the pieces ahead of it: one large file takes the longer of
+    the two, not their sum. Pieces are claimed in order under the lock; the
+    owner reads a piece itself when nobody has claimed it yet.
+    """
+
+    def __init__(self, task: Task, target: memoryview, fd: int) -> None:
+        self.task = task
+        self.target = target
+        self.fd = fd
+        self.count = (task.end - task.start + _FILL_CHUNK - 1) // _FILL_CHUNK
+        self.claimed = 0  # pieces [0, claimed) have a reader
+        self.ready = [False] * self.count
+        self.inflight = 0  # pieces being read right now
+        self.failed: BaseException | None = None
+        self.cond = threading.Condition()
+
+    def claim(self, only: int | None = None) -> int | None:
+        """The next unclaimed piece (``only``: that one, if still unclaimed), or None."""
+        with self.cond:
+            i = self.claimed
+            if self.failed is not None or i >= self.count or (only is not None and i != only):
+                return None
+            self.claimed = i + 1
+            self.inflight += 1
+            return i
+
+    def read(self, i: int) -> None:
+        """Read piece ``i`` (claimed by this thread) into its place in the kept memory."""
+        t = self.task
+        start = t.start + i * _FILL_CHUNK
+        view = self.target[start : min(t.end, start + _FILL_CHUNK)]
+        error: BaseException | None = None
+        try:
+            got = 0
+            while got < len(view):
+                n = os.preadv(self.fd, [view[got:]], start + got)
+                if not n:
+                    raise _changed(t.entry.name)  # it ended early: it shrank
+                got += n
+        except OSError as e:
+            error = _unreadable(t.entry, "read", e)
+        except BaseException as e:  # handed to the owner, which raises it
+            error = e
+        with self.cond:
+            self.inflight -= 1
+            if error is not None:
+                self.failed = self.failed or error
+            else:
+                self.ready[i] = True
+            self.cond.notify_all()
+
+    def wait(self, i: int) -> None:
+        with self.cond:
+            while not self.ready[i] and self.failed is None:
+                self.cond.wait()
+            if self.failed is not None:
+                raise self.failed
+
+    def settle(self) -> None:
+        """Stop handing out pieces and wait for readers still at work (before the close)."""
+        with self.cond:
+            self.claimed = self.count
+            while self.inflight:
+                self.cond.wait()
+
+
+class _Fills:
+    """The ranges being filled, for threads with nothing else to do to help read."""
+
+    def __init__(self) -> None:
+        self.active: list[_Fill] = []
+        self.lock = threading.Lock()
+
+    def help(self, cancel: threading.Event | None) -> None:
+        """Read pieces of any range being filled until none is left unclaimed."""
+        while cancel is None or not cancel.is_set():
+            with self.lock:
+                fills = list(self.active)
+            for fill in fills:
+                i = fill.claim()
+                if i is not None:
+                    fill.read(i)
+                    break
+            else:
+                return
+
+
+def _fill_range(
+    task: Task,
+    ctor: _Constructor,
+    opener: Opener | None,
+    target: memoryview,
+    done: list[int],
+    slot: int,
+    cancel: threading.Event | None,
+    fills: _Fills,
+) -> bytes:
+    """A range read into ``target`` (with help, see :class:`_Fill`) and hashed from it, in order."""
+    entry = task.entry
+    fd = _open_checked(entry, opener)
+    fill = _Fill(task, target, fd)
+    with fills.lock:
+        fills.active.append(fill)
+    try:
+        if _FADVISE:
+            os.posix_fadvise(fd, task.start, task.end - task.start, os.POSIX_FADV_SEQUENTIAL)
+        hasher = ctor()
+        for i in range(fill.count):
+            if fill.claim(only=i) is not None:
+                fill.read(i)  # nobody was ahead: read it here
+            fill.wait(i)
+            start = task.start + i * _FILL_CHUNK
+            end = min(task.end, start + _FILL_CHUNK)
+            hasher.update(target[start:end])
+            done[slot] += end - start
+            if cancel is not None and cancel.is_set():
+                return b""  # another thread failed; the caller raises its error
+        if task.end == entry.size and os.fstat(fd).st_size != entry.size:
+            raise _changed(entry.name)
+        return hasher.digest()
+    except OSError as e:
+        raise _unreadable(entry, "read", e) from None
+    finally:
+        with fills.lock:
+            fills.active.remove(fill)
+        fill.settle()
+        os.close(fd)
+
+
 def hash_into(
     fd: int,
     start: int,
@@ -476,11 +614,17 @@ def hash_tasks(
     def target_of(i: int) -> memoryview | None:
         return targets.get(tasks[i].entry.name) if targets is not None else None
 
+    fills = _Fills() if targets else None
+
+    def hash_large(i: int, buf: memoryview, slot: int, cancel: threading.Event | None) -> bytes:
+        target = target_of(i)
+        if target is not None and fills is not None:
+            return _fill_range(tasks[i], ctor, opener, target, done, slot, cancel, fills)
+        return _hash_range(tasks[i], ctor, opener, buf, done, slot, cancel)
+
     if threads == 0:
         for i in large:
-            digests[i] = _hash_range(
-                tasks[i], ctor, opener, _caller_buffer(), done, 0, None, target_of(i)
-            )
+            digests[i] = hash_large(i, _caller_buffer(), 0, None)
             report()
         for batch in _small_batches(tasks, small):
             hash_small_batch(batch)
@@ -502,10 +646,10 @@ def hash_tasks(
                 with lock:
                     i = next(queue, None)
                 if i is None:
+                    if fills is not None:
+                        fills.help(cancel)  # read ahead for ranges still being hashed
                     return
-                digests[i] = _hash_range(
-                    tasks[i], ctor, opener, buf, done, slot, cancel, target_of(i)
-                )
+                digests[i] = hash_large(i, buf, slot, cancel)
         except BaseException as e:  # handed to the calling thread, which re-raises it
             failures.append(e)
             cancel.set()
@@ -522,6 +666,12 @@ def hash_tasks(
                 break
             hash_small_batch(batch)
             report()
+        if fills is not None:
+            # Kept files: with the small files done, this thread reads ahead too.
+            while not cancel.is_set() and any(t.is_alive() for t in pool):
+                fills.help(cancel)
+                next(t for t in pool if t.is_alive() or t is pool[-1]).join(0.002)
+                report()
         for thread in pool:
             if progress is None:
                 thread.join()

@@ -35,7 +35,7 @@ from typing import Any, Literal, NamedTuple
 from provenance.errors import InputError, UsageError
 from provenance.formats._detect import _show
 from provenance.formats._safetensors import read_header
-from provenance.formats._scan import FormatFinding
+from provenance.formats._scan import FormatFinding, Source
 
 __all__ = ["Entry", "ParsedHeader", "header", "tensors"]
 
@@ -114,19 +114,6 @@ class ParsedHeader:
     data_start: int
 
 
-class _Memory:
-    """:func:`read_header`'s source over bytes in memory instead of an open file."""
-
-    def __init__(self, buf: memoryview, name: str) -> None:
-        self.buf = buf
-        self.size = len(buf)
-        self.name = name
-
-    def read(self, offset: int, n: int) -> bytes:
-        """Up to ``n`` bytes at ``offset``: the checker reads the header only, once."""
-        return bytes(self.buf[offset : offset + n])
-
-
 def header(buf: memoryview, name: str) -> ParsedHeader:
     """The header of the safetensors file held in ``buf``; ``name`` is for messages.
 
@@ -134,7 +121,7 @@ def header(buf: memoryview, name: str) -> ParsedHeader:
     when the strict checker finds any error or warning.
     """
     view = _bytes_view(buf)
-    parsed, findings = read_header(_Memory(view, name), name, entries=True)
+    parsed, findings = read_header(Source.of_bytes(view, name), name, entries=True)
     bad = [f for f in findings if f.severity in ("error", "warning")]
     if bad:
         raise _denied(name, bad)

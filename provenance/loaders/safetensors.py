@@ -154,9 +154,7 @@ def _check_index(m: VerifiedModel, index: str) -> list[str]:
     listing = []
     for n in m.files:
         found = detect_buffer(held[n], n)
-        listing.append(
-            ScannedFile(n, found.format, found.detail, found.pickle_based, len(held[n]))
-        )
+        listing.append(ScannedFile(n, found.format, found.detail, found.pickle_based, len(held[n])))
     options = ScanOptions(signed_files=frozenset(m.files), contents=held)
     problems = [
         f
