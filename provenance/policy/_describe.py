@@ -251,6 +251,13 @@ def describe(policy: Policy) -> list[str]:
     more = len(policy.revocations) - _LISTED_REVOCATIONS
     if more > 0:
         lines.append(f"... and {more} more revocations.")
+    if policy.loading.trust_remote_code:
+        # Said only when allowed: refusing is the default, and a line per default would
+        # bury the rules the author did write.
+        lines.append(
+            "Loaders may run the model's own Python code (trust_remote_code); "
+            "every .py file of the model must be signed."
+        )
     return lines
 
 
@@ -311,6 +318,11 @@ files:
 #   include: [revoked.yaml]       # a file of revocations, updated without a new policy
 #   digests: [{digest: "sha256:<64 hex digits>", reason: "CVE-2026-1234"}]
 #   keys: [{fingerprint: "<64 hex digits>", reason: "key leaked", since: 2026-03-01}]
+
+# What the verified loaders (provenance.loaders) may do. Remote code runs with
+# your process's rights: allow it only for models whose code you trust.
+# loading:
+#   trust_remote_code: false      # true: every .py of the model must be signed
 """
 
 

@@ -56,6 +56,7 @@ from provenance.policy._model import (
     InputRules,
     KeySigner,
     LineageRules,
+    LoadingRules,
     Match,
     Mode,
     Policy,
@@ -684,6 +685,9 @@ class _Builder:
             lineage=lineage,
             pins=tuple(_hex(p) for p in ([pins] if isinstance(pins, str) else pins)),
             revocations=revocations,
+            loading=LoadingRules(
+                trust_remote_code=bool(doc.get("loading", {}).get("trust_remote_code", False))
+            ),
         )
 
     def digest(self, own: bytes) -> str:

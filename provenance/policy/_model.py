@@ -109,6 +109,18 @@ class FileRules:
 
 
 @dataclass(frozen=True)
+class LoadingRules:
+    """What verified loaders may do beyond handing on the signed files.
+
+    Remote code is the one switch: a model's own ``modeling_*.py`` runs with
+    the loading process's rights, so a signature over the weights alone is not
+    enough; the policy has to say that this model's code may run.
+    """
+
+    trust_remote_code: bool = False
+
+
+@dataclass(frozen=True)
 class AttestationRule:
     where: str
     predicate_type: str  # a URI; aliases are resolved by the loader
@@ -162,6 +174,7 @@ class Policy:
     lineage: LineageRules | None = None
     pins: tuple[str, ...] = ()  # lowercase hex root digests
     revocations: tuple[Revocation, ...] = ()
+    loading: LoadingRules = field(default_factory=LoadingRules)
 
     @property
     def effective_attestation_signers(self) -> tuple[SignerRule, ...]:
