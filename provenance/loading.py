@@ -27,6 +27,7 @@ is :func:`provenance.check_model`'s.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
@@ -42,7 +43,11 @@ if TYPE_CHECKING:
     from provenance.signing import Verifier
     from provenance.verification import VerificationReport
 
-__all__ = ["VerifiedModel", "open_verified"]
+__all__ = ["PolicyWarning", "VerifiedModel", "open_verified"]
+
+
+class PolicyWarning(UserWarning):
+    """A policy in ``warn`` or ``audit`` mode let a failing model load."""
 
 
 class VerifiedModel:
@@ -171,6 +176,12 @@ def open_verified(
     :class:`~provenance.policy.PolicyError` for input nothing can be decided
     on. Nothing read is returned unless the model may load.
 
+    A policy in ``warn`` or ``audit`` mode allows a model that fails it, by
+    design (a rollout): the bytes handed on are then the bytes read, even
+    those that do not match their signature, and a :class:`PolicyWarning`
+    says why; ``decision.passed`` is False. Use ``enforce`` where a
+    mismatch must never load.
+
     Memory: the signed files' total size, committed as read, plus the
     engine's small buffers; the handle and any tensors built over
     :meth:`VerifiedModel.buffer` own it from then on.
@@ -213,6 +224,16 @@ def open_verified(
                 code="nothing-verified",
             )
         manifest = decision.manifest
+        if not decision.passed:
+            # warn or audit: the policy's author chose to let a failing model load
+            # (a rollout); say so where a loader's logs will show it.
+            failed = [r.message for r in decision.reasons if r.severity == "error"]
+            warnings.warn(
+                f"policy mode '{decision.mode}' lets '{path}' load although it fails the "
+                f"policy: {'; '.join(failed[:3])}" + (" ..." if len(failed) > 3 else ""),
+                PolicyWarning,
+                stacklevel=2,
+            )
     else:
         assert verifier is not None
         from provenance.verification import check_model

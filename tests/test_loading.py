@@ -126,6 +126,18 @@ def test_warn_mode_without_a_trusted_signature_has_nothing_to_load(
     assert e.value.code == "nothing-verified"
 
 
+def test_warn_mode_loads_what_was_read_and_warns(tmp_path: Path, p256: KeyPair) -> None:
+    model, _ = signed_model(tmp_path, p256)
+    (model / "config.json").write_bytes(b'{"changed": 1}')
+    pol = policy_file(tmp_path, p256, "mode: warn\n")
+    with (
+        pytest.warns(provenance.loading.PolicyWarning, match=r"config\.json.*modified"),
+        provenance.open_verified(model, policy=pol) as m,
+    ):
+        assert m.decision is not None and m.decision.allowed and not m.decision.passed
+        assert m.read("config.json") == b'{"changed": 1}'
+
+
 def test_single_file_and_shards(tmp_path: Path, p256: KeyPair) -> None:
     f = tmp_path / "w.bin"
     f.write_bytes(os.urandom(BIG + 17))
