@@ -232,13 +232,16 @@ def main() -> int:
             )
 
         probe = f"""
-import resource, provenance
+import provenance
 from provenance.loaders import safetensors as v
 tiny = {str(work / "tiny")!r}
 v.load_folder(tiny, policy={str(policy)!r})
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def hwm():  # this process's own peak RSS; ru_maxrss would start at the parent's
+    line = next(x for x in open("/proc/self/status") if x.startswith("VmHWM:"))
+    return int(line.split()[1])
+base = hwm()
 t = v.load_folder({str(model)!r}, policy={str(policy)!r})
-print(base * 1024, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+print(base * 1024, hwm() * 1024)
 """
         tiny = work / "tiny"
         if not (tiny / "model.sig").exists():
