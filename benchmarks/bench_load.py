@@ -125,7 +125,13 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     try:
+        # Kept with the model in a --workdir, so the signed files made by an
+        # earlier run still verify.
         key = ec.generate_private_key(ec.SECP256R1())
+        if (work / "k.pem").exists():
+            loaded = serialization.load_pem_private_key((work / "k.pem").read_bytes(), None)
+            assert isinstance(loaded, ec.EllipticCurvePrivateKey)
+            key = loaded
         (work / "k.pem").write_bytes(
             key.private_bytes(
                 serialization.Encoding.PEM,
