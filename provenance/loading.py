@@ -258,6 +258,14 @@ def open_verified(
                 raise
         manifest = report.manifest
     signed = manifest.files
+    if signed and not kept:
+        # Only a warn or audit mode gets here: the engine stopped (a file was
+        # swapped, unreadable, too large) and dropped everything it had read.
+        raise VerificationError(
+            f"'{path}' could not be read whole, so no file was verified to load: "
+            + "; ".join(f.message for f in report.findings if f.severity == "error")[:500],
+            code="nothing-verified",
+        )
     data = {n: kept[n] for n in signed if n in kept}
     kept.clear()
     return VerifiedModel(path, manifest, report, decision, data)

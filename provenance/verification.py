@@ -28,6 +28,7 @@ from provenance.findings import Finding, errors, first_error_summary
 from provenance.hashing import (
     BYTECODE_PATTERNS,
     DEFAULT_IGNORE_PATTERNS,
+    FileEntry,
     Ignore,
     LinkPolicy,
     Progress,
@@ -546,6 +547,8 @@ def _check_files(
                 same_size.append(e)
         to_hash = same_size
 
+    if kept is not None:
+        _check_room(to_hash)
     names, digests = hash_digests(
         to_hash, serialization, workers=workers, progress=progress, keep=kept
     )
@@ -597,6 +600,47 @@ def _check_files(
             )
         )
     return []
+
+
+def _check_room(entries: Iterable[FileEntry]) -> None:
+    """Refuse a verified load the memory cannot hold, before any of it is read.
+
+    A signature of the files method records no sizes, so a signed file
+    grown into a huge sparse file on disk would otherwise be read into
+    memory whole (and the machine run out of it) before its digest fails.
+    """
+    need = sum(e.size for e in entries)
+    room = _memory_room()
+    if room is not None and need > room:
+        raise InputError(
+            f"loading the model would take {need} bytes of memory, more than the "
+            f"{room} available; a signed file may have grown on disk",
+            code="out-of-memory",
+        )
+
+
+def _memory_room() -> int | None:
+    """Memory this process may still use: the machine's available memory, or its cgroup's."""
+    room: int | None = None
+    try:
+        with open("/proc/meminfo", "rb") as f:
+            for line in f:
+                if line.startswith(b"MemAvailable:"):
+                    room = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError):
+        pass
+    try:
+        with open("/sys/fs/cgroup/memory.max", "rb") as f:
+            limit = f.read().strip()
+        with open("/sys/fs/cgroup/memory.current", "rb") as f:
+            used = int(f.read().strip())
+        if limit != b"max":
+            left = int(limit) - used
+            room = left if room is None else min(room, left)
+    except (OSError, ValueError):
+        pass
+    return room
 
 
 def check_attestations_only(

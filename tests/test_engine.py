@@ -433,3 +433,17 @@ def test_keep_a_file_changed_while_filled_fails_or_matches_what_was_kept(tmp_pat
         thread.join()
     if change == "truncate":
         assert failed, "the writer never got in"
+
+
+def test_keep_is_emptied_when_hashing_fails(tmp_path):
+    """A failure leaves nothing kept: no half-read (or zero) map passes for a file."""
+    big = tmp_path / "big"
+    write(big, 3 * FILL)
+    small = tmp_path / "small"
+    write(small, 100)
+    kept: dict[str, object] = {}
+    grown = FileEntry("big", str(big), 4 * FILL)  # the walk saw more than is there
+    with pytest.raises(InputError) as e:
+        hash_tasks([whole(entry(small)), whole(grown)], "sha256", workers=2, keep=kept)
+    assert e.value.code == "changed-while-hashing"
+    assert kept == {}

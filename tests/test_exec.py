@@ -424,6 +424,34 @@ def test_copy_writes_a_read_only_verified_copy_without_a_command(signed, policy,
     assert r.returncode == 3 and not marker.exists()
 
 
+@pytest.mark.parametrize("plant", ["hard-link", "writable-file", "writable-folder"])
+def test_a_planted_identical_copy_is_not_reused(signed, policy, tmp_path, plant):
+    """Right bytes are not enough: a copy someone could still change is nobody's verified copy."""
+    into = tmp_path / "copy"
+    r = provenance("exec", "--policy", policy, "--mode", "copy", "--into", into, signed)
+    assert r.returncode == 0, r.stderr
+    weights = into / "weights.bin"
+    os.chmod(into, 0o755)
+    if plant == "hard-link":
+        outside = tmp_path / "outside.bin"
+        outside.write_bytes(WEIGHTS)
+        os.chmod(outside, 0o444)
+        weights.unlink()
+        os.link(outside, weights)  # same bytes, read-only, but a second name elsewhere
+        os.chmod(into, 0o555)
+    elif plant == "writable-file":
+        os.chmod(weights, 0o666)
+        os.chmod(into, 0o555)
+    # writable-folder: left 0o755
+    marker = tmp_path / "ran"
+    r = provenance(
+        "exec", "--policy", policy, "--mode", "copy", "--into", into, signed,
+        "--", "touch", marker,
+    )  # fmt: skip
+    assert r.returncode == 3, r.stderr
+    assert "already there" not in r.stderr and not marker.exists()
+
+
 def test_copy_then_command_gets_the_copy(signed, p256, tmp_path):
     into = tmp_path / "copy"
     r = provenance(

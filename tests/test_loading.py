@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import KeyPair, make_model
+from conftest import KeyPair, make_model, within
 
 import provenance
 from provenance.errors import UsageError, VerificationError
@@ -292,3 +292,38 @@ print(base * 1024, peak * 1024, total)
     assert total == 192 << 20
     assert peak - base >= total // 2, "the probe did not see the model's memory"
     assert peak - base <= total + (64 << 20), (peak - base - total) >> 20
+
+
+def test_a_sparse_giant_is_refused_before_it_is_read(tmp_path: Path, p256: KeyPair) -> None:
+    """A signed file grown on disk past the memory (sparse: no disk) is never read into it."""
+    model, _ = signed_model(tmp_path, p256)
+    meminfo = Path("/proc/meminfo")
+    if not meminfo.exists():
+        pytest.skip("reads MemAvailable (Linux)")
+    avail = next(int(x.split()[1]) for x in meminfo.read_text().splitlines() if "MemAvailable" in x)
+    with open(model / "big.bin", "r+b") as f:
+        f.truncate(avail * 1024 + (8 << 30))
+    with pytest.raises(PolicyDenied, match="memory") as e:
+        within(10, lambda: provenance.open_verified(model, policy=policy_file(tmp_path, p256)))
+    assert "out-of-memory" in {r.code for r in e.value.decision.reasons}
+
+
+def test_a_file_sig_planted_in_a_signed_folder_does_not_govern(
+    tmp_path: Path, p256: KeyPair
+) -> None:
+    """load_file of a folder's file checks the folder, whatever FILE.sig lies beside it."""
+    from provenance.loaders import safetensors as verified
+
+    np = pytest.importorskip("numpy")
+    st = pytest.importorskip("safetensors.numpy")
+    old = tmp_path / "old.safetensors"
+    st.save_file({"w": np.zeros(4, np.float32)}, str(old))
+    provenance.sign(old, KeySigner.from_file(p256.private))  # the key once signed this alone
+    model = tmp_path / "m"
+    model.mkdir()
+    st.save_file({"w": np.ones(4, np.float32)}, str(model / "model.safetensors"))
+    provenance.sign(model, KeySigner.from_file(p256.private))
+    shutil.copyfile(old, model / "model.safetensors")
+    shutil.copyfile(tmp_path / "old.safetensors.sig", model / "model.safetensors.sig")
+    with pytest.raises(PolicyDenied, match="modified"):
+        verified.load_file(model / "model.safetensors", policy=policy_file(tmp_path, p256))

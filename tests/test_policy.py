@@ -1376,6 +1376,13 @@ def test_allow_unsigned_globs(tmp_path, signed, release):
     # the glob does not silence (Python may run it instead of the signed source).
     assert reason(d, "bytecode-unsigned", "files", "warning").subject == "__pycache__"
 
+    # A file pattern does not cover a folder that happens to match it.
+    (model / "notes.md").mkdir()
+    (model / "notes.md" / "modeling_evil.py").write_text("import os")
+    d = decide(tmp_path, spec, model)
+    assert reason(d, "file-unsigned", "files.unsigned").subject == "notes.md/modeling_evil.py"
+    shutil.rmtree(model / "notes.md")
+
     # A file the globs do not cover is still denied.
     (model / "extra.txt").write_text("x")
     d = decide(tmp_path, spec, model)

@@ -102,14 +102,15 @@ def _relative(model: VerifiedBytes, name: str) -> tuple[str, ...]:
 
 def _holds_exactly(model: VerifiedBytes, dest: Path) -> bool:
     """Whether ``dest`` is a folder of exactly the verified files, with the verified bytes."""
-    if dest.is_symlink() or not dest.is_dir():
+    if dest.is_symlink() or not dest.is_dir() or not _sealed_entry(os.lstat(dest), folder=True):
         return False
     wanted = {_relative(model, n): n for n in model.files}
     found: set[tuple[str, ...]] = set()
     for folder, dirs, names in os.walk(dest):
         rel = Path(folder).relative_to(dest).parts
         for d in dirs:
-            if os.path.islink(os.path.join(folder, d)):
+            info = os.lstat(os.path.join(folder, d))
+            if stat.S_ISLNK(info.st_mode) or not _sealed_entry(info, folder=True):
                 return False
         for n in names:
             found.add((*rel, n))
@@ -121,6 +122,19 @@ def _holds_exactly(model: VerifiedBytes, dest: Path) -> bool:
     return True
 
 
+def _sealed_entry(info: os.stat_result, *, folder: bool) -> bool:
+    """An entry as this module leaves it: ours, read-only to all, and (a file) one link.
+
+    A copy found in place is reused only if nobody else could have planted or
+    still change it: a file with a second hard link, a write bit or another
+    owner could be rewritten after the comparison, whatever its bytes are now.
+    """
+    mode = stat.S_IMODE(info.st_mode)
+    if info.st_uid != os.geteuid() or mode & 0o222:
+        return False
+    return folder or info.st_nlink == 1
+
+
 def _same_bytes(target: Path, data: memoryview) -> bool:
     """Whether the regular file ``target`` holds exactly ``data`` (read a MiB at a time)."""
     try:
@@ -129,7 +143,11 @@ def _same_bytes(target: Path, data: memoryview) -> bool:
         return False
     try:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size != len(data):
+        if (
+            not stat.S_ISREG(info.st_mode)
+            or info.st_size != len(data)
+            or not _sealed_entry(info, folder=False)
+        ):
             return False
         chunk = bytearray(1 << 20)
         done = 0

@@ -51,25 +51,23 @@ def load_file(
 ) -> dict[str, Any]:
     """The tensors of one verified safetensors file, by name.
 
-    ``path`` is a file signed on its own (``FILE.sig`` beside it, or
-    ``signature``) or, when it has no signature of its own, a file of a
-    signed folder (``model.sig`` beside it): then the whole folder is
-    verified first, since a policy's rules (unsigned files, formats) are
-    about the folder, and this file's tensors are returned. Give exactly one
-    of ``policy`` or ``verifier``.
+    ``path`` is a file of a signed folder (``model.sig`` beside it): then the
+    whole folder is verified first, since a policy's rules (unsigned files,
+    formats) are about the folder, and this file's tensors are returned; or
+    a file signed on its own (``FILE.sig`` beside it, or ``signature``).
+    Give exactly one of ``policy`` or ``verifier``.
     """
-    from provenance.bundle import SIGNATURE_NAME, default_signature_path
+    from provenance.bundle import SIGNATURE_NAME
     from provenance.loading import open_verified
 
     p = Path(path)
     if p.is_dir():
         raise UsageError(f"'{p}' is a folder; load it with load_folder")
     model, name = p, p.name
-    if (
-        signature is None
-        and not os.path.lexists(default_signature_path(p))
-        and (p.parent / SIGNATURE_NAME).exists()
-    ):
+    if signature is None and os.path.lexists(p.parent / SIGNATURE_NAME):
+        # A file of a signed folder: the folder's signature governs, even when a
+        # FILE.sig lies beside it (one planted with a file the key signed long
+        # ago would otherwise let that old file in, past the folder's policy).
         model = p.parent
     with open_verified(model, policy=policy, verifier=verifier, signature=signature) as m:
         return tensors_of(m, [name], framework)
@@ -95,6 +93,8 @@ def load_folder(
     """
     from provenance.loading import open_verified
 
+    if not Path(path).is_dir() and Path(path).exists():
+        raise UsageError(f"'{path}' is a file; load it with load_file")
     with open_verified(path, policy=policy, verifier=verifier, signature=signature) as m:
         if m.single:
             raise UsageError(f"'{path}' is a single file; load it with load_file")

@@ -989,10 +989,14 @@ def _glob(name: str, pattern: str) -> bool:
     ignore = Ignore(patterns=[pattern])
     if ignore.match(name, name.rsplit("/", 1)[-1]) is not None:
         return True
-    # A pattern naming a folder ("__pycache__/**") covers what is under it.
+    # Only a pattern that names a folder ("__pycache__/**", "logs/") covers what
+    # is under it: "*.md" must not let in "notes.md/modeling_evil.py".
+    if not pattern.endswith(("/**", "/")):
+        return False
+    folder = Ignore(patterns=[pattern.rstrip("/").removesuffix("/**") or pattern])
     parts = name.split("/")
     return any(
-        ignore.match("/".join(parts[:i]), parts[i - 1]) is not None for i in range(1, len(parts))
+        folder.match("/".join(parts[:i]), parts[i - 1]) is not None for i in range(1, len(parts))
     )
 
 
