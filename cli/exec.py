@@ -251,15 +251,23 @@ def exec_command(
     """
     ctx = click.get_current_context()
     argv: list[str] | None = ctx.meta.get(_ARGV)
-    if stray or (argv is None and mode != "copy"):
+    if stray:
         raise UsageError(
             "put -- before the command: provenance exec [OPTIONS] MODEL -- COMMAND [ARGS]...",
             hint="help",
         )
-    if argv is not None and not argv and mode != "copy":
-        raise UsageError("no command after --", hint="help")
-    if (into is None) != (mode != "copy"):
-        raise UsageError("--into DIR goes with --mode copy, and --mode copy needs it")
+    if (argv is None or not argv) and mode != "copy":
+        raise UsageError(
+            "give the command to run after --: provenance exec [OPTIONS] MODEL -- COMMAND "
+            "[ARGS]... (only --mode copy may leave it out)",
+            hint="help",
+        )
+    if argv and not argv[0]:
+        raise UsageError("the command after -- is an empty string")
+    if mode == "copy" and into is None:
+        raise UsageError("--mode copy needs --into DIR: the new folder for the verified copy")
+    if into is not None and mode != "copy":
+        raise UsageError("--into goes with --mode copy (the other modes write nothing)")
     from_env = ctx.get_parameter_source("audit_log") is click.core.ParameterSource.ENVIRONMENT
     if audit_log is not None and policy_path is None:
         if not from_env:

@@ -211,7 +211,8 @@ class TrustOptions:
             )
             return signing.SigstoreVerifier(policy, root)
         raise UsageError(
-            "say whom to trust: --key PUBLIC.pem, --root CA.pem, or --identity ID --issuer URL"
+            "say whom to trust: --policy FILE (or $PROVENANCE_POLICY), --key PUBLIC.pem, "
+            "--root CA.pem, or --identity ID --issuer URL"
         )
 
 

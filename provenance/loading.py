@@ -187,7 +187,15 @@ def open_verified(
     :meth:`VerifiedModel.buffer` own it from then on.
     """
     if (policy is None) == (verifier is None):
-        raise UsageError("open_verified needs exactly one of policy= or verifier=")
+        raise UsageError(
+            "give exactly one of policy= (a policy file or Policy) or verifier= (a Verifier, "
+            "e.g. KeyVerifier.from_files('key.pub'))"
+        )
+    if verifier is not None and not hasattr(verifier, "verify"):
+        raise UsageError(
+            f"verifier= takes a Verifier (e.g. KeyVerifier.from_files('key.pub')), not "
+            f"{type(verifier).__name__}; for a policy file use policy="
+        )
     path = Path(model)
     kept: dict[str, Any] = {}
     if policy is not None:

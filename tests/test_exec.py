@@ -172,8 +172,10 @@ def test_json_verdict_is_one_stderr_line(signed, p256, policy):
     ("args", "code", "words"),
     [
         (["MODEL", "true"], 2, "put -- before the command"),
-        (["MODEL"], 2, "put -- before the command"),
-        (["MODEL", "--"], 2, "no command after --"),
+        (["MODEL"], 2, "give the command to run after --"),
+        (["MODEL", "--"], 2, "give the command to run after --"),
+        (["--key", "KEY", "MODEL", "--", ""], 2, "empty string"),
+        (["--key", "KEY", "--mode", "copy", "MODEL"], 2, "needs --into DIR"),
         (["--policy", "POLICY", "--key", "KEY", "MODEL", "--", "true"], 2, "not both"),
         (["--key", "KEY", "--into", "x", "MODEL", "--", "true"], 2, "--into"),
         (["--key", "KEY", "MODEL", "--", "no-such-command-here"], 127, "command not found"),

@@ -1859,7 +1859,7 @@ def test_threshold_reason_names_the_signer_missing(tmp_path, three):
 def test_no_signature_at_all_says_so(tmp_path, release):
     model = make_model(tmp_path / "m")
     d = decide(tmp_path, {"version": 1, "signers": [key_signer(release)]}, model)
-    assert_denied(d, "threshold-not-met", "signers", "has no signature", "--signature")
+    assert_denied(d, "threshold-not-met", "signers", "has no signature", "path of its signature")
 
 
 def test_a_nested_policy_in_warn_mode_does_not_loosen_lineage(tmp_path, release, p384):

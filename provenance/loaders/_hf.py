@@ -222,7 +222,9 @@ def library(name: str) -> Any:
         return importlib.import_module(name)
     except ImportError as e:
         raise UsageError(
-            f"{name} is not installed (needed for this loader): {e}", code="framework-missing"
+            f"{name} is not installed (pip install 'ml-provenance[transformers]', with the "
+            f"torch build for your machine): {e}",
+            code="framework-missing",
         ) from None
 
 

@@ -1,4 +1,4 @@
-"""Tensors over a verified safetensors buffer, without copying it (issue 11).
+"""Tensors over a verified safetensors buffer, without copying it.
 
 Verified loading reads a model file once into memory the library owns,
 hashes that memory and compares it with the signed manifest; this module
@@ -124,6 +124,17 @@ def header(buf: memoryview, name: str) -> ParsedHeader:
     parsed, findings = read_header(Source.of_bytes(view, name), name, entries=True)
     bad = [f for f in findings if f.severity in ("error", "warning")]
     if bad:
+        from provenance.formats import detect_buffer
+
+        found = detect_buffer(view, name)
+        if found.format not in ("safetensors", "unknown"):
+            # Not a broken safetensors file but another kind: say that, not its "header".
+            raise InputError(
+                f"'{_show(name, 200)}' is not a safetensors file (by its content it is "
+                f"{found.format}{f': {found.detail}' if found.detail else ''})",
+                [f"{f.code}: {f.message}" for f in bad],
+                code="format-denied",
+            )
         raise _denied(name, bad)
     if parsed is None or not parsed.parsed or parsed.entries.keys() != parsed.tensors.keys():
         # never so without a finding; refused all the same (fail closed)
@@ -219,7 +230,9 @@ def _numpy() -> None:
     try:
         importlib.import_module("numpy")
     except ImportError:
-        raise UsageError("numpy is not installed", code="framework-missing") from None
+        raise UsageError(
+            "numpy is not installed (pip install 'ml-provenance[numpy]')", code="framework-missing"
+        ) from None
 
 
 def _np_tensors(view: memoryview, parsed: ParsedHeader) -> dict[str, Any]:
@@ -243,7 +256,10 @@ def _torch(view: memoryview) -> Any:
     try:
         torch = importlib.import_module("torch")
     except ImportError:
-        raise UsageError("torch is not installed", code="framework-missing") from None
+        raise UsageError(
+            "torch is not installed (install the torch build for your machine)",
+            code="framework-missing",
+        ) from None
     if sys.byteorder != "little":  # torch.frombuffer reads in the host's order
         raise UsageError(
             "safetensors tensors are little-endian: torch cannot view them on this host",

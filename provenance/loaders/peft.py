@@ -1,4 +1,4 @@
-"""PEFT adapters (LoRA and the rest) from verified bytes (issue 11).
+"""PEFT adapters (LoRA and the rest) from verified bytes.
 
 Serving stacks load adapters at run time, long after the base model was
 checked, often from folders that change (a new fine-tune dropped beside the

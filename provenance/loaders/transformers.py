@@ -1,4 +1,4 @@
-"""Transformers models, tokenizers and configs from verified bytes (issue 11).
+"""Transformers models, tokenizers and configs from verified bytes.
 
 ``transformers``' own ``from_pretrained(path)`` opens the folder's files by
 path, one at a time, whenever it gets to them: a check of the folder made
@@ -169,6 +169,7 @@ def from_pretrained(
     if not isinstance(cls, type) or not hasattr(cls, "from_pretrained"):
         raise UsageError(f"cls must be a transformers class with from_pretrained, not {cls!r}")
     check_kwargs(kwargs, REFUSED_KWARGS)
+    kwargs.pop("local_files_only", None)  # True, checked: every load here is local
     if kwargs.get("weights_only", True) is not True:
         raise UsageError("weights_only=False is not accepted: pickle weights load restricted")
     rules = resolve_policy(path, policy, verifier)

@@ -398,12 +398,21 @@ class _Evaluation:
             if nothing:
                 message = (
                     f"the model needs {need} and has no signature: none at '{sig_path}' "
-                    "(sign it with `provenance sign`, or name the signature with --signature)"
+                    "(sign it, or give the path of its signature)"
                 )
             else:
                 signed = {i for _, v in best for i in trust.acceptors(v.signer)}
                 missing = [rule_label(r) for i, r in enumerate(policy.signers) if i not in signed]
                 message = f"the model needs {need}; it has {len(signers)} ({who})"
+                if not signers:
+                    # Say who did sign: the reason a denial is read for.
+                    untrusted = [r.message for r in self.reasons if r.code == "signer-untrusted"]
+                    if untrusted:
+                        message += f": {untrusted[0]}" + (
+                            f" (and {len(untrusted) - 1} more signature(s))"
+                            if len(untrusted) > 1
+                            else ""
+                        )
                 if missing and k > 1:
                     message += (
                         f"; not signed by {', '.join(missing)} (a co-signer adds theirs with "
