@@ -373,3 +373,25 @@ def private_copy(vm: VerifiedModel, names: Iterable[str]) -> Iterator[Path]:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def load_weights(vm: VerifiedModel, name: str) -> dict[str, Any]:
+    """One verified weights file's tensors: safetensors zero-copy, else torch's restricted load.
+
+    A pickle gets here only when the policy let it into the folder; it goes
+    through ``torch.load(weights_only=True)`` (tensors and plain containers
+    only) over the verified bytes, never the file.
+    """
+    if name.endswith(".safetensors"):
+        from provenance.loaders._st import tensors
+
+        return tensors(vm.buffer(name), name, "torch")
+    import io
+
+    torch = importlib.import_module("torch")
+    state = torch.load(
+        io.BytesIO(vm.buffer(name)), map_location="cpu", weights_only=True, mmap=False
+    )
+    if not isinstance(state, dict):
+        raise InputError(f"'{name}' of '{vm.path}' does not hold a state dict")
+    return state

@@ -33,13 +33,18 @@ model (``PreTrainedModel.load_adapter``).
 from __future__ import annotations
 
 import importlib
-import io
 import os
 import warnings
 from typing import TYPE_CHECKING, Any
 
 from provenance.errors import InputError, UsageError
-from provenance.loaders._hf import library, opened, private_copy, resolve_policy
+from provenance.loaders._hf import (
+    library,
+    load_weights,
+    opened,
+    private_copy,
+    resolve_policy,
+)
 
 if TYPE_CHECKING:
     from provenance.loading import VerifiedModel
@@ -159,26 +164,11 @@ def _verified_adapter(
             config = peft.PeftConfig.from_pretrained(os.fspath(folder))
         for name in _WEIGHTS:
             if name in signed:
-                return config, _state(vm, name)
+                return config, load_weights(vm, name)
         raise InputError(
             f"'{vm.path}' has no signed adapter weights ({' or '.join(_WEIGHTS)})",
             code="no-weights",
         )
-
-
-def _state(vm: VerifiedModel, name: str) -> dict[str, Any]:
-    if name.endswith(".safetensors"):
-        from provenance.loaders._st import tensors
-
-        return tensors(vm.buffer(name), name, "torch")
-    # Pickle, which the policy let into the folder: torch's restricted unpickler.
-    torch = importlib.import_module("torch")
-    state = torch.load(
-        io.BytesIO(vm.buffer(name)), map_location="cpu", weights_only=True, mmap=False
-    )
-    if not isinstance(state, dict):
-        raise InputError(f"'{name}' of '{vm.path}' does not hold a state dict")
-    return state
 
 
 def _set_weights(

@@ -40,7 +40,6 @@ at this boundary, and only when a loader is called.
 from __future__ import annotations
 
 import importlib
-import io
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,6 +51,7 @@ from provenance.loaders._hf import (
     check_remote_code,
     json_object,
     library,
+    load_weights,
     opened,
     private_copy,
     refuse_remote_code,
@@ -353,7 +353,7 @@ def _state_dict(
 def _from_file(vm: VerifiedModel, name: str) -> dict[str, Any]:
     """One weights file's tensors, or every shard's that an index names."""
     if not name.endswith(".index.json"):
-        return _tensors(vm, name)
+        return load_weights(vm, name)
     weight_map = json_object(vm, name).get("weight_map")
     if not isinstance(weight_map, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()
@@ -368,7 +368,7 @@ def _from_file(vm: VerifiedModel, name: str) -> dict[str, Any]:
         )
     state: dict[str, Any] = {}
     for shard in sorted(set(where.values())):
-        for key, tensor in _tensors(vm, shard).items():
+        for key, tensor in load_weights(vm, shard).items():
             if where.get(key) != shard:
                 said = f"maps it to '{where[key]}'" if key in where else "does not list it"
                 raise InputError(
@@ -381,20 +381,4 @@ def _from_file(vm: VerifiedModel, name: str) -> dict[str, Any]:
             f"'{name}' of '{vm.path}' maps tensors its shards do not hold: "
             + ", ".join(missing[:5])
         )
-    return state
-
-
-def _tensors(vm: VerifiedModel, name: str) -> dict[str, Any]:
-    if name.endswith(".safetensors"):
-        from provenance.loaders._st import tensors
-
-        return tensors(vm.buffer(name), name, "torch")
-    # Pickle, which the policy let into the folder: torch's restricted
-    # unpickler (tensors and plain containers only) over the verified bytes.
-    torch = importlib.import_module("torch")
-    state = torch.load(
-        io.BytesIO(vm.buffer(name)), map_location="cpu", weights_only=True, mmap=False
-    )
-    if not isinstance(state, dict):
-        raise InputError(f"'{name}' of '{vm.path}' does not hold a state dict")
     return state
