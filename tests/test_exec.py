@@ -262,6 +262,24 @@ def test_sealed_path_works_for_children_that_close_descriptors(signed, p256):
 
 
 @linux
+def test_sealed_files_stay_out_of_the_numbers_a_command_reuses(signed, p256, tmp_path):
+    """A command that closes low descriptors and opens others still reads the sealed bytes."""
+    other = tmp_path / "other.txt"
+    other.write_text("NOT THE MODEL")
+    script = (
+        'for n in 3 4 5 6 7 8 9; do eval "exec $n<&-"; done; '
+        f'for n in 3 4 5 6 7 8 9; do eval "exec $n<{other}"; done; '
+        'cat "$1/weights.bin"'
+    )
+    r = provenance(
+        "exec", "-q", "--key", p256.public, "--mode", "sealed", signed,
+        "--", "sh", "-c", script, "sh", "{}",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == WEIGHTS.decode()
+
+
+@linux
 def test_sealed_single_file_model_keeps_its_name(tmp_path, p256):
     model = tmp_path / "model.gguf"
     model.write_bytes(WEIGHTS)

@@ -138,6 +138,7 @@ def seal(
         raise UsageError("sealed memory files need Linux (memfd_create)", code="sealed-unavailable")
     names = _link_names(model)
     _raise_fd_limit(len(names))
+    floor = _high_floor(len(names))
     root = tempfile.mkdtemp(prefix="provenance-sealed-", dir=_folder(folder))
     tree = SealedTree(Path(root), Path(root, names[0][1]) if model.single else Path(root))
     owner = os.getpid() if pid is None else pid
@@ -146,7 +147,7 @@ def seal(
     # parsing cost more than the system calls.
     try:
         for name, link in names:
-            fd = _sealed_copy(name, model.buffer(name))
+            fd = _sealed_copy(name, model.buffer(name), floor)
             model.release(name)  # held once: the memfd now, not both
             tree.fds[name] = fd
             tree.size += os.fstat(fd).st_size
@@ -201,7 +202,8 @@ def _raise_fd_limit(files: int) -> None:
     """Make room for one descriptor per file, raising the soft limit to the hard one.
 
     The command inherits the raised limit, which it needs anyway: the
-    sealed files take the low numbers, its own files come after them.
+    sealed files take the top numbers (:func:`_high_floor`), its own files
+    the ones below.
     """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     need = _open_fds() + files + _SPARE_FDS
@@ -224,7 +226,24 @@ def _open_fds() -> int:
         return 16
 
 
-def _sealed_copy(name: str, data: memoryview) -> int:
+def _high_floor(files: int) -> int:
+    """The lowest descriptor number the sealed files get: as high as the limit allows.
+
+    ``open`` returns the lowest free number, so a command that closes a
+    descriptor it inherited and opens something else would take that very
+    number, and the link to ``/proc/PID/fd/N`` would then reach the wrong
+    file. Kept at the top of the range, the sealed files are out of the way
+    of the numbers a program's own opens use. 0 when there is no room above
+    what is open (they stay where ``memfd_create`` puts them).
+    """
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY:
+        soft = 1 << 20
+    floor = soft - files - _SPARE_FDS
+    return floor if floor > _open_fds() + _SPARE_FDS else 0
+
+
+def _sealed_copy(name: str, data: memoryview, floor: int = 0) -> int:
     """A new memfd holding ``data``, sealed; inheritable so a command exec'd keeps it."""
     label = "provenance:" + (name.rsplit("/", 1)[-1] or "model")[:_LABEL_MAX]
     try:
@@ -244,6 +263,10 @@ def _sealed_copy(name: str, data: memoryview) -> int:
         fcntl.fcntl(fd, fcntl.F_ADD_SEALS, SEALS)
         if fcntl.fcntl(fd, fcntl.F_GET_SEALS) & SEALS != SEALS:
             raise InputError(f"the kernel did not seal '{name}'", code="seal-failed")
+        if floor:
+            high = fcntl.fcntl(fd, fcntl.F_DUPFD, floor)  # no close-on-exec: inherited
+            os.close(fd)
+            fd = high
         os.set_inheritable(fd, True)
     except OSError as e:
         os.close(fd)
