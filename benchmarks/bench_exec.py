@@ -47,6 +47,7 @@ from bench_core import (  # a sibling script, not a package
     make_key,
     make_small_folder,
     missing_bytecode,
+    print_targets,
     remove_bytecode,
     run_checked,
     warm,
@@ -148,10 +149,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{n_files} files open here (it refuses, exit 3); measured on {n_sealed}"
             )
         report.target("exec path within 1.2x of verify", r_path, "<=", 1.2, "x")
-        print("\nTargets")
-        for t in report.targets:
-            mark = "PASS" if t.passed else "FAIL"
-            print(f"  {t.name:<48} {t.value:8.2f}{t.unit}  {t.op} {t.threshold:<5} {mark}")
+        print_targets(report)
     return 0
 
 

@@ -44,6 +44,7 @@ from bench_core import (  # a sibling script, not a package
     fmt_s,
     make_small_folder,
     missing_bytecode,
+    print_targets,
     remove_bytecode,
     run_checked,
     warm,
@@ -181,10 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             r_ms = ratio("model_signing", "policy")
             report.row("ratio model_signing verify / policy", f"{r_ms:.2f}x")
             report.target("policy at least 5x faster than model_signing", r_ms, ">=", 5.0, "x")
-        print("\nTargets")
-        for t in report.targets:
-            mark = "PASS" if t.passed else "FAIL"
-            print(f"  {t.name:<48} {t.value:8.2f}{t.unit}  {t.op} {t.threshold:<5} {mark}")
+        print_targets(report)
     return 0
 
 

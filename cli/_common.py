@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -42,13 +42,20 @@ def emit_json(data: Mapping[str, Any]) -> None:
     write_json(data)
 
 
-def handle_errors(*, failure_code: int = EXIT_INPUT) -> Callable[[F], F]:
+def handle_errors(
+    *,
+    failure_code: int = EXIT_INPUT,
+    report: Callable[..., NoReturn] | None = None,
+) -> Callable[[F], F]:
     """Map library errors to exit codes; never show a traceback.
 
     ``failure_code`` is what an *unexpected* exception becomes: for verify it
     is 1, because an error while verifying must deny, never pass (fail closed).
-    Set PROVENANCE_DEBUG=1 to see the traceback instead.
+    Set PROVENANCE_DEBUG=1 to see the traceback instead. ``report`` replaces
+    how an error is written (``emit_error``'s signature; ``exec`` keeps stdout
+    for its command). An error carrying its own ``exit_code`` exits with it.
     """
+    write = report or emit_error
 
     def wrap(fn: F) -> F:
         @functools.wraps(fn)
@@ -56,18 +63,12 @@ def handle_errors(*, failure_code: int = EXIT_INPUT) -> Callable[[F], F]:
             as_json = bool(kwargs.get("as_json"))
             try:
                 return fn(*args, **kwargs)
-            except VerificationError as e:
-                emit_error(e, EXIT_FAILED, as_json=as_json)
-            except UsageError as e:
-                emit_error(e, EXIT_USAGE, as_json=as_json)
-            except InputError as e:
-                emit_error(e, EXIT_INPUT, as_json=as_json)
             except ProvenanceError as e:
-                emit_error(e, failure_code, as_json=as_json)
+                write(e, _exit_code(e, failure_code), as_json=as_json)
             except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
                 raise
             except KeyboardInterrupt:
-                emit_error(
+                write(
                     ProvenanceError("interrupted", code="interrupted"),
                     EXIT_INTERRUPTED,
                     as_json=as_json,
@@ -78,11 +79,25 @@ def handle_errors(*, failure_code: int = EXIT_INPUT) -> Callable[[F], F]:
                 if os.environ.get("PROVENANCE_DEBUG"):
                     raise
                 error = ProvenanceError(f"unexpected {type(e).__name__}: {e}", code="unexpected")
-                emit_error(error, failure_code, as_json=as_json)
+                write(error, failure_code, as_json=as_json)
 
         return inner  # type: ignore[return-value]
 
     return wrap
+
+
+def _exit_code(e: ProvenanceError, other: int) -> int:
+    """The exit code of a library error: its own, else by its kind, else ``other``."""
+    own = getattr(e, "exit_code", None)
+    if isinstance(own, int):
+        return own
+    if isinstance(e, VerificationError):
+        return EXIT_FAILED
+    if isinstance(e, UsageError):
+        return EXIT_USAGE
+    if isinstance(e, InputError):
+        return EXIT_INPUT
+    return other
 
 
 # ---------------------------------------------------------------- option groups

@@ -42,7 +42,6 @@ appends a policy's decision as ``verify`` does.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import shutil
@@ -52,8 +51,8 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from provenance.errors import InputError, ProvenanceError, UsageError, VerificationError
-from provenance_cli._common import EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_USAGE
+from provenance.errors import ProvenanceError, UsageError, VerificationError
+from provenance_cli._common import EXIT_FAILED, handle_errors
 from provenance_cli._output import Line, emit, error_json, head
 from provenance_cli.verify import TrustOptions
 
@@ -108,42 +107,10 @@ def report_error(error: ProvenanceError, exit_code: int, *, as_json: bool) -> No
     sys.exit(exit_code)  # emit exits; this tells the type checker
 
 
-def _errors_to_stderr(fn: F) -> F:
-    """Map errors to exit codes like every command, but never write stdout (the command's).
-
-    An unexpected error is a denial (1): the command must not run on a model
-    nothing vouched for (fail closed).
-    """
-
-    @functools.wraps(fn)
-    def inner(*args: Any, **kwargs: Any) -> Any:
-        as_json = bool(kwargs.get("as_json"))
-        try:
-            return fn(*args, **kwargs)
-        except CommandError as e:
-            report_error(e, e.exit_code, as_json=as_json)
-        except VerificationError as e:
-            report_error(e, EXIT_FAILED, as_json=as_json)
-        except UsageError as e:
-            report_error(e, EXIT_USAGE, as_json=as_json)
-        except InputError as e:
-            report_error(e, EXIT_INPUT, as_json=as_json)
-        except ProvenanceError as e:
-            report_error(e, EXIT_FAILED, as_json=as_json)
-        except KeyboardInterrupt:
-            interrupted = ProvenanceError("interrupted", code="interrupted")
-            report_error(interrupted, EXIT_INTERRUPTED, as_json=as_json)
-        except Exception as e:
-            if os.environ.get("PROVENANCE_DEBUG"):
-                raise
-            error = ProvenanceError(f"unexpected {type(e).__name__}: {e}", code="unexpected")
-            report_error(error, EXIT_FAILED, as_json=as_json)
-
-    return inner  # type: ignore[return-value]
-
-
 @click.command("exec", cls=_Exec)
-@_errors_to_stderr
+# Errors go to stderr (stdout is the command's); an unexpected one denies (1):
+# the command must not run on a model nothing vouched for (fail closed).
+@handle_errors(failure_code=EXIT_FAILED, report=report_error)
 @click.argument("model", type=_PATH)
 @click.argument("stray", nargs=-1, type=click.UNPROCESSED)  # a command without --
 @click.option(
