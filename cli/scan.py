@@ -27,8 +27,9 @@ from provenance_cli._output import Line, emit
 @click.option(
     "--follow-symlinks",
     is_flag=True,
-    help="Scan a link as its target when the target stays inside PATH, or, for a "
-    "Hugging Face cache snapshot (.../snapshots/REV), inside the repository's blobs/.",
+    help="Scan a link as its target when the target stays inside PATH. A Hugging Face "
+    "cache snapshot (.../snapshots/REV) is scanned through its links into the "
+    "repository's blobs/ without this flag.",
 )
 @json_option
 def scan_command(

@@ -27,6 +27,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from provenance._internal import hfcache
 from provenance._internal.engine import (
     ALGORITHMS,
     FileEntry,
@@ -68,13 +69,20 @@ class LinkPolicy:
     """Which symbolic links a walk may follow: a local decision, never a signed one.
 
     ``follow`` allows links whose real target stays inside the model root or
-    inside one of the ``within`` folders (real paths). The Hugging Face cache,
-    whose snapshot links point into the repository's ``blobs/``, is the one
-    use of ``within`` today.
+    inside one of the ``within`` folders (real paths).
+
+    ``hub_cache``: inside a Hugging Face cache snapshot
+    (``models--ORG--NAME/snapshots/REV/``), follow exactly the cache's own
+    links (relative, to a regular file directly in that repository's
+    ``blobs/``) and refuse every other link there, whatever ``follow`` says.
+    The layout is recognised from real paths, never from a file's content,
+    and following those links changes no byte that is hashed: a snapshot
+    file *is* its blob.
     """
 
     follow: bool = False
     within: tuple[str, ...] = ()
+    hub_cache: bool = True
 
 
 #: Left out wherever they stand, by name (any depth): version control, OS and
@@ -292,6 +300,13 @@ def walk(
             f"cannot read model path '{root}': {e.strerror}", code="unreadable"
         ) from None
 
+    cache = hfcache.snapshot_of(root) if links.hub_cache else None
+    if stat.S_ISLNK(st.st_mode) and cache is not None:
+        blob = cache.blob_of(root)
+        if blob is None:
+            raise InputError(_foreign_link(root, cache).reason, code="symlink-escapes")
+        bst = os.lstat(blob)
+        return Walk([FileEntry(".", blob, bst.st_size, (bst.st_dev, bst.st_ino))])
     if stat.S_ISLNK(st.st_mode):
         if not links.follow:
             raise InputError(
@@ -348,6 +363,20 @@ def walk(
             continue
         mode = cst.st_mode
         if stat.S_ISLNK(mode):
+            if cache is not None:
+                blob = cache.blob_of(path)
+                if blob is None:
+                    refused.append(_foreign_link(name, cache))
+                    continue
+                try:
+                    bst = os.lstat(blob)
+                except OSError:
+                    refused.append(
+                        Refusal(name, "symlink-broken", f"symbolic link '{name}' is broken")
+                    )
+                    continue
+                files.append(FileEntry(name, blob, bst.st_size, (bst.st_dev, bst.st_ino)))
+                continue
             refusal = _follow(path, name, links, allowed_roots, seen_dirs, stack, files)
             if refusal is not None:
                 refused.append(refusal)
@@ -362,6 +391,16 @@ def walk(
                 )
             )
     return out
+
+
+def _foreign_link(name: str, cache: hfcache.CacheSnapshot) -> Refusal:
+    return Refusal(
+        name,
+        "symlink-escapes",
+        f"'{name}' is a symbolic link that is not the Hugging Face cache's own: in a cache "
+        "snapshot only relative links to a file directly in "
+        f"'{os.path.basename(cache.repo)}/blobs/' are followed",
+    )
 
 
 def _utf8(name: str) -> bool:
@@ -576,7 +615,7 @@ def hash_tree(
     if links is None:
         links = LinkPolicy(follow=serialization.allow_symlinks)
     elif not serialization.allow_symlinks:
-        links = LinkPolicy()
+        links = LinkPolicy(hub_cache=links.hub_cache)
     if _is_dir(path):
         ignore = Ignore(
             [*serialization.ignore_paths, *DEFAULT_IGNORE_PATHS],

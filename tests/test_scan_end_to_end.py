@@ -17,9 +17,9 @@ def test_an_index_scanned_alone_is_a_note_not_missing_shards(tmp_path):
     assert report.ok
 
 
-def test_a_hugging_face_cache_snapshot_is_scanned_with_follow_symlinks(tmp_path):
-    """Snapshot files are links into the repository's blobs/: refused unless followed,
-    and followed only that far."""
+def test_a_hugging_face_cache_snapshot_is_scanned_through_its_blob_links(tmp_path):
+    """Snapshot files are links into the repository's blobs/: followed that far
+    (with or without follow_symlinks), and no further."""
     import os as _os
 
     from provenance.formats import scan
@@ -36,16 +36,16 @@ def test_a_hugging_face_cache_snapshot_is_scanned_with_follow_symlinks(tmp_path)
     outside.write_text("{}")
     _os.symlink(str(outside), snap / "escape.json")
 
-    refused = scan(snap)
-    assert not refused.files and not refused.ok
-    followed = scan(snap, follow_symlinks=True)
-    by_name = {f.name: f for f in followed.files}
-    assert set(by_name) == {"config.json", "extra.pkl"}
-    assert by_name["extra.pkl"].format == "pickle"
-    assert any(f.code == "pickle-global-denied" for f in by_name["extra.pkl"].findings), by_name[
-        "extra.pkl"
-    ]
-    assert any(f.file == "escape.json" for f in followed.findings)  # not followed out
+    for follow in (False, True):
+        followed = scan(snap, follow_symlinks=follow)
+        by_name = {f.name: f for f in followed.files}
+        assert set(by_name) == {"config.json", "extra.pkl"}
+        assert by_name["extra.pkl"].format == "pickle"
+        assert any(f.code == "pickle-global-denied" for f in by_name["extra.pkl"].findings), (
+            by_name["extra.pkl"]
+        )
+        assert any(f.file == "escape.json" for f in followed.findings)  # not followed out
+        assert not followed.ok
 
 
 def test_a_second_build_on_an_allowlisted_object_is_refused(tmp_path):

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from provenance._internal.fsutil import open_regular
+from provenance._internal.hfcache import own_blob
 from provenance.errors import InputError
 from provenance.formats import _npy, _pickle, _zip
 from provenance.formats._names import FORMATS, PICKLE_BASED
@@ -132,8 +133,10 @@ def detect(path: str | os.PathLike[str]) -> Detected:
     symbolic link; a link, folder, FIFO, socket or device is refused (never
     read) with :class:`~provenance.errors.InputError` code ``not-regular``;
     a missing file is ``not-found``, one that cannot be read ``unreadable``.
+    The one link read is a Hugging Face cache snapshot's own link to its blob
+    (:func:`provenance._internal.hfcache.own_blob`), as a walk follows it.
     """
-    p = os.fspath(path)
+    p = own_blob(path)
     fd = open_regular(p, "file")
     try:
         try:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from provenance._internal.fsutil import open_regular
+from provenance._internal.hfcache import own_blob
 from provenance.errors import InputError
 from provenance.formats._detect import Detected, _File, _Memory, detect_buffer, detect_fd
 
@@ -107,11 +108,12 @@ def open_source(root: Path, name: str, options: ScanOptions, what: str) -> Sourc
     """The file ``name`` under ``root`` for a folder check: from memory if held, else opened.
 
     Opened as :func:`~provenance._internal.fsutil.open_regular` does (no
-    link followed, no FIFO read); raises its ``InputError``. Close it after.
+    link followed but a Hugging Face cache snapshot's own, no FIFO read);
+    raises its ``InputError``. Close it after.
     """
     if options.contents is not None and name in options.contents:
         return Source.of_bytes(options.contents[name], name)
-    fd = open_regular(root / name, what)
+    fd = open_regular(own_blob(root / name), what)
     try:
         return Source(fd, os.fstat(fd).st_size, name)
     except OSError as e:
@@ -213,9 +215,10 @@ def scan(
 
     FIFOs, sockets and devices are reported, never opened; ``.git`` is left
     out. Links are reported too, unless ``follow_symlinks``: then a link is
-    scanned as its target when that stays inside ``path`` or, for a Hugging
-    Face cache snapshot (``.../snapshots/REV``), inside the repository's
-    ``blobs/``. Raises :class:`~provenance.errors.InputError` only when
+    scanned as its target when that stays inside ``path``. A Hugging Face
+    cache snapshot (``.../snapshots/REV``) is scanned through its own links
+    into the repository's ``blobs/`` either way, and no other link in it is
+    followed. Raises :class:`~provenance.errors.InputError` only when
     ``path`` itself cannot be read.
 
     ``contents`` maps names (as scanned: relative paths, or the file's own
@@ -230,12 +233,7 @@ def scan(
         frozenset(signed_files) if signed_files is not None else None,
         contents,
     )
-    links = LinkPolicy()
-    if follow_symlinks:
-        real = Path(os.path.realpath(root))
-        repo = real.parent.parent if real.parent.name == "snapshots" else None
-        within = (str(repo / "blobs"),) if repo is not None and (repo / "blobs").is_dir() else ()
-        links = LinkPolicy(follow=True, within=within)
+    links = LinkPolicy(follow=follow_symlinks)
     found = walk(root, ignore=Ignore([".git"]), links=links)
     single = root.is_file()
     base = root.parent if single else root
