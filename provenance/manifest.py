@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from provenance._internal.engine import ALGORITHMS
 from provenance._internal.uris import LEGACY_PREDICATE_TYPE, OMS_PREDICATE_TYPE, STATEMENT_TYPE
-from provenance.errors import InputError
+from provenance.errors import InputError, UsageError
 
 if TYPE_CHECKING:
     from provenance.intoto import Statement, Subject
@@ -403,8 +403,16 @@ class Manifest:
         """The distinct files covered, in manifest order."""
         return list(self._files)
 
-    def statement(self, resources: bool = True) -> Statement:
-        """The in-toto Statement v1 with the OMS predicate (``resources=False``: none listed)."""
+    def statement(
+        self, resources: bool = True, extra: Mapping[str, Any] | None = None
+    ) -> Statement:
+        """The in-toto Statement v1 with the OMS predicate (``resources=False``: none listed).
+
+        ``extra`` adds fields to the predicate, between ``serialization`` and
+        ``resources``. OMS v1.0 verifiers ignore fields they do not know
+        (``model-signing`` does), so a record such as where on the Hugging
+        Face Hub the files came from travels inside the signed statement.
+        """
         listed = (
             [
                 {"name": r.name, "algorithm": r.algorithm, "digest": r.digest.hex()}
@@ -415,18 +423,19 @@ class Manifest:
         )
         from provenance.intoto import Statement
 
-        return Statement.about(
-            self.model_name,
-            self.root_digest,
-            OMS_PREDICATE_TYPE,
-            {"serialization": self.serialization.to_json(), "resources": listed},
-        )
+        predicate: dict[str, Any] = {"serialization": self.serialization.to_json()}
+        for key, value in (extra or {}).items():
+            if key in ("serialization", "resources"):
+                raise UsageError(f"the predicate field '{key}' is the manifest's own")
+            predicate[key] = value
+        predicate["resources"] = listed
+        return Statement.about(self.model_name, self.root_digest, OMS_PREDICATE_TYPE, predicate)
 
     def to_statement(self) -> dict[str, Any]:
         """The in-toto Statement v1 with the OMS predicate, as JSON-able data."""
         return self.statement().to_json()
 
-    def statement_bytes(self) -> bytes:
+    def statement_bytes(self, extra: Mapping[str, Any] | None = None) -> bytes:
         """Compact UTF-8 JSON of :meth:`to_statement`, byte for byte, built in one pass.
 
         A 200,000-file dataset would otherwise hold a dict per resource and
@@ -435,7 +444,7 @@ class Manifest:
         """
         import json
 
-        head = self.statement(resources=False).to_bytes().decode("utf-8")
+        head = self.statement(resources=False, extra=extra).to_bytes().decode("utf-8")
         assert head.endswith('"resources":[]}}')
         quote = json.encoder.encode_basestring
         parts = [

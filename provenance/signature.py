@@ -11,7 +11,7 @@ import dataclasses
 import os
 import re
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -110,6 +110,7 @@ def sign(
     progress: Progress | None = None,
     cosign: bool | str = False,
     overwrite: bool = False,
+    extra_predicate: Mapping[str, Any] | None = None,
 ) -> SignResult:
     """Hash a model and write a signed OMS bundle (default ``MODEL/model.sig``).
 
@@ -139,6 +140,10 @@ def sign(
     another statement (the model or its hashing settings changed since), as
     co-signatures count toward a threshold only over one statement.
     :attr:`SignResult.signature_path` is where the co-signature went.
+
+    ``extra_predicate`` adds fields to the signed OMS predicate (OMS v1.0
+    verifiers ignore fields they do not know); :mod:`provenance.hub`
+    records there where on the Hub the signed files came from.
     """
     from provenance._internal.fsutil import safe_output, write_output
 
@@ -166,7 +171,7 @@ def sign(
     )
     manifest, found = _hash_for_signing(path, serialization, workers=workers, progress=progress)
     refuse_private_keys(path, serialization, key_file=key_file, files=found.files)
-    statement = manifest.statement_bytes()
+    statement = manifest.statement_bytes(extra_predicate)
     bundle = signer.sign(statement)
     out_path = sig_path
     if plan is None:
