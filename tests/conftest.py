@@ -272,3 +272,30 @@ def within(seconds: float, fn: Any) -> Any:
     if error is not None:
         raise error
     return value
+
+
+# ---------------------------------------------------------------- local Hugging Face Hub
+
+
+@pytest.fixture
+def local_hub(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """A fresh local Hugging Face Hub (see local_hub.py), with Xet, telemetry and offline off.
+
+    ``huggingface_hub`` reads its settings at import, so they are patched in
+    ``huggingface_hub.constants`` as well as in the environment. In-process,
+    pass ``endpoint=local_hub.endpoint``, ``token=local_hub.token`` and a
+    ``cache_dir``; a subprocess gets what it needs from ``local_hub.env(cache)``.
+    Fails the test if the server hit an internal error.
+    """
+    import huggingface_hub.constants as hf_constants
+    from local_hub import LocalHub
+
+    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # the hub is local: online is fine
+    monkeypatch.setattr(hf_constants, "HF_HUB_DISABLE_XET", True)
+    monkeypatch.setattr(hf_constants, "HF_HUB_DISABLE_TELEMETRY", True)
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    with LocalHub(tmp_path_factory.mktemp("local-hub")) as hub:
+        yield hub
+    assert not hub.errors, "local hub internal errors:\n" + "\n".join(hub.errors)
