@@ -32,6 +32,7 @@ _COMMANDS = {
     "policy": ("policy", "policy_group", "Write, check and explain policies."),
     "scan": ("scan", "scan_command", "Check every file's format: no pickle code, sane headers."),
     "exec": ("exec", "exec_command", "Verify a model, then run a command on what was verified."),
+    "hub": ("hub", "hub_group", "Sign, publish and verify models on the Hugging Face Hub."),
 }
 
 

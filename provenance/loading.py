@@ -78,6 +78,9 @@ class VerifiedModel:
         self.single = manifest.files == ["."]
         self._data: dict[str, bytes | bytearray | mmap.mmap] | None = data
         self.files: tuple[str, ...] = tuple(self.path.name if self.single else n for n in data)
+        #: Where the files came from, when a loader knows: the Hub snapshot
+        #: (:class:`provenance.hub.Snapshot`) for a model loaded by repository id.
+        self.origin: Any = None
 
     @property
     def root_digest(self) -> str:

@@ -568,12 +568,23 @@ class _Checker:
             if want is None:
                 continue
             label = f"{desc.role or 'input'} '{desc.name or local or want[:12]}'"
+            where: Path | None = None
+            if local is None and desc.uri is not None and desc.uri.startswith("hf://"):
+                # A Hub model by commit: found in this machine's cache, or not at all.
+                where, local, missing = _cached_input(desc.uri)
+                if where is None:
+                    if self.require:
+                        problems.append(f"{label} is required but {missing}")
+                    else:
+                        notes.append(f"{label} not re-hashed: {missing}")
+                    continue
             if local is None:
                 # Hashed from a local path when attested, recorded without it.
                 if self.require and desc.serialization is not None:
                     problems.append(f"{label} was recorded without a path; it cannot be re-hashed")
                 continue
-            where = Path(local) if os.path.isabs(local) else self.base / local
+            if where is None:
+                where = Path(local) if os.path.isabs(local) else self.base / local
             if not os.path.lexists(where):
                 if self.require:
                     problems.append(f"{label} is required but '{local}' is not on this machine")
@@ -593,6 +604,20 @@ class _Checker:
             elif got != want.lower():
                 problems.append(f"{label} at '{local}' no longer matches its digest")
         return problems, notes
+
+
+def _cached_input(uri: str) -> tuple[Path | None, str, str]:
+    """The cached snapshot an ``hf://ORG/NAME@COMMIT`` input names: (folder, label, why not)."""
+    from provenance import hub
+
+    ref = hub.parse_reference(uri)
+    if ref is None or ref.commit is None:
+        return None, uri, f"'{uri}' names no commit of a Hub repository"
+    try:
+        _, folder = hub.cached_snapshot(ref.repo_id, ref.commit)
+    except ProvenanceError:
+        return None, uri, f"'{uri}' is not in the local Hugging Face cache"
+    return folder, uri, ""
 
 
 def verify_attestations(

@@ -505,6 +505,8 @@ class _Walk:
                 local = Path(os.path.normpath(joined))
                 if not os.path.lexists(local):
                     local = None  # recorded on another machine: named, not followed
+            elif self.follow and dep.uri and dep.uri.startswith("hf://"):
+                local = _cached_snapshot(dep.uri)  # a Hub model by commit, if cached here
             self.visit(local, key, None, depth + 1)
 
     def graph(self, root: str, root_source: str) -> LineageGraph:
@@ -528,6 +530,18 @@ class _Walk:
             )
         edges = tuple(LineageEdge(*e) for e in self.edges)
         return LineageGraph(root, nodes, edges, root_source, self.truncated)
+
+
+def _cached_snapshot(uri: str) -> Path | None:
+    from provenance import hub
+
+    ref = hub.parse_reference(uri)
+    if ref is None or ref.commit is None:
+        return None
+    try:
+        return hub.cached_snapshot(ref.repo_id, ref.commit)[1]
+    except ProvenanceError:
+        return None
 
 
 def _signature_root(path: Path) -> str | None:

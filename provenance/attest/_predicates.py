@@ -128,6 +128,10 @@ def resolve(
     single file's own SHA-256 instead (logs and metrics files, which people
     check with ``sha256sum``).
     """
+    if reference.startswith("hf://") and not Path(reference).exists():
+        hub_artifact = _hub_artifact(reference, serialization)
+        if hub_artifact is not None:
+            return hub_artifact
     m = _REF.match(reference)
     if m and not Path(reference).exists():
         algo, hexdigest = m.group("algo"), m.group("hex").lower()
@@ -150,6 +154,41 @@ def resolve(
         name=Path(os.path.abspath(path)).name,
         digest={"sha256": manifest.root_digest},
         path=os.path.abspath(path),
+        serialization=manifest.serialization.to_json(),
+    )
+
+
+def _hub_artifact(reference: str, serialization: Serialization | None) -> Artifact | None:
+    """``hf://ORG/NAME@REV``: the cached snapshot of that commit, hashed in place.
+
+    Recorded as ``hf://ORG/NAME@COMMIT`` with its root digest and hashing
+    settings, so a checker finds the same snapshot in its own cache (or
+    says it is not there). ``hf://ORG/NAME@COMMIT@sha256:ROOT`` records the
+    digest given; ``hf://ORG/NAME@sha256:ROOT`` (no commit) is a plain
+    ``URI@DIGEST`` reference (None here, as for text that is no Hub reference).
+    """
+    from provenance import hub
+
+    ref = hub.parse_reference(reference)
+    if ref is None:
+        return None  # not one: read as URI@DIGEST, or refused as neither
+    if ref.sha256 is not None:
+        if ref.revision is None:
+            return None
+        if ref.commit is None:
+            raise UsageError(
+                f"'{reference}': with a digest, name the commit (40 hex digits), not "
+                f"'{ref.revision}'"
+            )
+        return Artifact(
+            name=ref.repo_id, digest={"sha256": ref.sha256}, uri=f"hf://{ref.repo_id}@{ref.commit}"
+        )
+    commit, folder = hub.cached_snapshot(ref.repo_id, ref.revision or "main")
+    manifest = subject_manifest(folder, serialization)
+    return Artifact(
+        name=ref.repo_id,
+        digest={"sha256": manifest.root_digest},
+        uri=f"hf://{ref.repo_id}@{commit}",
         serialization=manifest.serialization.to_json(),
     )
 

@@ -141,7 +141,11 @@ def from_pretrained(
     :func:`provenance.open_verified`'s. ``path`` may instead be a
     :class:`~provenance.loading.VerifiedModel` already open, so that a model
     and its tokenizer cost one verification (``policy``, if given, must be
-    the one it was opened under; it is left open). Other keyword arguments are
+    the one it was opened under; it is left open), or a Hub repository id
+    (``"org/name"``, a string that names no local path): it is verified
+    through :func:`provenance.loaders.hub.snapshot` first, with ``revision=``
+    (default ``"main"``) and, optionally, ``offline=``, ``endpoint=``,
+    ``token=`` and ``cache_dir=`` for it. Other keyword arguments are
     transformers' own (``dtype``, ``device_map``, config overrides such as
     ``output_attentions=True``), except those that read elsewhere
     (:data:`REFUSED_KWARGS` and the Hub's).
@@ -168,6 +172,8 @@ def from_pretrained(
     """
     if not isinstance(cls, type) or not hasattr(cls, "from_pretrained"):
         raise UsageError(f"cls must be a transformers class with from_pretrained, not {cls!r}")
+    if is_hub_id(path):
+        return _from_hub(cls, str(path), policy, verifier, signature, attestations, workers, kwargs)
     check_kwargs(kwargs, REFUSED_KWARGS)
     kwargs.pop("local_files_only", None)  # True, checked: every load here is local
     if kwargs.get("weights_only", True) is not True:
@@ -191,6 +197,48 @@ def from_pretrained(
             return cls.from_pretrained(
                 os.fspath(folder), local_files_only=True, trust_remote_code=trust, **kwargs
             )
+
+
+def is_hub_id(path: object) -> bool:
+    """``ORG/NAME`` given as a string that names no local file: a Hub repository id."""
+    from provenance.hub import check_repo_id
+
+    if not isinstance(path, str) or path.count("/") != 1 or os.path.lexists(path):
+        return False
+    try:
+        check_repo_id(path)
+    except UsageError:
+        return False
+    return True
+
+
+def _from_hub(
+    cls: Any,
+    repo_id: str,
+    policy: Policy | str | os.PathLike[str] | None,
+    verifier: Verifier | None,
+    signature: str | os.PathLike[str] | None,
+    attestations: str | os.PathLike[str] | None,
+    workers: int | None,
+    kwargs: dict[str, Any],
+) -> Any:
+    """A repository id: verified through :func:`provenance.loaders.hub.snapshot`, then loaded."""
+    from provenance.loaders.hub import snapshot
+
+    if signature is not None or attestations is not None:
+        raise UsageError(
+            "signature= and attestations= name local files; a Hub repository's are its own"
+        )
+    revision = kwargs.pop("revision", None) or "main"
+    hub_args = {
+        k: kwargs.pop(k) for k in ("offline", "endpoint", "token", "cache_dir") if k in kwargs
+    }
+    check_kwargs(kwargs, REFUSED_KWARGS)  # before anything is downloaded
+    rules = resolve_policy(repo_id, policy, verifier)
+    with snapshot(
+        repo_id, revision, policy=rules, verifier=verifier, workers=workers, **hub_args
+    ) as vm:
+        return from_pretrained(cls, vm, policy=rules, **kwargs)
 
 
 def _is_model_class(tf: Any, cls: type) -> bool:

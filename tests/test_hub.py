@@ -1,0 +1,398 @@
+"""provenance.hub and ``provenance hub`` against a local Hub, with the real client.
+
+The Hub is tests/local_hub.py on 127.0.0.1; the cache is written by
+``huggingface_hub`` itself. Each attack is made where it happens in life: on
+the Hub's side (a commit, lying metadata) or in the cache on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from provenance import hub
+from provenance.errors import InputError, VerificationError
+from provenance.signing import KeySigner, KeyVerifier
+from tests.conftest import assert_fails, assert_ok, run_cli
+
+REPO = "acme/tiny"
+
+
+def make_model(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text('{"hidden_size": 8}\n')
+    (folder / "tokenizer.json").write_text('{"model": {"vocab": {}}}\n')
+    (folder / "model.safetensors").write_bytes(_safetensors(2 << 20))
+    return folder
+
+
+def _safetensors(size: int) -> bytes:
+    n = size // 4
+    header = json.dumps({"w": {"dtype": "F32", "shape": [n], "data_offsets": [0, n * 4]}}).encode()
+    header += b" " * (-len(header) % 8)
+    return len(header).to_bytes(8, "little") + header + os.urandom(n * 4)
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> Path:
+    return tmp_path / "hf-cache"
+
+
+@pytest.fixture
+def kw(local_hub: Any, cache: Path) -> dict[str, Any]:
+    return {"endpoint": local_hub.endpoint, "token": local_hub.token, "cache_dir": cache}
+
+
+@pytest.fixture
+def pushed(local_hub: Any, tmp_path: Path, p256: Any) -> hub.PushResult:
+    model = make_model(tmp_path / "tiny")
+    return hub.push(
+        model,
+        REPO,
+        KeySigner.from_file(p256.private),
+        endpoint=local_hub.endpoint,
+        token=local_hub.token,
+    )
+
+
+def weight_downloads(local_hub: Any, since: int = 0) -> list[tuple[str, str]]:
+    return [
+        r for r in local_hub.requests[since:] if r[0] == "GET" and r[1].endswith(".safetensors")
+    ]
+
+
+def cli(local_hub: Any, cache: Path, *args: Any) -> Any:
+    """``provenance hub ...`` in-process: the endpoint and cache as options (the client
+    read its environment at import), the token from the environment (read per call)."""
+    where = ["--cache-dir", cache] if args[0] in ("verify", "sign") else []
+    return run_cli(
+        "hub", *args, "--endpoint", local_hub.endpoint, *where, env={"HF_TOKEN": local_hub.token}
+    )
+
+
+# ---------------------------------------------------------------- push, pull, verify
+
+
+def test_push_then_verify_by_id(local_hub, pushed, kw, p256):
+    assert pushed.commit == local_hub.head(REPO)
+    assert pushed.record.parent_commit == pushed.parent_commit
+    assert set(local_hub.files(REPO)) == {
+        ".gitattributes",
+        "config.json",
+        "tokenizer.json",
+        "model.safetensors",
+        "model.sig",
+    }
+    result = hub.verify(REPO, "main", verifier=KeyVerifier.from_files(p256.public), **kw)
+    assert result.ok, result.all_findings()
+    assert result.snapshot.commit == pushed.commit
+    assert result.record == pushed.record
+    assert result.root_digest == pushed.signed.manifest.root_digest
+    snap = result.snapshot.path
+    assert snap.parent.name == "snapshots" and snap.name == pushed.commit
+    assert (snap / "model.safetensors").is_symlink()  # the client's layout, hashed in place
+
+
+def test_cli_push_verify_and_offline(local_hub, tmp_path, cache, p256):
+    model = make_model(tmp_path / "tiny")
+    out = assert_ok(cli(local_hub, cache, "push", model, REPO, "--key", p256.private, "--json"))
+    doc = json.loads(out)
+    assert doc["command"] == "hub push" and doc["commit"] == local_hub.head(REPO)
+    verified = assert_ok(cli(local_hub, cache, "verify", REPO, "--key", p256.public))
+    assert doc["commit"] in verified and "Verified acme/tiny@main" in verified
+    offline = json.loads(
+        assert_ok(
+            cli(local_hub, cache, "verify", REPO, "--key", p256.public, "--offline", "--json")
+        )
+    )
+    assert offline["ok"] and offline["offline"] and offline["commit"] == doc["commit"]
+    before = len(local_hub.requests)
+    assert_ok(cli(local_hub, cache, "verify", REPO, "--key", p256.public, "--offline"))
+    assert len(local_hub.requests) == before  # offline means no request at all
+
+
+def test_verify_by_tag_and_commit(local_hub, pushed, kw, p256):
+    from huggingface_hub import HfApi
+
+    HfApi(endpoint=local_hub.endpoint, token=local_hub.token).create_tag(REPO, tag="v1")
+    verifier = KeyVerifier.from_files(p256.public)
+    for rev in ("v1", pushed.commit):
+        result = hub.verify(REPO, rev, verifier=verifier, **kw)
+        assert result.ok and result.snapshot.commit == pushed.commit
+
+
+def test_verify_with_a_policy(local_hub, pushed, kw, p256, other_key, tmp_path):
+    good = tmp_path / "good.yaml"
+    good.write_text(f"version: 1\nsigners:\n  - key: {p256.public}\n")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"version: 1\nsigners:\n  - key: {other_key.public}\n")
+    assert hub.verify(REPO, policy=good, **kw).ok
+    denied = hub.verify(REPO, policy=bad, **kw)
+    assert not denied.ok and denied.decision is not None and not denied.decision.allowed
+
+
+def test_cli_policy_denial_exits_1(local_hub, pushed, cache, other_key, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"version: 1\nsigners:\n  - key: {other_key.public}\n")
+    assert_fails(cli(local_hub, cache, "verify", REPO, "--policy", bad), 1)
+
+
+# ---------------------------------------------------------------- what is caught, and why
+
+
+def test_a_blob_changed_in_the_cache(local_hub, pushed, kw, p256, cache):
+    verifier = KeyVerifier.from_files(p256.public)
+    first = hub.verify(REPO, verifier=verifier, **kw)
+    blob = (first.snapshot.path / "config.json").resolve()
+    blob.write_text('{"hidden_size": 9}\n')
+    for offline in (True, False):
+        result = hub.verify(REPO, verifier=verifier, offline=offline, **kw)
+        assert not result.ok
+        codes = {(f.code, f.path) for f in result.all_findings() if f.severity == "error"}
+        assert ("file-modified", "config.json") in codes, codes
+    assert_fails(cli(local_hub, cache, "verify", REPO, "--key", p256.public), 1, "config.json")
+
+
+def test_a_snapshot_file_linked_outside_the_repository(local_hub, pushed, kw, p256, tmp_path):
+    verifier = KeyVerifier.from_files(p256.public)
+    snap = hub.verify(REPO, verifier=verifier, **kw).snapshot.path
+    outside = tmp_path / "evil.json"
+    outside.write_text('{"hidden_size": 8}\n')
+    (snap / "config.json").unlink()
+    os.symlink(outside, snap / "config.json")
+    for offline in (True, False):
+        result = hub.verify(REPO, verifier=verifier, offline=offline, **kw)
+        assert not result.ok
+        errs = [f for f in result.all_findings() if f.severity == "error"]
+        assert any(f.code == "symlink-escapes" and "config.json" in f.message for f in errs), errs
+
+
+def test_the_branch_moved_while_signing(local_hub, kw, p256):
+    """Someone commits between `hub sign` reading the branch and committing the signature."""
+    local_hub.commit(REPO, {"config.json": b"{}\n", "model.safetensors": _safetensors(1 << 20)})
+
+    class Racing:
+        def __init__(self) -> None:
+            self.inner = KeySigner.from_file(p256.private)
+
+        def sign(self, payload: bytes) -> Any:
+            local_hub.commit(REPO, {"config.json": b'{"evil": true}\n'}, message="meanwhile")
+            return self.inner.sign(payload)
+
+    moved_to = None
+    with pytest.raises(InputError) as e:
+        hub.sign(REPO, Racing(), **kw)
+    moved_to = local_hub.head(REPO)
+    assert e.value.code == "hub-branch-moved"
+    assert "moved" in str(e.value)
+    assert "model.sig" not in local_hub.files(REPO, moved_to)
+
+
+def test_the_branch_moved_after_signing(local_hub, pushed, kw, p256):
+    """A later commit changes a signed weight: refused before the new weight downloads."""
+    local_hub.commit(REPO, {"model.safetensors": _safetensors(2 << 20)}, message="swap weights")
+    since = len(local_hub.requests)
+    result = hub.verify(REPO, verifier=KeyVerifier.from_files(p256.public), **kw)
+    assert not result.ok
+    assert [f.code for f in result.findings if f.severity == "error"] == ["hub-lfs-mismatch"]
+    assert not weight_downloads(local_hub, since)
+
+
+def test_the_signature_deleted_upstream(local_hub, pushed, kw, p256, cache):
+    local_hub.commit(REPO, delete=["model.sig"], message="drop the signature")
+    result = hub.verify(REPO, verifier=KeyVerifier.from_files(p256.public), **kw)
+    assert not result.ok
+    assert [f.code for f in result.findings] == ["signature-missing"]
+    assert_fails(
+        cli(local_hub, cache, "verify", REPO, "--key", p256.public), 1, "model.sig", "deleted"
+    )
+
+
+def test_a_file_added_upstream(local_hub, pushed, kw, p256):
+    local_hub.commit(REPO, {"modeling_evil.py": b"import os\n"}, message="add code")
+    since = len(local_hub.requests)
+    result = hub.verify(REPO, verifier=KeyVerifier.from_files(p256.public), **kw)
+    assert not result.ok
+    unsigned = [f for f in result.findings if f.code == "file-unsigned"]
+    assert [f.path for f in unsigned] == ["modeling_evil.py"]
+    assert not weight_downloads(local_hub, since)
+
+
+def test_an_lfs_sha256_that_differs_from_the_signature(local_hub, pushed, kw, p256, cache):
+    local_hub.set_lfs_sha256(REPO, "model.safetensors", "ab" * 32)
+    since = len(local_hub.requests)
+    result = hub.verify(REPO, verifier=KeyVerifier.from_files(p256.public), **kw)
+    assert [(f.code, f.path) for f in result.findings] == [
+        ("hub-lfs-mismatch", "model.safetensors")
+    ]
+    assert not weight_downloads(local_hub, since)
+    assert_fails(cli(local_hub, cache, "verify", REPO, "--key", p256.public), 1, "LFS sha256")
+
+
+def test_bytes_the_hub_serves_that_differ_from_its_metadata(local_hub, pushed, kw, p256):
+    """The pre-check passes (the metadata is right); hashing the bytes on disk fails."""
+    data = local_hub.files(REPO)["model.safetensors"]
+    local_hub.replace_blob_bytes(REPO, "model.safetensors", data[:-1] + bytes([data[-1] ^ 1]))
+    result = hub.verify(REPO, verifier=KeyVerifier.from_files(p256.public), **kw)
+    assert not result.ok
+    assert all(f.code != "hub-lfs-mismatch" for f in result.all_findings())
+
+
+def test_an_unknown_repository_or_revision_is_bad_input(local_hub, pushed, kw, p256, cache):
+    verifier = KeyVerifier.from_files(p256.public)
+    with pytest.raises(InputError) as e:
+        hub.verify("acme/none", verifier=verifier, **kw)
+    assert e.value.code == "hub-repo-not-found"
+    with pytest.raises(InputError) as e:
+        hub.verify(REPO, "no-such-branch", verifier=verifier, **kw)
+    assert e.value.code == "hub-revision-not-found"
+    assert_fails(cli(local_hub, cache, "verify", "acme/none", "--key", p256.public), 3, "acme/none")
+    assert_fails(cli(local_hub, cache, "verify", "not a repo", "--key", p256.public), 2)
+
+
+def test_offline_without_the_cache_is_bad_input(local_hub, kw, p256):
+    with pytest.raises(InputError) as e:
+        hub.verify(REPO, verifier=KeyVerifier.from_files(p256.public), offline=True, **kw)
+    assert e.value.code == "hub-not-cached"
+
+
+# ---------------------------------------------------------------- hub sign
+
+
+def test_hub_sign_signs_what_the_branch_holds(local_hub, kw, p256, cache):
+    files = {"config.json": b"{}\n", "model.safetensors": _safetensors(1 << 20)}
+    unsigned = local_hub.commit(REPO, files, message="upload, unsigned")
+    out = json.loads(
+        assert_ok(
+            cli(
+                local_hub,
+                cache,
+                "sign",
+                REPO,
+                "--key",
+                p256.private,
+                "--json",
+            )
+        )
+    )
+    assert out["signed_commit"] == unsigned and out["parent_commit"] == unsigned
+    assert out["commit"] == local_hub.head(REPO)
+    result = hub.verify(REPO, verifier=KeyVerifier.from_files(p256.public), **kw)
+    assert result.ok, result.all_findings()
+    assert result.record is not None and result.record.commit == unsigned
+    assert not result.findings  # the signature lives in the next commit, by construction
+
+
+def test_model_signing_verifies_a_pushed_signature(local_hub, pushed, kw, p256):
+    """The Hub record is a predicate field OMS v1.0 verifiers ignore."""
+    ms = pytest.importorskip("model_signing")
+    snap = hub.verify(REPO, verifier=KeyVerifier.from_files(p256.public), **kw).snapshot.path
+    cfg = ms.verifying.Config().use_elliptic_key_verifier(public_key=p256.public)
+    # The cache is links into blobs/: model-signing follows them only when told.
+    hashing = ms.hashing.Config().set_allow_symlinks(True)
+    hashing.set_ignored_paths(paths=["model.sig", ".gitattributes"], ignore_git_paths=True)
+    cfg.set_hashing_config(hashing)
+    cfg.verify(snap, snap / "model.sig")
+
+
+# ---------------------------------------------------------------- loader and lineage
+
+
+def test_loader_snapshot_loads_only_after_verification(local_hub, pushed, kw, p256):
+    from provenance.loaders import hub as hub_loader
+
+    verifier = KeyVerifier.from_files(p256.public)
+    with hub_loader.snapshot(REPO, "main", verifier=verifier, **kw) as model:
+        assert model.origin.commit == pushed.commit
+        assert model.read("config.json") == b'{"hidden_size": 8}\n'
+    local_hub.commit(REPO, {"modeling_evil.py": b"import os\n"})
+    since = len(local_hub.requests)
+    with pytest.raises(VerificationError) as e:
+        hub_loader.snapshot(REPO, "main", verifier=verifier, **kw)
+    assert "modeling_evil.py" in str(e.value)
+    assert not weight_downloads(local_hub, since)
+
+
+def test_transformers_from_pretrained_by_repository_id(local_hub, pushed, kw, p256):
+    transformers = pytest.importorskip("transformers")
+    from provenance.loaders.transformers import from_pretrained
+
+    config = from_pretrained(
+        transformers.PretrainedConfig,
+        REPO,
+        revision="main",
+        verifier=KeyVerifier.from_files(p256.public),
+        **kw,
+    )
+    assert config.hidden_size == 8
+
+
+def test_training_attestation_names_a_hub_base_model(local_hub, pushed, kw, p256, tmp_path):
+    """hf://ORG/NAME@REV is hashed from the cache; --require-inputs re-hashes it there."""
+    verifier = KeyVerifier.from_files(p256.public)
+    base = hub.verify(REPO, verifier=verifier, **kw)
+    cache = kw["cache_dir"]
+    env = {"HF_HUB_CACHE": str(cache)}
+    tuned = make_model(tmp_path / "tuned")
+    assert_ok(run_cli("sign", tuned, "--key", p256.private))
+    assert_ok(
+        run_cli(
+            "attest",
+            "training",
+            tuned,
+            "--key",
+            p256.private,
+            "--base-model",
+            f"hf://{REPO}@main",
+            "--builder-id",
+            "https://ci.example/1",
+            env=env,
+        )
+    )
+    line = json.loads((tuned / "model.intoto.jsonl").read_text().splitlines()[0])
+    import base64
+
+    stmt = json.loads(base64.b64decode(line["dsseEnvelope"]["payload"]))
+    deps = stmt["predicate"]["buildDefinition"]["resolvedDependencies"]
+    dep = next(d for d in deps if d.get("uri", "").startswith("hf://"))
+    assert dep["uri"] == f"hf://{REPO}@{base.snapshot.commit}"
+    assert dep["digest"]["sha256"] == base.root_digest
+    args = ("verify", tuned, "--key", p256.public, "--attestations", "--require-inputs")
+    assert_ok(run_cli(*args, env=env))
+    blob = (base.snapshot.path / "config.json").resolve()
+    blob.write_text('{"hidden_size": 9}\n')
+    assert_fails(run_cli(*args, env=env), 1, "no longer matches")
+
+
+def test_json_output_matches_its_schema(local_hub, tmp_path, cache, p256):
+    from tests.test_output_contract import contract, schema_errors
+
+    model = make_model(tmp_path / "tiny")
+    push = cli(local_hub, cache, "push", model, REPO, "--key", p256.private, "--json")
+    contract(push, "hub push", 0)
+    ok = contract(
+        cli(local_hub, cache, "verify", REPO, "--key", p256.public, "--json"), "hub verify", 0
+    )
+    assert ok["signed_record"]["parentCommit"] and ok["verification"]["ok"]
+    policy = tmp_path / "p.yaml"
+    policy.write_text(f"version: 1\nsigners:\n  - key: {p256.public}\n")
+    contract(cli(local_hub, cache, "verify", REPO, "--policy", policy, "--json"), "hub verify", 0)
+    local_hub.commit(REPO, {"extra.txt": b"x"})
+    failed = contract(
+        cli(local_hub, cache, "verify", REPO, "--key", p256.public, "--json"), "hub verify", 1
+    )
+    assert failed["findings"][0]["code"] == "file-unsigned"
+    signed = contract(
+        cli(local_hub, cache, "sign", REPO, "--key", p256.private, "--json"), "hub sign", 0
+    )
+    assert signed["signed_commit"] == signed["parent_commit"]
+    bare = contract(
+        cli(local_hub, cache, "verify", "acme/none", "--key", p256.public, "--json"),
+        "hub verify",
+        3,
+    )
+    assert not schema_errors("cli-error.schema.json", bare)
