@@ -281,6 +281,11 @@ class _Hub:
         return self.endpoint or "https://huggingface.co"
 
 
+def env_offline() -> bool:
+    """``HF_HUB_OFFLINE`` as ``huggingface_hub`` reads it, but now, not at its import."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
+
+
 def default_cache() -> Path:
     """The cache the client would use, from the environment as it is now.
 
@@ -340,6 +345,11 @@ def _hub_errors(hub: _Hub, repo_id: str, revision: str | None = None) -> Iterato
             f"no repository '{repo_id}' on {hub.shown()} (or it is private and the token "
             "given cannot read it)",
             code="hub-repo-not-found",
+        ) from None
+    except hf.OfflineModeIsEnabled:
+        raise InputError(
+            f"HF_HUB_OFFLINE is set, and {at} needs the Hub; unset it (or verify with --offline)",
+            code="hub-offline",
         ) from None
     except hf.LocalEntryNotFoundError as e:
         raise InputError(
@@ -454,8 +464,7 @@ def _download(hub: _Hub, repo_id: str, commit: str, names: Iterable[str]) -> Pat
     """Each file at ``commit`` into the cache (the client's layout); the snapshot folder."""
     from huggingface_hub import hf_hub_download
 
-    folder = hub.repo_folder(repo_id) / "snapshots" / commit
-    for name in names:
+    def one(name: str) -> Path:
         with _hub_errors(hub, repo_id, commit):
             got = hf_hub_download(
                 repo_id,
@@ -465,8 +474,19 @@ def _download(hub: _Hub, repo_id: str, commit: str, names: Iterable[str]) -> Pat
                 endpoint=hub.endpoint,
                 token=hub.token,
             )
-        folder = Path(got).parents[len(Path(name).parts) - 1]
-    return folder
+        return Path(got).parents[len(Path(name).parts) - 1]
+
+    names = list(names)
+    folder = hub.repo_folder(repo_id) / "snapshots" / commit
+    if len(names) <= 1:
+        return one(names[0]) if names else folder
+    from concurrent.futures import ThreadPoolExecutor
+
+    # Several at once, as the client's own snapshot_download does: a sharded
+    # model is many large files, each one connection.
+    with ThreadPoolExecutor(max_workers=min(8, len(names))) as pool:
+        folders = list(pool.map(one, names))
+    return folders[-1]
 
 
 def _write_ref(hub: _Hub, repo_id: str, revision: str, commit: str) -> None:
@@ -581,7 +601,7 @@ def fetch(
     check_repo_id(repo_id)
     _check_revision(revision)
     hub = _hub(endpoint, token, cache_dir)
-    if offline:
+    if offline or env_offline():
         commit = _cached_commit(hub, repo_id, revision)
         return Snapshot(
             repo_id, revision, commit, hub.repo_folder(repo_id) / "snapshots" / commit, offline=True
@@ -893,6 +913,14 @@ def sign(
             **hashing,
         )
         stray = sorted(set(signed.manifest.files) - set(listing.files))
+        contradicted = _contradicted(signed.manifest, listing)
+        if contradicted:
+            raise InputError(
+                f"the bytes downloaded of '{contradicted[0]}' ({repo_id}@{commit[:12]}) are not "
+                "what the Hub records for it (its LFS sha256 differs); the signature was "
+                "not committed",
+                code="hub-lfs-mismatch",
+            )
         if stray:
             raise InputError(
                 f"the cached snapshot of {repo_id}@{commit[:12]} holds '{stray[0]}', which "
@@ -926,6 +954,19 @@ def sign(
         (),
         getattr(info, "commit_url", None),
     )
+
+
+def _contradicted(manifest: Manifest, listing: _Listing) -> list[str]:
+    """Signed files whose digest is not the Hub's LFS sha256 of them (files + sha256 only)."""
+    s = manifest.serialization
+    if s.method != "files" or s.hash_type != "sha256":
+        return []
+    out = []
+    for r in manifest.resources:
+        lfs = listing.files.get(r.name, (None, None))[1]
+        if lfs is not None and lfs.lower() != r.digest.hex():
+            out.append(r.name)
+    return out
 
 
 def _moved_signature(signed: SignResult, folder: Path) -> SignResult:

@@ -396,3 +396,25 @@ def test_json_output_matches_its_schema(local_hub, tmp_path, cache, p256):
         3,
     )
     assert not schema_errors("cli-error.schema.json", bare)
+
+
+def test_hub_sign_refuses_bytes_the_hub_does_not_record(local_hub, kw, p256):
+    """Storage serves other bytes than the commit records: nothing is committed."""
+    local_hub.commit(REPO, {"config.json": b"{}\n", "model.safetensors": _safetensors(1 << 20)})
+    data = local_hub.files(REPO)["model.safetensors"]
+    local_hub.replace_blob_bytes(REPO, "model.safetensors", data[:-1] + bytes([data[-1] ^ 1]))
+    head = local_hub.head(REPO)
+    with pytest.raises(InputError) as e:
+        hub.sign(REPO, KeySigner.from_file(p256.private), **kw)
+    assert e.value.code == "hub-lfs-mismatch" and "model.safetensors" in str(e.value)
+    assert local_hub.head(REPO) == head
+
+
+def test_hf_hub_offline_in_the_environment_means_offline(local_hub, pushed, kw, p256, monkeypatch):
+    verifier = KeyVerifier.from_files(p256.public)
+    assert hub.verify(REPO, verifier=verifier, **kw).ok
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    before = len(local_hub.requests)
+    result = hub.verify(REPO, verifier=verifier, **kw)
+    assert result.ok and result.snapshot.offline
+    assert len(local_hub.requests) == before

@@ -511,6 +511,9 @@ def test_server_side_commit_and_set_ref(
 
 def test_main_serves_and_keeps_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(hf_constants, "HF_HUB_DISABLE_TELEMETRY", True)
+    # Other test modules run offline (test_loaders_transformers sets it at import).
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
     script = Path(__file__).with_name("local_hub.py")
 
     def serve() -> tuple[subprocess.Popen[str], dict]:

@@ -119,6 +119,8 @@ class LineageNode:
         """One line for a person: name, kind, short digest, and what was recorded."""
         short = self.digest if self.digest.startswith("git:") else f"sha256:{self.digest[:12]}"
         extra = [self.produced_by] if self.produced_by else []
+        if self.uri and self.uri.startswith("hf://"):
+            extra.append(self.uri)  # the Hub commit it was taken at
         if self.license:
             extra.append(f"license {self.license}")
         extra += [", ".join(f"{k}={v}" for k, v in ev.items()) for ev in self.evaluations]
