@@ -518,7 +518,13 @@ def _unverified_manifest(path: Path) -> Manifest | None:
         return None
 
 
-def _precheck(repo_id: str, commit: str, listing: _Listing, manifest: Manifest) -> list[Finding]:
+def _precheck(
+    repo_id: str,
+    commit: str,
+    listing: _Listing,
+    manifest: Manifest,
+    may_be_unsigned: Callable[[str], bool],
+) -> list[Finding]:
     """What the Hub's listing of ``commit`` already says against the signature.
 
     Only refusals come from here (the signature is not verified yet, and
@@ -543,7 +549,7 @@ def _precheck(repo_id: str, commit: str, listing: _Listing, manifest: Manifest) 
     for name in listing.files:
         if name in signed or _about_the_model(name):
             continue
-        if _hidden(ignore, name):
+        if _hidden(ignore, name) or may_be_unsigned(name):
             continue
         out.append(
             Finding(
@@ -587,6 +593,8 @@ def fetch(
     endpoint: str | None = None,
     token: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
+    trust: Callable[[Path], list[Finding]] | None = None,
+    may_be_unsigned: Callable[[str], bool] | None = None,
 ) -> Snapshot:
     """Resolve ``revision``, pre-check the signature against the Hub, download into the cache.
 
@@ -597,6 +605,12 @@ def fetch(
     Offline: the cached snapshot of the commit ``revision`` names in the
     cache, as it is. Either way nothing is verified here: :func:`verify`
     (or :func:`provenance.loaders.hub.snapshot`) hashes the snapshot.
+
+    ``trust`` checks the downloaded signature (its path) before anything
+    else is: a signer the caller does not trust stops the fetch there, its
+    findings returned. ``may_be_unsigned`` names files the caller lets be
+    present unsigned (a policy's ``files.allow_unsigned``): they are not
+    refused by the pre-check, and are downloaded, so the verdict sees them.
     """
     check_repo_id(repo_id)
     _check_revision(revision)
@@ -631,13 +645,22 @@ def fetch(
             )
             return Snapshot(repo_id, revision, commit, folder, False, (finding,))
     folder = _download(hub, repo_id, commit, about)
-    manifest = _unverified_manifest(folder / SIGNATURE)
     findings: list[Finding] = []
+    if trust is not None:
+        findings = trust(folder / SIGNATURE)
+        if errors(findings):
+            return Snapshot(repo_id, revision, commit, folder, False, tuple(findings), tuple(about))
+    manifest = _unverified_manifest(folder / SIGNATURE)
+    allowed = may_be_unsigned or (lambda _name: False)
     if manifest is not None:
-        findings = _precheck(repo_id, commit, listing, manifest)
+        findings += _precheck(repo_id, commit, listing, manifest, allowed)
     if errors(findings):
         return Snapshot(repo_id, revision, commit, folder, False, tuple(findings), tuple(about))
     wanted = [n for n in manifest.files if n in listing.files] if manifest is not None else []
+    signed = set(wanted)
+    wanted += [
+        n for n in listing.files if n not in signed and not _about_the_model(n) and allowed(n)
+    ]
     if wanted:
         folder = _download(hub, repo_id, commit, wanted)
     _write_ref(hub, repo_id, revision, commit)
@@ -685,6 +708,47 @@ def record_findings(snapshot: Snapshot, record: HubRecord | None) -> list[Findin
     return out
 
 
+def precheck_rules(
+    *, policy: Policy | None = None, verifier: Verifier | None = None
+) -> tuple[Callable[[Path], list[Finding]], Callable[[str], bool] | None]:
+    """:func:`fetch`'s ``trust`` and ``may_be_unsigned`` for a policy or a verifier.
+
+    The signature alone is checked as the final verification will check
+    it, so an untrusted signer is refused before any weight is downloaded;
+    a policy's ``files`` rules say which unsigned files may be present.
+    """
+    from provenance.bundle import Bundle
+
+    if policy is not None:
+        from provenance.policy._evaluate import signature_reasons, unsigned_allowed
+
+        rules = policy
+
+        def by_policy(sig: Path) -> list[Finding]:
+            return [
+                Finding(r.code, r.message, r.subject, r.severity)
+                for r in signature_reasons(rules, sig)
+                if r.severity == "error"
+            ]
+
+        return by_policy, lambda name: unsigned_allowed(rules, name)
+    assert verifier is not None
+    checker = verifier
+
+    def by_verifier(sig: Path) -> list[Finding]:
+        from provenance.verification import _refusal
+
+        try:
+            checker.verify(Bundle.read(sig))
+        except VerificationError as e:
+            return _refusal(e)
+        except InputError as e:
+            return [Finding(e.code, str(e), SIGNATURE)]
+        return []
+
+    return by_verifier, None
+
+
 def verify(
     repo_id: str,
     revision: str = "main",
@@ -707,8 +771,20 @@ def verify(
     """
     if (policy is None) == (verifier is None):
         raise UsageError("give exactly one of policy= or verifier=")
+    if policy is not None and not hasattr(policy, "files"):
+        from provenance import policy as policies
+
+        policy = policies.load(policy)
+    trust, may_be_unsigned = precheck_rules(policy=policy, verifier=verifier)  # type: ignore[arg-type]
     snap = fetch(
-        repo_id, revision, offline=offline, endpoint=endpoint, token=token, cache_dir=cache_dir
+        repo_id,
+        revision,
+        offline=offline,
+        endpoint=endpoint,
+        token=token,
+        cache_dir=cache_dir,
+        trust=trust,
+        may_be_unsigned=may_be_unsigned,
     )
     if not snap.ok:
         return HubVerification(snap, findings=snap.findings)

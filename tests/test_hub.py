@@ -130,9 +130,37 @@ def test_verify_with_a_policy(local_hub, pushed, kw, p256, other_key, tmp_path):
     good.write_text(f"version: 1\nsigners:\n  - key: {p256.public}\n")
     bad = tmp_path / "bad.yaml"
     bad.write_text(f"version: 1\nsigners:\n  - key: {other_key.public}\n")
-    assert hub.verify(REPO, policy=good, **kw).ok
+    since = len(local_hub.requests)
     denied = hub.verify(REPO, policy=bad, **kw)
-    assert not denied.ok and denied.decision is not None and not denied.decision.allowed
+    assert not denied.ok and denied.decision is None  # refused on the signature alone
+    assert [f.code for f in denied.findings] == ["threshold-not-met"]
+    assert not weight_downloads(local_hub, since)
+    assert hub.verify(REPO, policy=good, **kw).ok
+
+
+def test_an_untrusted_key_is_refused_before_any_weight_downloads(local_hub, pushed, kw, other_key):
+    since = len(local_hub.requests)
+    result = hub.verify(REPO, verifier=KeyVerifier.from_files(other_key.public), **kw)
+    assert not result.ok
+    assert result.findings[0].code in ("signature-invalid", "key-mismatch", "wrong-key"), result
+    assert not weight_downloads(local_hub, since)
+
+
+def test_a_policy_may_allow_unsigned_files_upstream(local_hub, pushed, kw, p256, tmp_path):
+    """files.allow_unsigned holds online as offline: a README added after signing."""
+    local_hub.commit(REPO, {"README.md": b"# tiny\n"}, message="add a card")
+    rules = tmp_path / "p.yaml"
+    rules.write_text(
+        f"version: 1\nsigners:\n  - key: {p256.public}\nfiles:\n  allow_unsigned: ['*.md']\n"
+    )
+    result = hub.verify(REPO, policy=rules, **kw)
+    assert result.ok, result.all_findings()
+    assert (result.snapshot.path / "README.md").exists()  # downloaded: the verdict saw it
+    assert hub.verify(REPO, policy=rules, offline=True, **kw).ok
+    strict = tmp_path / "strict.yaml"
+    strict.write_text(f"version: 1\nsigners:\n  - key: {p256.public}\n")
+    refused = hub.verify(REPO, policy=strict, **kw)
+    assert [f.path for f in refused.findings if f.code == "file-unsigned"] == ["README.md"]
 
 
 def test_cli_policy_denial_exits_1(local_hub, pushed, cache, other_key, tmp_path):

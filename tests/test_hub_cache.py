@@ -95,6 +95,10 @@ def _replace(link: Path, text: str) -> None:
         "link-to-link",
         "link-to-folder",
         "link-inside-snapshot",
+        "dotdot-after-a-linked-folder-in-blobs",
+        "dotdot-after-an-ignored-linked-folder",
+        "trailing-slash",
+        "dot-segment",
     ],
 )
 def test_a_link_that_is_not_the_cache_own_is_refused(tmp_path, p256, variant):
@@ -131,8 +135,30 @@ def test_a_link_that_is_not_the_cache_own_is_refused(tmp_path, p256, variant):
     elif variant == "link-inside-snapshot":
         (snap / "copy.json").symlink_to(os.readlink(link))
         _replace(link, "copy.json")
+    elif variant == "dotdot-after-a-linked-folder-in-blobs":
+        # On paper blobs/d/../X is blobs/X; the kernel follows d first.
+        evil = tmp_path / "E" / "x"
+        evil.mkdir(parents=True)
+        (tmp_path / "E" / blob.name).write_text('{"evil": true}')
+        os.symlink(evil, repo / "blobs" / "d")
+        _replace(link, f"../../blobs/d/../{blob.name}")
+    elif variant == "dotdot-after-an-ignored-linked-folder":
+        # .git is left out by name, so nothing else looks at it.
+        deep = tmp_path / "E2" / "y" / "z" / "w"
+        deep.mkdir(parents=True)
+        (tmp_path / "E2" / "blobs").mkdir()
+        (tmp_path / "E2" / "blobs" / blob.name).write_text('{"evil": true}')
+        os.symlink(deep, snap / ".git")
+        _replace(link, f".git/../../../blobs/{blob.name}")
+    elif variant == "trailing-slash":
+        _replace(link, f"../../blobs/{blob.name}/")
+    elif variant == "dot-segment":
+        _replace(link, f"../.././blobs/{blob.name}")
     refusals = {r.name: r.code for r in walk(snap).refused}
-    assert refusals == {"config.json": "symlink-escapes"}
+    assert refusals["config.json"] == "symlink-escapes"
+    assert set(refusals) <= {"config.json", ".git"} and set(refusals.values()) == {
+        "symlink-escapes"
+    }
     for sig in (plain, followed):  # a signature that allowed links changes nothing here
         result = run_cli("verify", snap, "--key", p256.public, "--signature", sig)
         assert_fails(result, 1, "config.json")

@@ -65,14 +65,27 @@ class CacheSnapshot:
         folder = os.path.realpath(os.path.dirname(link) or ".")
         if not _is_within(folder, self.snapshot):
             return None
-        target = os.path.normpath(os.path.join(folder, text))
-        if os.path.dirname(target) != self.blobs:
+        # Exactly what the client writes (os.path.relpath from the link's
+        # folder): one "../" per level up to the repository, then
+        # "blobs/NAME". Text with any other "..", "." or "/" could mean one
+        # thing on paper and another to the kernel, which resolves ".."
+        # after following a linked folder on the way.
+        inner = os.path.relpath(folder, self.snapshot)
+        depth = 2 if inner == "." else len(inner.split(os.sep)) + 2
+        prefix = "../" * depth + "blobs/"
+        name = text[len(prefix) :]
+        if not text.startswith(prefix) or not name or "/" in name or name in (".", ".."):
             return None
+        target = os.path.join(self.blobs, name)
         try:
             st = os.lstat(target)
+            # And the kernel must agree: the link, followed, is that very blob.
+            real = os.path.realpath(link)
         except OSError:
             return None
-        return target if stat.S_ISREG(st.st_mode) else None
+        if real != target or not stat.S_ISREG(st.st_mode):
+            return None
+        return target
 
 
 def snapshot_of(path: str | os.PathLike[str]) -> CacheSnapshot | None:

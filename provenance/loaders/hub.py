@@ -56,12 +56,27 @@ def snapshot(
     commit, cache folder); its ``path`` is the cache folder, which nothing
     here reads again.
     """
+    from provenance.errors import UsageError
     from provenance.findings import errors, first_error_summary
-    from provenance.hub import fetch
+    from provenance.hub import fetch, precheck_rules
     from provenance.loading import open_verified
 
+    if (policy is None) == (verifier is None):
+        raise UsageError("give exactly one of policy= (a policy file or Policy) or verifier=")
+    if policy is not None and not hasattr(policy, "files"):
+        from provenance.policy import load
+
+        policy = load(policy)
+    trust, may_be_unsigned = precheck_rules(policy=policy, verifier=verifier)  # type: ignore[arg-type]
     snap = fetch(
-        repo_id, revision, offline=offline, endpoint=endpoint, token=token, cache_dir=cache_dir
+        repo_id,
+        revision,
+        offline=offline,
+        endpoint=endpoint,
+        token=token,
+        cache_dir=cache_dir,
+        trust=trust,
+        may_be_unsigned=may_be_unsigned,
     )
     errs = errors(snap.findings)
     if errs:

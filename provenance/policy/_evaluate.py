@@ -223,6 +223,24 @@ def evaluate(
     )
 
 
+def signature_reasons(policy: Policy, signature_path: Path) -> list[Reason]:
+    """What the policy's signer rules say of a signature alone: nothing hashed, no files.
+
+    For refusing before a model is fetched (:func:`provenance.hub.fetch`):
+    the same trust, threshold and revocations as :func:`evaluate`; an error
+    among the reasons means :func:`evaluate` would deny the model too.
+    """
+    ev = _Evaluation(policy, signature_path.parent, None, None, None, 0, set())
+    ev._signatures(signature_path)
+    return ev.reasons
+
+
+def unsigned_allowed(policy: Policy, name: str) -> bool:
+    """Whether the policy lets an unsigned file ``name`` be present (``files.unsigned``)."""
+    rules = policy.files
+    return rules.unsigned == "allow" or any(_glob(name, p) for p in rules.allow_unsigned)
+
+
 class _Evaluation:
     def __init__(
         self,
@@ -899,12 +917,18 @@ class _Evaluation:
         if desc.uri and any(fnmatch.fnmatchcase(desc.uri, u) for u in rules.uris):
             return LineageDecision(role, name, digest, desc.path, True, "uri listed")
         if rules.policy is not None:
-            if not desc.path:
+            hub_uri = desc.uri if not desc.path and (desc.uri or "").startswith("hf://") else None
+            if not desc.path and hub_uri is None:
                 why = "it was recorded without a local path, so its policy cannot be checked"
             else:
-                local = Path(desc.path) if os.path.isabs(desc.path) else base / desc.path
-                if not os.path.lexists(local):
-                    why = f"'{desc.path}' is not on this machine, so its policy cannot be checked"
+                local = _local_input(desc.path, hub_uri, base)
+                if local is None or not os.path.lexists(local):
+                    why = (
+                        f"'{desc.path}' is not on this machine, so its policy cannot be checked"
+                        if hub_uri is None
+                        else f"'{hub_uri}' is not in the local Hugging Face cache, so its "
+                        "policy cannot be checked (fetch it: provenance hub verify ...)"
+                    )
                 elif os.path.realpath(local) in self.seen:
                     why = "it names a model already on this lineage path (a cycle)"
                 else:
@@ -953,6 +977,21 @@ class _Evaluation:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _local_input(path: str | None, hub_uri: str | None, base: Path) -> Path | None:
+    """Where an input recorded by path, or as ``hf://ORG/NAME@COMMIT``, is on this machine."""
+    if path:
+        return Path(path) if os.path.isabs(path) else base / path
+    from provenance import hub
+
+    ref = hub.parse_reference(hub_uri or "")
+    if ref is None or ref.commit is None:
+        return None
+    try:
+        return hub.cached_snapshot(ref.repo_id, ref.commit)[1]
+    except ProvenanceError:
+        return None
 
 
 def _distinct_entries(members: list[tuple[Path, Verified]], trust: Trust) -> list[SignerInfo]:
