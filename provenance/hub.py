@@ -59,9 +59,14 @@ __all__ = [
     "Snapshot",
     "cached_snapshot",
     "check_repo_id",
+    "claimed_manifest",
+    "default_cache",
     "fetch",
     "parse_reference",
     "push",
+    "record_findings",
+    "record_of",
+    "remember",
     "resolve",
     "sign",
     "verify",
@@ -76,6 +81,9 @@ ATTESTATIONS = "model.intoto.jsonl"
 COSIGNATURES = "model.sig.d/"
 
 _COMMIT = re.compile(r"[0-9a-f]{40}")
+_COSIGNATURE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}\.sig")
+#: More co-signatures than this in a repository are refused, not downloaded.
+MAX_COSIGNATURES = 64
 _REPO_PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?"
 _REPO_ID = re.compile(rf"{_REPO_PART}(?:/{_REPO_PART})?")
 _REVISION = re.compile(r"[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*")
@@ -326,11 +334,18 @@ def _check_revision(revision: str) -> str:
 
 
 @contextmanager
-def _hub_errors(hub: _Hub, repo_id: str, revision: str | None = None) -> Iterator[None]:
-    """The client's exceptions as this tool's, each with one line that says what to do."""
+def _hub_errors(
+    hub: _Hub, repo_id: str, revision: str | None = None, *, reading: bool = False
+) -> Iterator[None]:
+    """The client's exceptions as this tool's, each with one line that says what to do.
+
+    ``reading``: the call fetches for a verification, which could use the
+    cache instead; the unreachable-Hub message says so.
+    """
     from huggingface_hub import errors as hf
 
     at = f"{repo_id}@{revision}" if revision else repo_id
+    instead = "; verifying with --offline reads the cache instead" if reading else ""
     try:
         yield
     except ProvenanceError:
@@ -342,18 +357,19 @@ def _hub_errors(hub: _Hub, repo_id: str, revision: str | None = None) -> Iterato
         ) from None
     except hf.RepositoryNotFoundError:
         raise InputError(
-            f"no repository '{repo_id}' on {hub.shown()} (or it is private and the token "
-            "given cannot read it)",
+            f"no repository '{repo_id}' on {hub.shown()} ({_private_hint(hub)})",
             code="hub-repo-not-found",
         ) from None
     except hf.OfflineModeIsEnabled:
         raise InputError(
-            f"HF_HUB_OFFLINE is set, and {at} needs the Hub; unset it (or verify with --offline)",
+            f"HF_HUB_OFFLINE is set, and {at} needs the Hub; unset it"
+            + (", or verify with --offline" if reading else ""),
             code="hub-offline",
         ) from None
-    except hf.LocalEntryNotFoundError as e:
+    except hf.LocalEntryNotFoundError:
         raise InputError(
-            f"'{at}' is not in the local cache {hub.cache} ({e}); verify once online first",
+            f"'{at}' is not in the local cache {hub.cache}; fetch it online once "
+            "(verify without --offline)",
             code="hub-not-cached",
         ) from None
     except hf.HfHubHTTPError as e:
@@ -366,24 +382,48 @@ def _hub_errors(hub: _Hub, repo_id: str, revision: str | None = None) -> Iterato
             ) from None
         if status in (401, 403):
             raise InputError(
-                f"the Hub refused access to {repo_id} ({status}); give a token that may "
-                "write to it (HF_TOKEN)",
+                f"the Hub refused access to {repo_id} ({status}): {_token_hint(hub)}",
                 code="hub-unauthorized",
             ) from None
-        raise InputError(f"the Hub answered for {at}: {e}", code="hub-error") from None
+        said = " ".join(str(e).replace("\\n", " ").split())
+        raise InputError(f"the Hub answered for {at}: {said}", code="hub-error") from None
+    except ValueError as e:
+        # The client refuses a path it will not write (a name from the Hub with
+        # "..", a .cache/ folder): bad input, said as such, never a traceback.
+        raise InputError(
+            f"the Hub's files of {at} cannot be fetched: {e}", code="hub-error"
+        ) from None
     except OSError as e:  # the client's connection errors derive from OSError
         raise InputError(
-            f"cannot reach {hub.shown()} for {at}: {e}; --offline verifies from the cache",
-            code="hub-unreachable",
+            f"cannot reach {hub.shown()} for {at}: {e}{instead}", code="hub-unreachable"
         ) from None
     except Exception as e:
         # httpx's transport errors are not OSErrors.
         if type(e).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore", "httpcore2"):
             raise InputError(
-                f"cannot reach {hub.shown()} for {at}: {e}; --offline verifies from the cache",
-                code="hub-unreachable",
+                f"cannot reach {hub.shown()} for {at}: {e}{instead}", code="hub-unreachable"
             ) from None
         raise
+
+
+def _has_token(hub: _Hub) -> bool:
+    if hub.token:
+        return True
+    from huggingface_hub import get_token
+
+    return bool(get_token())
+
+
+def _private_hint(hub: _Hub) -> str:
+    if _has_token(hub):
+        return "or it is private, and the token given cannot read it"
+    return "or it is private: no token was given; set HF_TOKEN or run `hf auth login`"
+
+
+def _token_hint(hub: _Hub) -> str:
+    if _has_token(hub):
+        return "the token given may not do this; give one that may write to it (HF_TOKEN)"
+    return "no token was given; set HF_TOKEN or run `hf auth login`"
 
 
 # ---------------------------------------------------------------- resolving and fetching
@@ -392,21 +432,26 @@ def _hub_errors(hub: _Hub, repo_id: str, revision: str | None = None) -> Iterato
 @dataclass(frozen=True)
 class _Listing:
     commit: str
-    #: path -> (size, LFS sha256 or None)
-    files: dict[str, tuple[int | None, str | None]]
+    #: path -> (size, LFS sha256 or None, git blob id or None)
+    files: dict[str, tuple[int | None, str | None, str | None]]
 
 
-def _listing(hub: _Hub, repo_id: str, revision: str) -> _Listing:
-    with _hub_errors(hub, repo_id, revision):
+def _listing(hub: _Hub, repo_id: str, revision: str, *, reading: bool = False) -> _Listing:
+    with _hub_errors(hub, repo_id, revision, reading=reading):
         info = hub.api().model_info(repo_id, revision=revision, files_metadata=True)
     commit = getattr(info, "sha", None)
     if not isinstance(commit, str) or not _COMMIT.fullmatch(commit):
         raise InputError(f"the Hub named no commit for {repo_id}@{revision}", code="hub-error")
-    files: dict[str, tuple[int | None, str | None]] = {}
+    files: dict[str, tuple[int | None, str | None, str | None]] = {}
     for sibling in info.siblings or ():
         lfs = getattr(sibling, "lfs", None)
         sha = getattr(lfs, "sha256", None) if lfs is not None else None
-        files[sibling.rfilename] = (getattr(sibling, "size", None), sha)
+        blob = getattr(sibling, "blob_id", None)
+        files[sibling.rfilename] = (
+            getattr(sibling, "size", None),
+            sha if isinstance(sha, str) else None,
+            blob if isinstance(blob, str) else None,
+        )
     return _Listing(commit, files)
 
 
@@ -441,23 +486,32 @@ def _cached_commit(hub: _Hub, repo_id: str, revision: str) -> str:
             commit = read_limited(ref, "cache ref", 256).decode("ascii", "replace").strip()
         except InputError:
             raise InputError(
-                f"'{repo_id}@{revision}' is not in the local cache {hub.cache}; verify it once "
-                "online first (or give the commit id)",
+                f"'{repo_id}@{revision}' is not in the local cache {hub.cache}; fetch it "
+                "online once (verify without --offline)",
                 code="hub-not-cached",
             ) from None
         if not _COMMIT.fullmatch(commit):
             raise InputError(f"cache ref '{ref}' holds no commit id", code="hub-not-cached")
     if not (repo / "snapshots" / commit).is_dir():
         raise InputError(
-            f"commit {commit} of '{repo_id}' is not in the local cache {hub.cache}",
+            f"commit {commit} of '{repo_id}' is not in the local cache {hub.cache}; fetch it "
+            "online once (verify without --offline)",
             code="hub-not-cached",
         )
     return commit
 
 
 def _about_the_model(name: str) -> bool:
-    """The signature, its co-signatures and the attestations: read, not signed."""
-    return name in (SIGNATURE, ATTESTATIONS) or name.startswith(COSIGNATURES)
+    """The signature, its co-signatures and the attestations: read, not signed.
+
+    A co-signature is ``model.sig.d/NAME.sig`` with a plain NAME, as
+    :func:`provenance.bundle.cosignature_path` names them; anything else
+    under ``model.sig.d/`` is neither read nor downloaded.
+    """
+    if name in (SIGNATURE, ATTESTATIONS):
+        return True
+    rest = name[len(COSIGNATURES) :] if name.startswith(COSIGNATURES) else ""
+    return bool(_COSIGNATURE_NAME.fullmatch(rest))
 
 
 def _download(hub: _Hub, repo_id: str, commit: str, names: Iterable[str]) -> Path:
@@ -489,20 +543,13 @@ def _download(hub: _Hub, repo_id: str, commit: str, names: Iterable[str]) -> Pat
     return folders[-1]
 
 
-def _write_ref(hub: _Hub, repo_id: str, revision: str, commit: str) -> None:
-    """Record ``revision -> commit`` in the cache, as the client would, for --offline later."""
-    if _COMMIT.fullmatch(revision) or revision == commit:
-        return
-    ref = hub.repo_folder(repo_id) / "refs" / revision
-    try:
-        ref.parent.mkdir(parents=True, exist_ok=True)
-        if ref.is_symlink():
-            return  # not the client's: leave it, and do not write through it
-        tmp = ref.with_name(ref.name + f".{os.getpid()}.tmp")
-        tmp.write_text(commit)
-        os.replace(tmp, ref)
-    except OSError:
-        return  # the cache is read-only: verification does not depend on the ref
+def claimed_manifest(snapshot: str | os.PathLike[str]) -> Manifest | None:
+    """What the ``model.sig`` of a cached snapshot lists, read but not verified (or None).
+
+    For checking that a snapshot is whole before its digest is recorded:
+    a claim can only make that check fail, never pass a model.
+    """
+    return _unverified_manifest(Path(snapshot) / SIGNATURE)
 
 
 def _unverified_manifest(path: Path) -> Manifest | None:
@@ -549,7 +596,11 @@ def _precheck(
     for name in listing.files:
         if name in signed or _about_the_model(name):
             continue
-        if _hidden(ignore, name) or may_be_unsigned(name):
+        by = _hidden_by(ignore, name)
+        if by is not None:
+            out.extend(_left_out(name, by, at))
+            continue
+        if may_be_unsigned(name):
             continue
         out.append(
             Finding(
@@ -564,7 +615,7 @@ def _precheck(
     s = manifest.serialization
     if s.method == "files" and s.hash_type == "sha256":
         for r in manifest.resources:
-            lfs = listing.files.get(r.name, (None, None))[1]
+            lfs = listing.files.get(r.name, (None, None, None))[1]
             if lfs is not None and lfs.lower() != r.digest.hex():
                 out.append(
                     Finding(
@@ -579,10 +630,59 @@ def _precheck(
 
 def _hidden(ignore: Any, name: str) -> bool:
     """Whether ``name`` or a folder above it is hidden by the signature's ignore rules."""
+    return _hidden_by(ignore, name) is not None
+
+
+def _hidden_by(ignore: Any, name: str) -> str | None:
+    """The exact path or pattern that hides ``name`` (or a folder above it), or None."""
     parts = name.split("/")
-    return any(
-        ignore.match("/".join(parts[: i + 1]), parts[i]) is not None for i in range(len(parts))
-    )
+    for i in range(len(parts)):
+        by = ignore.match("/".join(parts[: i + 1]), parts[i])
+        if by is not None:
+            return str(by)
+    return None
+
+
+def _left_out(name: str, by: str, at: str) -> list[Finding]:
+    """What a local verification says of a file left out by default, said of the Hub's.
+
+    Such a file is not downloaded (nothing loads it from the snapshot), but
+    bytecode and notebook checkpoints in a repository are worth a warning:
+    a checkout of the repository would run them.
+    """
+    from provenance.hashing import BYTECODE_PATTERNS, DEFAULT_IGNORE_PATTERNS
+
+    if by in BYTECODE_PATTERNS:
+        return [
+            Finding(
+                "bytecode-unsigned",
+                f"'{name}' in {at} is Python bytecode the signature does not cover (not "
+                "downloaded); Python may run it instead of the signed source in a checkout",
+                name,
+                "warning",
+            )
+        ]
+    if by == ".ipynb_checkpoints":
+        return [
+            Finding(
+                "default-ignored",
+                f"'{name}' in {at} is left out by default and not covered by the signature "
+                "(not downloaded); it may hold code a notebook server runs",
+                name,
+                "warning",
+            )
+        ]
+    if by in DEFAULT_IGNORE_PATTERNS and name != ".gitattributes":
+        return [
+            Finding(
+                "default-ignored",
+                f"'{name}' in {at} is left out by default and not covered by the signature "
+                "(not downloaded)",
+                name,
+                "info",
+            )
+        ]
+    return []
 
 
 def fetch(
@@ -622,7 +722,7 @@ def fetch(
         )
     from provenance.bundle import MAX_BUNDLE_BYTES
 
-    listing = _listing(hub, repo_id, revision)
+    listing = _listing(hub, repo_id, revision, reading=True)
     commit = listing.commit
     at = f"{repo_id}@{commit[:12]}"
     folder = hub.repo_folder(repo_id) / "snapshots" / commit
@@ -634,28 +734,48 @@ def fetch(
             SIGNATURE,
         )
         return Snapshot(repo_id, revision, commit, folder, False, (finding,))
-    about = sorted(n for n in listing.files if _about_the_model(n))
+
+    def stop(found: list[Finding], got: Iterable[str] = ()) -> Snapshot:
+        return Snapshot(repo_id, revision, commit, folder, False, tuple(found), tuple(got))
+
+    # 1. The signature alone, bounded, then what the listing already says against it.
+    size = listing.files[SIGNATURE][0]
+    if size is not None and size > MAX_BUNDLE_BYTES:
+        return stop([_too_large(SIGNATURE, size, at)])
+    folder = _download(hub, repo_id, commit, [SIGNATURE])
+    manifest = _unverified_manifest(folder / SIGNATURE)
+    allowed = may_be_unsigned or (lambda _name: False)
+    findings: list[Finding] = []
+    if manifest is not None:
+        findings = _precheck(repo_id, commit, listing, manifest, allowed)
+    if errors(findings):
+        return stop(findings, [SIGNATURE])
+    # 2. Co-signatures and attestations (bounded in number and size), then the signer.
+    about = sorted(n for n in listing.files if _about_the_model(n) and n != SIGNATURE)
+    cosignatures = [n for n in about if n.startswith(COSIGNATURES)]
+    if len(cosignatures) > MAX_COSIGNATURES:
+        return stop(
+            [
+                Finding(
+                    "signature-invalid",
+                    f"{at} holds {len(cosignatures)} co-signatures in {COSIGNATURES}, more "
+                    f"than the {MAX_COSIGNATURES} this tool reads",
+                )
+            ],
+            [SIGNATURE],
+        )
     for name in about:
         size = listing.files[name][0]
         if size is not None and size > MAX_BUNDLE_BYTES:
-            finding = Finding(
-                "signature-invalid",
-                f"'{name}' in {at} is {size} bytes, more than a signature this tool reads",
-                name,
-            )
-            return Snapshot(repo_id, revision, commit, folder, False, (finding,))
-    folder = _download(hub, repo_id, commit, about)
-    findings: list[Finding] = []
+            return stop([_too_large(name, size, at)], [SIGNATURE])
+    if about:
+        _download(hub, repo_id, commit, about)
+    about.insert(0, SIGNATURE)
     if trust is not None:
-        findings = trust(folder / SIGNATURE)
+        findings += trust(folder / SIGNATURE)
         if errors(findings):
-            return Snapshot(repo_id, revision, commit, folder, False, tuple(findings), tuple(about))
-    manifest = _unverified_manifest(folder / SIGNATURE)
-    allowed = may_be_unsigned or (lambda _name: False)
-    if manifest is not None:
-        findings += _precheck(repo_id, commit, listing, manifest, allowed)
-    if errors(findings):
-        return Snapshot(repo_id, revision, commit, folder, False, tuple(findings), tuple(about))
+            return stop(findings, about)
+    # 3. Only now the files themselves, at the commit resolved.
     wanted = [n for n in manifest.files if n in listing.files] if manifest is not None else []
     signed = set(wanted)
     wanted += [
@@ -663,13 +783,43 @@ def fetch(
     ]
     if wanted:
         folder = _download(hub, repo_id, commit, wanted)
-    _write_ref(hub, repo_id, revision, commit)
-    return Snapshot(
-        repo_id, revision, commit, folder, False, tuple(findings), tuple([*about, *wanted])
+    return stop(findings, [*about, *wanted])
+
+
+def _too_large(name: str, size: int, at: str) -> Finding:
+    return Finding(
+        "signature-invalid",
+        f"'{name}' in {at} is {size} bytes, more than a signature this tool reads",
+        name,
     )
 
 
-def _record_of(payload: bytes) -> HubRecord | None:
+def remember(snapshot: Snapshot) -> None:
+    """Record ``revision -> commit`` in the cache's ``refs/``, as the client does.
+
+    Called only once the snapshot verified: a later ``--offline`` (and the
+    client's own ``local_files_only``) then finds the verified commit, never
+    one that was refused.
+    """
+    if snapshot.offline:
+        return
+    rev, commit = snapshot.revision, snapshot.commit
+    if _COMMIT.fullmatch(rev) or commit.startswith(rev):
+        return  # a commit id (or a prefix of it) is not a ref
+    ref = snapshot.path.parent.parent / "refs" / rev
+    try:
+        ref.parent.mkdir(parents=True, exist_ok=True)
+        if ref.is_symlink():
+            return  # not the client's: leave it, and do not write through it
+        tmp = ref.with_name(ref.name + f".{os.getpid()}.tmp")
+        tmp.write_text(commit)
+        os.replace(tmp, ref)
+    except OSError:
+        return  # a read-only cache: verification does not depend on the ref
+
+
+def record_of(payload: bytes) -> HubRecord | None:
+    """The Hub origin a signed statement records (its predicate's ``huggingface`` field)."""
     from provenance.intoto import Statement
 
     try:
@@ -679,30 +829,48 @@ def _record_of(payload: bytes) -> HubRecord | None:
     return HubRecord.from_json(stmt.predicate.get(RECORD_FIELD))
 
 
-def record_findings(snapshot: Snapshot, record: HubRecord | None) -> list[Finding]:
-    """Notes on what the verified statement says of its origin, against what was fetched.
+def record_findings(
+    snapshot: Snapshot, record: HubRecord | None, signed_for: str | None = None
+) -> list[Finding]:
+    """What the verified statement says of its origin, against what was fetched.
 
-    A commit other than the recorded one is not a finding: the signature
-    lives in a later commit by construction, and any change to the files
-    since is caught by the files themselves (unsigned, missing, modified).
+    A signature made for another repository is an error: a trusted signer's
+    *other* model (an old release, a debug build) put in this repository's
+    place would verify otherwise. A mirror names the repository it mirrors
+    (``signed_for``). A commit other than the recorded one is not a finding:
+    the signature lives in a later commit by construction, and any change to
+    the files since is caught by the files themselves.
     """
     at = f"{snapshot.repo_id}@{snapshot.commit[:12]}"
     if record is None:
         return [
             Finding(
                 "hub-origin-unrecorded",
-                "the signature does not say which repository and commit it was made for",
+                "the signature does not say which repository and commit it was made for "
+                "(made by `provenance sign` or model-signing, not `provenance hub`)",
                 severity="info",
             )
         ]
     out = []
-    if record.repository != snapshot.repo_id:
+    expected = signed_for or snapshot.repo_id
+    if record.repository != expected:
+        mirror = "" if signed_for else f"; if {snapshot.repo_id} mirrors it, say so: --signed-for"
         out.append(
             Finding(
                 "hub-repository-differs",
-                f"the signature was made for repository '{record.repository}'; these files "
-                f"are {at}",
-                severity="warning",
+                f"the signature was made for repository '{record.repository}', not "
+                f"'{expected}' ({at} holds a model signed for another repository){mirror}"
+                + (f" {record.repository}" if mirror else ""),
+            )
+        )
+    rev = snapshot.revision
+    if record.revision and rev != record.revision and not snapshot.commit.startswith(rev):
+        out.append(
+            Finding(
+                "hub-revision-differs",
+                f"the signature was made for revision '{record.revision}'; it was verified at "
+                f"'{rev}'",
+                severity="info",
             )
         )
     return out
@@ -760,6 +928,7 @@ def verify(
     token: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    signed_for: str | None = None,
 ) -> HubVerification:
     """Verify a repository at ``revision``: what the cache holds of it, hashed in place.
 
@@ -767,7 +936,9 @@ def verify(
     :func:`provenance.open_verified`). Every finding is in the result;
     raises only for input nothing could be checked on (a repository or
     revision that does not exist, a Hub that cannot be reached, a cache
-    without the revision when ``offline``).
+    without the revision when ``offline``). A signature made (by
+    :func:`push` or :func:`sign`) for another repository fails, unless
+    ``signed_for`` names it: the repository this one mirrors.
     """
     if (policy is None) == (verifier is None):
         raise UsageError("give exactly one of policy= or verifier=")
@@ -793,11 +964,14 @@ def verify(
 
         decision = policies.evaluate(policy, snap.path, progress=progress)
         verified = decision.report.verified if decision.report is not None else None
-        record = _record_of(verified.payload) if verified is not None else None
-        notes = record_findings(snap, record) if verified is not None else []
-        return HubVerification(
+        record = record_of(verified.payload) if verified is not None else None
+        notes = record_findings(snap, record, signed_for) if verified is not None else []
+        result = HubVerification(
             snap, decision=decision, record=record, findings=(*snap.findings, *notes)
         )
+        if result.ok:
+            remember(snap)
+        return result
     from provenance.verification import check_model
 
     try:
@@ -811,9 +985,12 @@ def verify(
             SIGNATURE,
         )
         return HubVerification(snap, findings=(*snap.findings, finding))
-    record = _record_of(report.verified.payload) if report.verified is not None else None
-    notes = record_findings(snap, record) if report.verified is not None else []
-    return HubVerification(snap, report=report, record=record, findings=(*snap.findings, *notes))
+    record = record_of(report.verified.payload) if report.verified is not None else None
+    notes = record_findings(snap, record, signed_for) if report.verified is not None else []
+    result = HubVerification(snap, report=report, record=record, findings=(*snap.findings, *notes))
+    if result.ok:
+        remember(snap)
+    return result
 
 
 # ---------------------------------------------------------------- publishing
@@ -847,7 +1024,6 @@ def push(
     ``algorithm``, ``shard_size``, ``ignore_paths``, ``allow_symlinks``).
     """
     import provenance
-    from provenance.hashing import DEFAULT_IGNORE_PATTERNS, Ignore
 
     check_repo_id(repo_id)
     _check_revision(revision)
@@ -858,6 +1034,7 @@ def push(
         raise InputError(
             f"'{path}' is not a folder; a Hub repository is a folder of files", code="not-found"
         )
+    _refuse_unpublishable(path, hashing)
     hub = _hub(endpoint, token, None)
     api = hub.api()
     listing = _branch_listing(hub, api, repo_id, revision, create=create, private=private)
@@ -880,8 +1057,9 @@ def push(
         ops.append(CommitOperationAdd(ATTESTATIONS, os.fspath(path / ATTESTATIONS)))
         extra.append(ATTESTATIONS)
     uploaded = {*names, *extra}
-    keep = Ignore((), DEFAULT_IGNORE_PATTERNS)
-    deleted = sorted(n for n in listing.files if n not in uploaded and not _hidden(keep, n))
+    # What the branch holds beyond the upload goes, left-out litter (bytecode,
+    # notebook checkpoints) too; only the Hub's own .gitattributes stays.
+    deleted = sorted(n for n in listing.files if n not in uploaded and n != ".gitattributes")
     ops += [CommitOperationDelete(n) for n in deleted]
     root = signed.manifest.root_digest
     with _hub_errors(hub, repo_id, revision):
@@ -904,6 +1082,73 @@ def push(
         tuple(deleted),
         getattr(info, "commit_url", None),
     )
+
+
+#: Names that hold credentials (any depth): a push would publish them.
+_SECRET_NAMES = frozenset(
+    {
+        ".env",
+        ".netrc",
+        "_netrc",
+        ".pypirc",
+        ".npmrc",
+        ".git-credentials",
+        ".htpasswd",
+        ".dockercfg",
+        "credentials.json",
+        "token",
+    }
+)
+_SECRET_PATHS = (".aws/credentials", ".docker/config.json", ".kube/config", ".ssh/")
+
+
+def _refuse_unpublishable(path: Path, hashing: Mapping[str, Any]) -> None:
+    """Refuse, before anything is signed or sent, a folder the Hub must not receive.
+
+    Credentials (``.env``, ``.netrc``, a ``token`` file ...) would be public
+    the moment the commit lands; ``.cache/`` paths the client refuses to
+    upload. The walk is :func:`provenance.sign`'s (same ignores), so what is
+    checked is what would be signed and uploaded.
+    """
+    from provenance.hashing import DEFAULT_IGNORE_PATTERNS, Ignore, serialization_for, walk
+    from provenance.manifest import DEFAULT_IGNORE_PATHS
+
+    ser = serialization_for(path, ignore_paths=hashing.get("ignore_paths", ()))
+    found = walk(
+        path,
+        ignore=Ignore(
+            [*ser.ignore_paths, *DEFAULT_IGNORE_PATHS],
+            [*DEFAULT_IGNORE_PATTERNS, *ser.ignore_patterns],
+        ),
+        links=_links_for(hashing),
+    )
+    for entry in found.files:
+        name = entry.name
+        parts = name.split("/")
+        base = parts[-1]
+        if ".cache" in parts[:-1]:
+            raise InputError(
+                f"'{name}' is under a .cache/ folder, which the Hub refuses; leave it out "
+                f"(--ignore {name.split('.cache/')[0]}.cache) and push again",
+                code="hub-path-refused",
+            )
+        secret = (
+            base in _SECRET_NAMES
+            or base.startswith(".env.")
+            or any(name.startswith(p) or f"/{p}" in f"/{name}" for p in _SECRET_PATHS)
+        )
+        if secret:
+            raise InputError(
+                f"'{name}' looks like credentials, and a push would publish it; remove it or "
+                f"leave it out (--ignore {name}); nothing was signed or uploaded",
+                code="secret-in-model",
+            )
+
+
+def _links_for(hashing: Mapping[str, Any]) -> Any:
+    from provenance.hashing import LinkPolicy
+
+    return LinkPolicy(follow=bool(hashing.get("allow_symlinks")))
 
 
 def _oid(info: Any) -> str:
@@ -970,12 +1215,22 @@ def sign(
             "sign commits the signature to a branch; give the branch's name, not a commit id"
         )
     hub = _hub(endpoint, token, cache_dir)
+    _require_branch(hub, repo_id, revision)
     listing = _listing(hub, repo_id, revision)
     commit = listing.commit
     names = sorted(n for n in listing.files if not _about_the_model(n))
     if not names:
         raise InputError(f"{repo_id}@{revision} holds no files to sign", code="hub-empty")
     folder = _download(hub, repo_id, commit, names)
+    wrong = _not_as_recorded(folder, listing, names)
+    if wrong:
+        raise InputError(
+            f"the bytes downloaded of '{wrong[0]}' ({repo_id}@{commit[:12]}) are not what the "
+            "Hub records for it (its LFS sha256 or git blob id differs; the storage, a proxy "
+            "or the local cache changed them); nothing was signed"
+            + (f" (and {len(wrong) - 1} more file(s))" if len(wrong) > 1 else ""),
+            code="hub-content-mismatch",
+        )
     record = HubRecord(repo_id, commit=commit, revision=revision)
     with tempfile.TemporaryDirectory(prefix="provenance-hub-") as tmp:
         sig = Path(tmp) / SIGNATURE
@@ -989,14 +1244,6 @@ def sign(
             **hashing,
         )
         stray = sorted(set(signed.manifest.files) - set(listing.files))
-        contradicted = _contradicted(signed.manifest, listing)
-        if contradicted:
-            raise InputError(
-                f"the bytes downloaded of '{contradicted[0]}' ({repo_id}@{commit[:12]}) are not "
-                "what the Hub records for it (its LFS sha256 differs); the signature was "
-                "not committed",
-                code="hub-lfs-mismatch",
-            )
         if stray:
             raise InputError(
                 f"the cached snapshot of {repo_id}@{commit[:12]} holds '{stray[0]}', which "
@@ -1032,17 +1279,66 @@ def sign(
     )
 
 
-def _contradicted(manifest: Manifest, listing: _Listing) -> list[str]:
-    """Signed files whose digest is not the Hub's LFS sha256 of them (files + sha256 only)."""
-    s = manifest.serialization
-    if s.method != "files" or s.hash_type != "sha256":
-        return []
-    out = []
-    for r in manifest.resources:
-        lfs = listing.files.get(r.name, (None, None))[1]
-        if lfs is not None and lfs.lower() != r.digest.hex():
-            out.append(r.name)
-    return out
+def _require_branch(hub: _Hub, repo_id: str, revision: str) -> None:
+    """A signature is committed to a branch: a tag (or anything else) is refused up front."""
+    with _hub_errors(hub, repo_id, revision):
+        refs = hub.api().list_repo_refs(repo_id)
+    if any(b.name == revision for b in refs.branches):
+        return
+    if any(t.name == revision for t in refs.tags):
+        raise UsageError(
+            f"'{revision}' is a tag of {repo_id}; a signature is committed to a branch, so "
+            "give the branch that holds the files (a tag cannot take a new commit)"
+        )
+    raise InputError(
+        f"repository '{repo_id}' has no branch '{revision}' on {hub.shown()}",
+        code="hub-revision-not-found",
+    )
+
+
+def _not_as_recorded(folder: Path, listing: _Listing, names: Iterable[str]) -> list[str]:
+    """Downloaded files whose bytes are not the Hub's own content address of them.
+
+    Whatever the hashing method to be signed: an LFS file's sha256, a regular
+    file's git blob id (``sha1("blob <size>\\0" + bytes)``), and every size.
+    The client checks none of these when it downloads, and the cache may
+    already hold bytes someone changed; a signature over them would vouch
+    for what the Hub never held.
+    """
+    import hashlib
+
+    from provenance._internal.fsutil import read_limited
+    from provenance.hashing import hash_digests, walk
+    from provenance.manifest import Serialization
+
+    entries = {e.name: e for e in walk(folder).files}
+    wrong: list[str] = []
+    lfs = []
+    for name in names:
+        size, sha, blob = listing.files[name]
+        entry = entries.get(name)
+        if entry is None or (size is not None and entry.size != size):
+            wrong.append(name)
+        elif sha is not None:
+            lfs.append(entry)
+        elif blob is not None:
+            data = read_limited(entry.path, "file", _MAX_REGULAR_BYTES)
+            head = b"blob %d\0" % len(data)
+            if hashlib.sha1(head + data, usedforsecurity=False).hexdigest() != blob.lower():
+                wrong.append(name)
+    if lfs:
+        got, digests = hash_digests(lfs, Serialization(method="files", hash_type="sha256"))
+        wrong += [
+            n
+            for n, d in zip(got, digests, strict=True)
+            if d.hex() != (listing.files[n][1] or "").lower()
+        ]
+    return sorted(wrong)
+
+
+#: A file the Hub stores in git rather than LFS is small (the Hub moves
+#: anything over 10 MB to LFS); a larger "regular" file is refused unread.
+_MAX_REGULAR_BYTES = 64 << 20
 
 
 def _moved_signature(signed: SignResult, folder: Path) -> SignResult:

@@ -426,15 +426,46 @@ def test_json_output_matches_its_schema(local_hub, tmp_path, cache, p256):
     assert not schema_errors("cli-error.schema.json", bare)
 
 
-def test_hub_sign_refuses_bytes_the_hub_does_not_record(local_hub, kw, p256):
-    """Storage serves other bytes than the commit records: nothing is committed."""
-    local_hub.commit(REPO, {"config.json": b"{}\n", "model.safetensors": _safetensors(1 << 20)})
-    data = local_hub.files(REPO)["model.safetensors"]
-    local_hub.replace_blob_bytes(REPO, "model.safetensors", data[:-1] + bytes([data[-1] ^ 1]))
+@pytest.mark.parametrize(
+    ("where", "name", "options"),
+    [
+        ("storage", "model.safetensors", {}),
+        ("storage", "model.safetensors", {"method": "shards", "shard_size": 1 << 18}),
+        ("storage", "model.safetensors", {"algorithm": "blake2b"}),
+        ("storage", "modeling_x.py", {}),
+        ("cache", "config.json", {}),
+    ],
+)
+def test_hub_sign_refuses_bytes_the_hub_does_not_record(local_hub, kw, p256, where, name, options):
+    """Bytes other than the commit records (served, or changed in the cache): nothing signed."""
+    files = {
+        "config.json": b"{}\n",
+        "modeling_x.py": b"x = 1\n",
+        "model.safetensors": _safetensors(1 << 20),
+    }
+    local_hub.commit(REPO, files)
+    data = files[name]
+    changed = data[:-1] + bytes([data[-1] ^ 1])
+    if where == "storage":
+        local_hub.replace_blob_bytes(REPO, name, changed)
+    else:
+        snap = hub.fetch(REPO, **kw).path  # nothing signed yet: fetch finds no signature
+        from huggingface_hub import hf_hub_download
+
+        got = hf_hub_download(
+            REPO,
+            name,
+            revision=local_hub.head(REPO),
+            cache_dir=kw["cache_dir"],
+            endpoint=local_hub.endpoint,
+            token=local_hub.token,
+        )
+        Path(got).resolve().write_bytes(changed)
+        assert snap.name == local_hub.head(REPO)
     head = local_hub.head(REPO)
     with pytest.raises(InputError) as e:
-        hub.sign(REPO, KeySigner.from_file(p256.private), **kw)
-    assert e.value.code == "hub-lfs-mismatch" and "model.safetensors" in str(e.value)
+        hub.sign(REPO, KeySigner.from_file(p256.private), **kw, **options)
+    assert e.value.code == "hub-content-mismatch" and name in str(e.value)
     assert local_hub.head(REPO) == head
 
 
@@ -446,3 +477,105 @@ def test_hf_hub_offline_in_the_environment_means_offline(local_hub, pushed, kw, 
     result = hub.verify(REPO, verifier=verifier, **kw)
     assert result.ok and result.snapshot.offline
     assert len(local_hub.requests) == before
+
+
+# ---------------------------------------------------------------- hostile repositories
+
+
+def test_a_signed_model_in_another_repository_is_refused(local_hub, pushed, kw, p256):
+    """A trusted signer's model, copied into the repository asked for, is not that model."""
+    files = local_hub.files(REPO)
+    local_hub.commit("mallory/tiny", {k: v for k, v in files.items() if k != ".gitattributes"})
+    verifier = KeyVerifier.from_files(p256.public)
+    result = hub.verify("mallory/tiny", verifier=verifier, **kw)
+    assert not result.ok
+    assert [f.code for f in result.findings if f.severity == "error"] == ["hub-repository-differs"]
+    from provenance.loaders import hub as hub_loader
+
+    with pytest.raises(VerificationError) as e:
+        hub_loader.snapshot("mallory/tiny", verifier=verifier, **kw)
+    assert e.value.code == "hub-repository-differs"
+    mirror = hub.verify("mallory/tiny", verifier=verifier, signed_for=REPO, **kw)
+    assert mirror.ok, mirror.all_findings()
+
+
+def test_bytecode_upstream_is_a_warning_and_not_downloaded(local_hub, pushed, kw, p256):
+    local_hub.commit(REPO, {"__pycache__/modeling.cpython-311.pyc": b"\x00" * 16})
+    result = hub.verify(REPO, verifier=KeyVerifier.from_files(p256.public), **kw)
+    assert result.ok
+    warned = [f for f in result.findings if f.code == "bytecode-unsigned"]
+    assert [f.path for f in warned] == ["__pycache__/modeling.cpython-311.pyc"]
+    assert not (result.snapshot.path / "__pycache__").exists()
+
+
+def test_push_deletes_what_the_folder_lacks_litter_too(local_hub, pushed, tmp_path, p256):
+    local_hub.commit(REPO, {"__pycache__/x.pyc": b"\x00", "notes.txt": b"n"})
+    again = hub.push(
+        tmp_path / "tiny",
+        REPO,
+        KeySigner.from_file(p256.private),
+        endpoint=local_hub.endpoint,
+        token=local_hub.token,
+    )
+    assert set(again.deleted) == {"__pycache__/x.pyc", "notes.txt"}
+    assert ".gitattributes" in local_hub.files(REPO)
+
+
+@pytest.mark.parametrize("secret", [".env", ".netrc", "sub/.aws/credentials", ".env.local"])
+def test_push_refuses_credentials(local_hub, tmp_path, p256, secret):
+    model = make_model(tmp_path / "m")
+    (model / secret).parent.mkdir(parents=True, exist_ok=True)
+    (model / secret).write_text("HF_TOKEN=hf_secret\n")
+    with pytest.raises(InputError) as e:
+        hub.push(
+            model,
+            REPO,
+            KeySigner.from_file(p256.private),
+            endpoint=local_hub.endpoint,
+            token=local_hub.token,
+        )
+    assert e.value.code == "secret-in-model" and secret in str(e.value)
+    assert not (model / "model.sig").exists()  # refused before signing
+    assert not any(r[0] == "POST" for r in local_hub.requests)  # nothing sent
+
+
+def test_a_refused_commit_does_not_become_the_cached_ref(local_hub, pushed, kw, p256):
+    verifier = KeyVerifier.from_files(p256.public)
+    good = hub.verify(REPO, verifier=verifier, **kw)
+    ref = good.snapshot.path.parent.parent / "refs" / "main"
+    assert ref.read_text() == pushed.commit
+    local_hub.commit(REPO, {"config.json": b'{"hidden_size": 9}\n'})  # regular file: no LFS
+    assert not hub.verify(REPO, verifier=verifier, **kw).ok
+    assert ref.read_text() == pushed.commit
+    assert hub.verify(REPO, verifier=verifier, offline=True, **kw).ok  # still the good one
+
+
+def test_too_many_cosignatures_are_refused_unread(local_hub, pushed, kw, p256):
+    many = {f"model.sig.d/c{i:03}.sig": b"{}" for i in range(hub.MAX_COSIGNATURES + 1)}
+    local_hub.commit(REPO, many)
+    since = len(local_hub.requests)
+    result = hub.verify(REPO, verifier=KeyVerifier.from_files(p256.public), **kw)
+    assert not result.ok and "co-signatures" in result.findings[0].message
+    assert not [r for r in local_hub.requests[since:] if "model.sig.d/" in r[1]]
+
+
+def test_a_base_model_only_partly_cached_is_refused(local_hub, pushed, kw, p256, tmp_path):
+    verifier = KeyVerifier.from_files(p256.public)
+    snap = hub.verify(REPO, verifier=verifier, **kw).snapshot.path
+    (snap / "tokenizer.json").unlink()
+    tuned = make_model(tmp_path / "tuned")
+    (tuned / "extra.txt").write_text("tuned")
+    assert_ok(run_cli("sign", tuned, "--key", p256.private))
+    result = run_cli(
+        "attest",
+        "training",
+        tuned,
+        "--key",
+        p256.private,
+        "--base-model",
+        f"hf://{REPO}@main",
+        "--builder-id",
+        "https://ci.example/1",
+        env={"HF_HUB_CACHE": str(kw["cache_dir"])},
+    )
+    assert_fails(result, 3, "does not hash to what its signature lists")

@@ -616,7 +616,13 @@ def _cached_input(uri: str) -> tuple[Path | None, str, str]:
     try:
         _, folder = hub.cached_snapshot(ref.repo_id, ref.commit)
     except ProvenanceError:
-        return None, uri, f"'{uri}' is not in the local Hugging Face cache"
+        return (
+            None,
+            uri,
+            f"'{uri}' is not in the local Hugging Face cache ({hub.default_cache()}; "
+            "HF_HUB_CACHE sets it); fetch it with: provenance hub verify "
+            f"{ref.repo_id} --revision {ref.commit} ...",
+        )
     return folder, uri, ""
 
 

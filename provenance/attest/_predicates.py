@@ -164,8 +164,8 @@ def _hub_artifact(reference: str, serialization: Serialization | None) -> Artifa
     Recorded as ``hf://ORG/NAME@COMMIT`` with its root digest and hashing
     settings, so a checker finds the same snapshot in its own cache (or
     says it is not there). ``hf://ORG/NAME@COMMIT@sha256:ROOT`` records the
-    digest given; ``hf://ORG/NAME@sha256:ROOT`` (no commit) is a plain
-    ``URI@DIGEST`` reference (None here, as for text that is no Hub reference).
+    digest given, as ``hf://ORG/NAME@sha256:ROOT`` does without a commit.
+    None for text that is no Hub reference (read as ``URI@DIGEST``, or refused).
     """
     from provenance import hub
 
@@ -174,7 +174,10 @@ def _hub_artifact(reference: str, serialization: Serialization | None) -> Artifa
         return None  # not one: read as URI@DIGEST, or refused as neither
     if ref.sha256 is not None:
         if ref.revision is None:
-            return None
+            # No commit: named by its repository, with the digest given.
+            return Artifact(
+                name=ref.repo_id, digest={"sha256": ref.sha256}, uri=f"hf://{ref.repo_id}"
+            )
         if ref.commit is None:
             raise UsageError(
                 f"'{reference}': with a digest, name the commit (40 hex digits), not "
@@ -185,12 +188,31 @@ def _hub_artifact(reference: str, serialization: Serialization | None) -> Artifa
         )
     commit, folder = hub.cached_snapshot(ref.repo_id, ref.revision or "main")
     manifest = subject_manifest(folder, serialization)
+    claimed = hub.claimed_manifest(folder)
+    # The cache holding part of the commit (or changed bytes): recording its
+    # digest would name a model nobody signed.
+    if (
+        claimed is not None
+        and _same_hashing(claimed.serialization, manifest.serialization)
+        and claimed.root_digest != manifest.root_digest
+    ):
+        raise InputError(
+            f"the cached snapshot of {ref.repo_id}@{commit[:12]} does not hash to what "
+            f"its signature lists (sha256:{claimed.root_digest[:16]}...): files are "
+            f"missing or changed in {folder}; fetch and check it with provenance hub "
+            f"verify {ref.repo_id} --revision {commit} ...",
+            code="hub-cache-incomplete",
+        )
     return Artifact(
         name=ref.repo_id,
         digest={"sha256": manifest.root_digest},
         uri=f"hf://{ref.repo_id}@{commit}",
         serialization=manifest.serialization.to_json(),
     )
+
+
+def _same_hashing(a: Serialization, b: Serialization) -> bool:
+    return (a.method, a.hash_type, a.shard_size) == (b.method, b.hash_type, b.shard_size)
 
 
 def _file_sha256(path: Path) -> str:

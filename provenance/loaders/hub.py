@@ -43,6 +43,7 @@ def snapshot(
     token: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     workers: int | None = None,
+    signed_for: str | None = None,
 ) -> VerifiedModel:
     """The verified content of ``repo_id`` at ``revision``; raise if it may not load.
 
@@ -54,11 +55,13 @@ def snapshot(
     downloaded. ``offline`` uses only the local cache. The handle's
     ``origin`` is the :class:`provenance.hub.Snapshot` (repository, revision,
     commit, cache folder); its ``path`` is the cache folder, which nothing
-    here reads again.
+    here reads again. A signature made for another repository is refused
+    unless ``signed_for`` names it (a mirror), as in
+    :func:`provenance.hub.verify`.
     """
     from provenance.errors import UsageError
     from provenance.findings import errors, first_error_summary
-    from provenance.hub import fetch, precheck_rules
+    from provenance.hub import fetch, precheck_rules, record_findings, record_of, remember
     from provenance.loading import open_verified
 
     if (policy is None) == (verifier is None):
@@ -86,5 +89,15 @@ def snapshot(
             code=errs[0].code,
         )
     model = open_verified(snap.path, policy=policy, verifier=verifier, workers=workers)
+    verified = model.report.verified
+    record = record_of(verified.payload) if verified is not None else None
+    refused = errors(record_findings(snap, record, signed_for))
+    if refused:
+        model.close()
+        raise VerificationError(
+            f"{repo_id}@{snap.commit[:12]} may not load: {refused[0].message}",
+            code=refused[0].code,
+        )
     model.origin = snap
+    remember(snap)
     return model
