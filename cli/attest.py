@@ -286,9 +286,11 @@ def dataset_command(
     "--base-model",
     "base_models",
     multiple=True,
-    metavar="PATH|URI@sha256:DIGEST",
+    metavar="PATH|URI@sha256:DIGEST|hf://ORG/NAME@REV",
     help="The model this one was tuned, quantised or converted from "
-    "(repeat for the inputs of a merge).",
+    "(repeat for the inputs of a merge). hf://ORG/NAME@REV hashes the snapshot of "
+    "that revision in the local Hugging Face cache (no network: fetch and check it "
+    "first with `provenance hub verify`) and records its commit.",
 )
 @click.option(
     "--kind",
@@ -360,7 +362,7 @@ def training_command(
     \b
     provenance attest training my-model --key key.pem \\
         --dataset data/train --validation-dataset data/val \\
-        --base-model hf://org/base@sha256:<root digest> --param lr=3e-5 \\
+        --base-model hf://org/base@main --param lr=3e-5 \\
         --source-commit $(git rev-parse HEAD) --builder-id https://ci.example/runner
 
     In GitHub Actions, GitLab CI, Buildkite, CircleCI, Azure Pipelines and

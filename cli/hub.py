@@ -32,6 +32,31 @@ _ENDPOINT_HELP = (
 )
 
 
+def _repo_id(value: str, what: str = "REPO_ID") -> str:
+    """REPO_ID as the Hub spells it; near misses get the form that was meant."""
+    import os
+
+    from provenance import hub
+
+    if value.startswith("hf://"):
+        raise UsageError(f"{what}: drop the hf:// prefix: give {value[5:].split('@')[0]}")
+    if value.startswith(("https://", "http://")):
+        raise UsageError(f"{what}: give the repository id (ORG/NAME), not a URL: '{value}'")
+    if "@" in value:
+        repo, _, rev = value.partition("@")
+        raise UsageError(f"{what}: give the revision separately: {repo} --revision {rev}")
+    if value.startswith(("./", "../", "/", "~")) or (os.path.exists(value) and "/" not in value):
+        raise UsageError(
+            f"{what} '{value}' is a local path; a local folder is verified with "
+            "`provenance verify PATH`, pushed with `provenance hub push PATH ORG/NAME`"
+        )
+    return hub.check_repo_id(value)
+
+
+def _repo_argument(fn: F) -> F:
+    return click.argument("repo_id", metavar="REPO_ID")(fn)
+
+
 def _endpoint(fn: F) -> F:
     return click.option("--endpoint", metavar="URL", help=_ENDPOINT_HELP)(fn)
 
@@ -62,11 +87,17 @@ def hub_group() -> None:
     """
 
 
-def _push_text(result: PushResult, verb: str) -> list[Line]:
+def _push_text(result: PushResult, pushed: bool) -> list[Line]:
     m = result.signed.manifest
     who = result.signed.signer.description if result.signed.signer else "the given signer"
+    where = f"{result.repo_id}@{result.revision}"
+    head = (
+        f"Pushed {where}: {len(m.files)} file(s) signed by {who}, with model.sig, in one commit"
+        if pushed
+        else f"Signed {where}: {len(m.files)} file(s) by {who}; model.sig committed on top"
+    )
     lines = [
-        Line(f"{verb} {len(m.files)} file(s) to {result.repo_id}@{result.revision} as {who}"),
+        Line(head, "green"),
         Line(f"  commit       {result.commit}"),
         Line(f"  parent       {result.parent_commit}"),
     ]
@@ -102,8 +133,8 @@ def _hashing_kwargs(hashing: HashingOptions) -> dict[str, Any]:
 
 @hub_group.command("push")
 @handle_errors()
-@click.argument("model", type=click.Path(path_type=str, file_okay=False))
-@click.argument("repo_id", metavar="REPO_ID")
+@click.argument("model", type=click.Path(path_type=str))
+@_repo_argument
 @click.option(
     "--revision",
     default="main",
@@ -142,12 +173,28 @@ def push_command(
     the signature records that commit: if the branch moves meanwhile the
     commit fails and nothing is uploaded. Files the branch holds that MODEL
     does not are deleted in the same commit, so the revision is exactly
-    what was signed (history keeps them). MODEL/model.sig is written as
-    `provenance sign` writes it; MODEL/model.intoto.jsonl goes along.
+    what was signed (history keeps them); the Hub's .gitattributes stays.
+    MODEL/model.sig is written as `provenance sign` writes it;
+    MODEL/model.intoto.jsonl goes along. A file that looks like credentials
+    (.env, .netrc, ...) is refused before anything is signed or sent. A
+    repository that does not exist is created (public, unless --private).
+
+    \b
+    Exit codes: 0 pushed, 2 usage error, 3 bad input (MODEL unreadable, the
+    Hub unreachable or refusing, the branch moved meanwhile).
     """
+    import os
+
     from provenance import hub
 
-    hub.check_repo_id(repo_id)
+    if not os.path.isdir(model):
+        swapped = os.path.isdir(repo_id)
+        raise UsageError(
+            f"MODEL '{model}' is not a folder"
+            + (" (the arguments look swapped)" if swapped else "")
+            + "; usage: provenance hub push MODEL REPO_ID"
+        )
+    _repo_id(repo_id)
     _quiet_client(as_json)
     kwargs = _hashing_kwargs(hashing)
     the_signer = signer.build()
@@ -165,12 +212,12 @@ def push_command(
             progress=progress,
             **kwargs,
         )
-    emit(result, as_json=as_json, lines=_push_text(result, "Pushed"))
+    emit(result, as_json=as_json, lines=_push_text(result, pushed=True))
 
 
 @hub_group.command("sign")
 @handle_errors()
-@click.argument("repo_id", metavar="REPO_ID")
+@_repo_argument
 @click.option(
     "--revision",
     default="main",
@@ -199,11 +246,18 @@ def sign_command(
     The files are downloaded into the cache at the commit the branch names
     now and hashed there; the signature records that commit and is committed
     with it pinned as the parent, so a branch that moved meanwhile fails
-    the commit and nothing is written. An existing model.sig is replaced.
+    the commit and nothing is written. Every file downloaded is checked
+    against the Hub's own record of it (LFS sha256, git blob id) before it
+    is signed. An existing model.sig is replaced.
+
+    \b
+    Exit codes: 0 signed and committed, 2 usage error (a tag given), 3 bad
+    input (no such branch, bytes that are not what the Hub records, the
+    branch moved meanwhile, the Hub unreachable or refusing).
     """
     from provenance import hub
 
-    hub.check_repo_id(repo_id)
+    _repo_id(repo_id)
     _quiet_client(as_json)
     kwargs = _hashing_kwargs(hashing)
     the_signer = signer.build()
@@ -219,12 +273,30 @@ def sign_command(
             progress=progress,
             **kwargs,
         )
-    emit(result, as_json=as_json, lines=_push_text(result, "Signed"))
+    emit(result, as_json=as_json, lines=_push_text(result, pushed=False))
+
+
+def _trust_options(fn: F) -> F:
+    """verify's trust options, with ``--offline`` meaning what it means here: no network."""
+    from provenance_cli._common import OptionSpec, option_group
+    from provenance_cli.verify import _TRUST_SPECS
+
+    offline = OptionSpec(
+        "offline",
+        ("--offline",),
+        {
+            "is_flag": True,
+            "help": "No network: verify what the local cache holds of the revision (and, "
+            "for keyless trust, use the pinned Sigstore trust root).",
+        },
+    )
+    specs = [offline if spec.field == "offline" else spec for spec in _TRUST_SPECS]
+    return option_group(TrustOptions, specs, "trust")(fn)
 
 
 @hub_group.command("verify")
 @handle_errors(failure_code=EXIT_FAILED)
-@click.argument("repo_id", metavar="REPO_ID")
+@_repo_argument
 @click.option(
     "--revision",
     default="main",
@@ -232,7 +304,7 @@ def sign_command(
     metavar="REV",
     help="A branch, tag or commit id; a branch or tag is resolved to its commit (reported).",
 )
-@TrustOptions.options
+@_trust_options
 @click.option(
     "--policy",
     "policy_path",
@@ -240,6 +312,12 @@ def sign_command(
     envvar="PROVENANCE_POLICY",
     metavar="POLICY",
     help="Decide by this policy instead of the trust options ($PROVENANCE_POLICY).",
+)
+@click.option(
+    "--signed-for",
+    metavar="ORG/NAME",
+    help="REPO_ID mirrors this repository: accept a signature made for it. Without it, a "
+    "signature made for another repository fails.",
 )
 @_endpoint
 @_cache_dir
@@ -249,6 +327,7 @@ def verify_command(
     revision: str,
     trust: TrustOptions,
     policy_path: str | None,
+    signed_for: str | None,
     endpoint: str | None,
     cache_dir: str | None,
     as_json: bool,
@@ -257,18 +336,23 @@ def verify_command(
 
     \b
     Online: the revision is resolved to a commit, the signature downloaded
-    and compared with the Hub's own listing of that commit (a file it does
-    not cover, a signed file missing, an LFS sha256 that differs fail
-    before any weight is downloaded); then the signed files are downloaded
-    into the cache and hashed there. --offline reads only the cache (and,
-    for keyless trust, the pinned Sigstore trust root). Exit codes: 0
-    verified (or allowed), 1 failed (or denied), 2 usage error, 3 bad input
-    (no such repository or revision, the Hub unreachable, not cached).
+    and checked against the trust options or policy and against the Hub's
+    own listing of that commit (a file it does not cover, a signed file
+    missing, an LFS sha256 that differs, an untrusted signer fail before
+    any weight is downloaded); then the signed files are downloaded into
+    the cache and hashed there. --offline reads only the cache.
+
+    \b
+    Exit codes: 0 verified (or allowed), 1 failed (or denied), 2 usage
+    error, 3 bad input (no such repository or revision, the Hub
+    unreachable, not cached).
     """
     from provenance import hub
 
-    hub.check_repo_id(repo_id)
+    _repo_id(repo_id)
     _quiet_client(as_json)
+    if signed_for is not None:
+        _repo_id(signed_for, "--signed-for")
     offline = trust.offline
     verifier = None
     policy = None
@@ -293,47 +377,61 @@ def verify_command(
             endpoint=endpoint,
             cache_dir=cache_dir,
             progress=progress,
+            signed_for=signed_for,
         )
-    lines = _verify_text(result)
     if result.ok:
-        emit(result, as_json=as_json, lines=lines)
+        emit(result, as_json=as_json, lines=_verify_text(result))
         return
     from provenance.errors import ProvenanceError
 
     try:
         result.raise_for_failure()
     except ProvenanceError as e:
-        emit(result, as_json=as_json, lines=lines, error=e, exit_code=EXIT_FAILED)
+        # The reason names the repository and commit; warnings follow it.
+        emit(result, as_json=as_json, error=e, exit_code=EXIT_FAILED)
 
 
 def _verify_text(result: HubVerification) -> list[Line]:
+    """A verified revision on stdout; for a failure, only where it was looked at (stderr)."""
     s = result.snapshot
     where = f"{s.repo_id}@{s.revision}"
+    failed = not result.ok
     lines: list[Line] = []
-    if result.ok:
-        if result.decision is not None:
-            from provenance_cli._decision import summary_lines
-
-            lines.extend(summary_lines(result.decision))
-        else:
-            assert result.report is not None and result.report.verified is not None
-            who = result.report.verified.signer.description
-            count = len(result.report.manifest.files) if result.report.manifest else 0
-            lines.append(Line(f"Verified {where}: {count} file(s) signed by {who}", "green"))
-    elif result.decision is not None and not result.findings:
+    d = result.decision
+    if d is not None and (result.ok or not _errors_of(result)):
         from provenance_cli._decision import summary_lines
 
-        lines.extend(summary_lines(result.decision))
-    lines.append(Line(f"  commit       {s.commit}" + (" (from the cache)" if s.offline else "")))
-    lines.append(Line(f"  snapshot     {s.path}"))
-    if result.root_digest:
+        verdict = "Allowed" if d.allowed else "Denied"
+        mode = f" in {d.mode} mode, though it would deny" if d.allowed and not d.passed else ""
+        lines.append(
+            Line(
+                f"{verdict} by policy {d.policy_source}{mode}: {where}",
+                "green" if d.allowed and d.passed else "yellow" if d.allowed else "red",
+                err=failed,
+            )
+        )
+        lines.extend(
+            Line(x.text, x.fg, err=failed or x.err)
+            for x in summary_lines(d)[1:]
+            if "signed digest" not in x.text
+        )
+    elif result.ok:
+        assert result.report is not None and result.report.verified is not None
+        who = result.report.verified.signer.description
+        count = len(result.report.manifest.files) if result.report.manifest else 0
+        lines.append(Line(f"Verified {where}: {count} file(s) signed by {who}", "green"))
+    cached = " (from the cache)" if s.offline else ""
+    lines.append(Line(f"  commit       {s.commit}{cached}", err=failed))
+    if s.path.is_dir():
+        lines.append(Line(f"  snapshot     {s.path}", err=failed))
+    if result.root_digest and result.ok:
         lines.append(Line(f"  root digest  sha256:{result.root_digest}"))
-    if result.record is not None:
+    if result.record is not None and result.ok:
         r = result.record
         made = (
-            f"commit {r.commit}"
+            f"the files of commit {r.commit}"
             if r.commit
-            else f"on top of {r.parent_commit}"
+            else f"an upload on top of {r.parent_commit}"
             if r.parent_commit
             else "no commit named"
         )
@@ -344,3 +442,8 @@ def _verify_text(result: HubVerification) -> list[Line]:
         elif f.severity == "info" and result.ok:
             lines.append(Line(f"  note: {f.message}"))
     return lines
+
+
+def _errors_of(result: HubVerification) -> bool:
+    """Whether the Hub's own checks failed (then the policy was never asked)."""
+    return any(f.severity == "error" for f in result.findings)

@@ -579,3 +579,34 @@ def test_a_base_model_only_partly_cached_is_refused(local_hub, pushed, kw, p256,
         env={"HF_HUB_CACHE": str(kw["cache_dir"])},
     )
     assert_fails(result, 3, "does not hash to what its signature lists")
+
+
+@pytest.mark.parametrize(
+    ("given", "words"),
+    [
+        ("hf://acme/tiny", ["drop the hf:// prefix"]),
+        ("https://huggingface.co/acme/tiny", ["not a URL"]),
+        ("acme/tiny@main", ["--revision main"]),
+        ("./tiny", ["local path", "provenance verify PATH"]),
+    ],
+)
+def test_near_miss_repository_ids_say_what_was_meant(local_hub, cache, p256, given, words):
+    assert_fails(cli(local_hub, cache, "verify", given, "--key", p256.public), 2, *words)
+
+
+def test_push_with_swapped_arguments(local_hub, cache, tmp_path, p256, monkeypatch):
+    make_model(tmp_path / "acme")
+    monkeypatch.chdir(tmp_path)
+    result = cli(local_hub, cache, "push", "acme/tiny", "acme", "--key", p256.private)
+    assert_fails(result, 2, "not a folder", "usage: provenance hub push MODEL REPO_ID")
+
+
+def test_hub_sign_on_a_tag_is_refused_before_any_download(local_hub, kw, p256, cache):
+    from huggingface_hub import HfApi
+
+    local_hub.commit(REPO, {"config.json": b"{}\n"})
+    HfApi(endpoint=local_hub.endpoint, token=local_hub.token).create_tag(REPO, tag="v0")
+    since = len(local_hub.requests)
+    result = cli(local_hub, cache, "sign", REPO, "--revision", "v0", "--key", p256.private)
+    assert_fails(result, 2, "'v0' is a tag")
+    assert not [r for r in local_hub.requests[since:] if "/resolve/" in r[1]]
