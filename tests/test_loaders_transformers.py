@@ -668,3 +668,40 @@ def test_the_adapter_config_is_read_from_the_verified_bytes(
     assert opens.on_first_private is None
     assert model.peft_config["default"].lora_alpha == 4
     assert opens.under(adapter).count(str(config.resolve())) == 1  # the verification's read
+
+
+# ---------------------------------------------------------------- by Hub repository id
+
+
+def test_from_pretrained_by_repository_id(local_hub, tmp_path, p256):
+    """A Hub repository id goes through provenance.loaders.hub.snapshot: verified, then loaded."""
+    from provenance import hub
+
+    folder = tmp_path / "gpt2"
+    model = save_tiny(folder)
+    hub.push(
+        folder,
+        "acme/gpt2",
+        KeySigner.from_file(p256.private),
+        endpoint=local_hub.endpoint,
+        token=local_hub.token,
+    )
+    where = {
+        "endpoint": local_hub.endpoint,
+        "token": local_hub.token,
+        "cache_dir": tmp_path / "cache",
+    }
+    verifier = KeyVerifier.from_files(p256.public)
+    loaded = verified.from_pretrained(
+        transformers.AutoModelForCausalLM, "acme/gpt2", revision="main", verifier=verifier, **where
+    )
+    assert same_weights(loaded, model)
+    tok = verified.from_pretrained(
+        transformers.AutoTokenizer, "acme/gpt2", verifier=verifier, **where
+    )
+    assert tok("w1 w2")["input_ids"] == [3, 4]
+    local_hub.commit("acme/gpt2", {"modeling_gpt2.py": b"import os\n"})
+    with pytest.raises(VerificationError, match="modeling_gpt2.py"):
+        verified.from_pretrained(
+            transformers.AutoModelForCausalLM, "acme/gpt2", verifier=verifier, **where
+        )
