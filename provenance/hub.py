@@ -53,24 +53,18 @@ if TYPE_CHECKING:
 __all__ = [
     "RECORD_FIELD",
     "HubRecord",
-    "HubReference",
     "HubVerification",
     "PushResult",
     "Snapshot",
-    "cached_snapshot",
-    "check_repo_id",
-    "claimed_manifest",
-    "default_cache",
     "fetch",
-    "parse_reference",
     "push",
-    "record_findings",
-    "record_of",
-    "remember",
     "resolve",
     "sign",
     "verify",
 ]
+# Helpers the loaders, lineage and policy code share (importable, not the API):
+# check_repo_id, one_of, record_of, record_findings, remember, parse_reference,
+# cached_snapshot, claimed_manifest, default_cache, HubReference.
 
 #: The OMS predicate field that says where on the Hub the signed files came from.
 RECORD_FIELD = "huggingface"
@@ -693,8 +687,8 @@ def fetch(
     endpoint: str | None = None,
     token: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
-    trust: Callable[[Path], list[Finding]] | None = None,
-    may_be_unsigned: Callable[[str], bool] | None = None,
+    policy: Policy | None = None,
+    verifier: Verifier | None = None,
 ) -> Snapshot:
     """Resolve ``revision``, pre-check the signature against the Hub, download into the cache.
 
@@ -706,14 +700,15 @@ def fetch(
     cache, as it is. Either way nothing is verified here: :func:`verify`
     (or :func:`provenance.loaders.hub.snapshot`) hashes the snapshot.
 
-    ``trust`` checks the downloaded signature (its path) before anything
-    else is: a signer the caller does not trust stops the fetch there, its
-    findings returned. ``may_be_unsigned`` names files the caller lets be
-    present unsigned (a policy's ``files.allow_unsigned``): they are not
-    refused by the pre-check, and are downloaded, so the verdict sees them.
+    With a loaded ``policy`` or a ``verifier``, the downloaded signature is
+    checked as the verification will check it before any file is fetched
+    (an untrusted signer stops the fetch there), and the policy's
+    ``files.allow_unsigned`` names files that may be present unsigned: the
+    pre-check lets them be, and they are downloaded, so the verdict sees them.
     """
     check_repo_id(repo_id)
     _check_revision(revision)
+    trust, may_be_unsigned = _precheck_rules(policy, verifier)
     hub = _hub(endpoint, token, cache_dir)
     if offline or env_offline():
         commit = _cached_commit(hub, repo_id, revision)
@@ -876,14 +871,14 @@ def record_findings(
     return out
 
 
-def precheck_rules(
-    *, policy: Policy | None = None, verifier: Verifier | None = None
-) -> tuple[Callable[[Path], list[Finding]], Callable[[str], bool] | None]:
-    """:func:`fetch`'s ``trust`` and ``may_be_unsigned`` for a policy or a verifier.
+def _precheck_rules(
+    policy: Policy | None, verifier: Verifier | None
+) -> tuple[Callable[[Path], list[Finding]] | None, Callable[[str], bool] | None]:
+    """How :func:`fetch` checks a signature alone, and which unsigned files may be present.
 
-    The signature alone is checked as the final verification will check
-    it, so an untrusted signer is refused before any weight is downloaded;
-    a policy's ``files`` rules say which unsigned files may be present.
+    The signature is checked as the final verification will check it, so
+    an untrusted signer is refused before any weight is downloaded; a
+    policy's ``files`` rules say which unsigned files may be present.
     """
     from provenance.bundle import Bundle
 
@@ -900,7 +895,8 @@ def precheck_rules(
             ]
 
         return by_policy, lambda name: unsigned_allowed(rules, name)
-    assert verifier is not None
+    if verifier is None:
+        return None, None
     checker = verifier
 
     def by_verifier(sig: Path) -> list[Finding]:
@@ -915,6 +911,22 @@ def precheck_rules(
         return []
 
     return by_verifier, None
+
+
+def one_of(
+    policy: Policy | str | os.PathLike[str] | None, verifier: Verifier | None
+) -> Policy | None:
+    """Exactly one of a policy (loaded here once, if a path) or a verifier."""
+    if (policy is None) == (verifier is None):
+        raise UsageError(
+            "give exactly one of policy= (a policy file or Policy) or verifier= (a Verifier, "
+            "e.g. KeyVerifier.from_files('key.pub'))"
+        )
+    if policy is None or not isinstance(policy, (str, os.PathLike)):
+        return policy
+    from provenance.policy import load
+
+    return load(policy)
 
 
 def verify(
@@ -940,13 +952,7 @@ def verify(
     :func:`push` or :func:`sign`) for another repository fails, unless
     ``signed_for`` names it: the repository this one mirrors.
     """
-    if (policy is None) == (verifier is None):
-        raise UsageError("give exactly one of policy= or verifier=")
-    if policy is not None and not hasattr(policy, "files"):
-        from provenance import policy as policies
-
-        policy = policies.load(policy)
-    trust, may_be_unsigned = precheck_rules(policy=policy, verifier=verifier)  # type: ignore[arg-type]
+    rules = one_of(policy, verifier)
     snap = fetch(
         repo_id,
         revision,
@@ -954,15 +960,15 @@ def verify(
         endpoint=endpoint,
         token=token,
         cache_dir=cache_dir,
-        trust=trust,
-        may_be_unsigned=may_be_unsigned,
+        policy=rules,
+        verifier=verifier,
     )
     if not snap.ok:
         return HubVerification(snap, findings=snap.findings)
-    if policy is not None:
+    if rules is not None:
         from provenance import policy as policies
 
-        decision = policies.evaluate(policy, snap.path, progress=progress)
+        decision = policies.evaluate(rules, snap.path, progress=progress)
         verified = decision.report.verified if decision.report is not None else None
         record = record_of(verified.payload) if verified is not None else None
         notes = record_findings(snap, record, signed_for) if verified is not None else []

@@ -59,18 +59,11 @@ def snapshot(
     unless ``signed_for`` names it (a mirror), as in
     :func:`provenance.hub.verify`.
     """
-    from provenance.errors import UsageError
     from provenance.findings import errors, first_error_summary
-    from provenance.hub import fetch, precheck_rules, record_findings, record_of, remember
+    from provenance.hub import fetch, one_of, record_findings, record_of, remember
     from provenance.loading import open_verified
 
-    if (policy is None) == (verifier is None):
-        raise UsageError("give exactly one of policy= (a policy file or Policy) or verifier=")
-    if policy is not None and not hasattr(policy, "files"):
-        from provenance.policy import load
-
-        policy = load(policy)
-    trust, may_be_unsigned = precheck_rules(policy=policy, verifier=verifier)  # type: ignore[arg-type]
+    rules = one_of(policy, verifier)
     snap = fetch(
         repo_id,
         revision,
@@ -78,8 +71,8 @@ def snapshot(
         endpoint=endpoint,
         token=token,
         cache_dir=cache_dir,
-        trust=trust,
-        may_be_unsigned=may_be_unsigned,
+        policy=rules,
+        verifier=verifier,
     )
     errs = errors(snap.findings)
     if errs:
@@ -88,7 +81,7 @@ def snapshot(
             details=[f.message for f in errs],
             code=errs[0].code,
         )
-    model = open_verified(snap.path, policy=policy, verifier=verifier, workers=workers)
+    model = open_verified(snap.path, policy=rules, verifier=verifier, workers=workers)
     verified = model.report.verified
     record = record_of(verified.payload) if verified is not None else None
     refused = errors(record_findings(snap, record, signed_for))
