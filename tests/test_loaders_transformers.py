@@ -701,7 +701,7 @@ def test_from_pretrained_by_repository_id(local_hub, tmp_path, p256):
     )
     assert tok("w1 w2")["input_ids"] == [3, 4]
     local_hub.commit("acme/gpt2", {"modeling_gpt2.py": b"import os\n"})
-    with pytest.raises(VerificationError, match="modeling_gpt2.py"):
+    with pytest.raises(VerificationError, match=r"modeling_gpt2\.py"):
         verified.from_pretrained(
             transformers.AutoModelForCausalLM, "acme/gpt2", verifier=verifier, **where
         )
