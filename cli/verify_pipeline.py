@@ -103,7 +103,7 @@ def verify_pipeline_command(
 def _lines(report: Any) -> list[Line]:
     out: list[Line] = []
     for s in report.steps:
-        ok = len(s.signed_by) >= s.threshold
+        ok = s.ok
         signed = ", ".join(short(k) for k in s.signed_by) or "nobody it lists"
         code = "" if s.exit_code is None else f", exit {s.exit_code}"
         out.append(

@@ -251,7 +251,14 @@ def test_product_modified_between_steps(toy):
     toy.run("train")
     toy.run("evaluate")
     toy.run("package")
-    finding = only_error(toy.verify())
+    report = toy.verify()
+    assert {s.name: s.ok for s in report.steps} == {
+        "prepare-data": True,
+        "train": False,
+        "evaluate": True,
+        "package": True,
+    }
+    finding = only_error(report)
     assert finding.code == "artifact-rule"
     assert finding.path == "data/train.csv"
     assert finding.message.startswith("step 'train' materials: rule 'DISALLOW *' refuses")
@@ -612,3 +619,23 @@ def test_cli_run_usage(toy):
         "raise SystemExit(5)",
     )
     assert_fails(result, 4, "exited with 5", "the link records it")
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="the example is a bash script")
+def test_the_example_runs_end_to_end():
+    """examples/pipeline/run.sh: four steps, two functionaries, verified; the attack refused."""
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "VENV": str(Path(sys.executable).parent.parent)}
+    proc = subprocess.run(
+        ["bash", root / "examples" / "pipeline" / "run.sh"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "Verified: pipeline root.layout (4 steps" in out
+    assert "Allowed by policy policy.yaml" in out
+    assert "step 'train' materials: rule 'DISALLOW *' refuses material 'data/train.csv'" in out

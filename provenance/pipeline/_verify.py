@@ -73,10 +73,13 @@ class StepReport:
     command: tuple[str, ...] = ()
     materials: dict[str, str] = field(default_factory=dict)  # path -> hex sha256
     products: dict[str, str] = field(default_factory=dict)
+    #: Enough of its links verified and no error concerns the step.
+    ok: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "ok": self.ok,
             "threshold": self.threshold,
             "functionaries": list(self.functionaries),
             "signed_by": list(self.signed_by),
@@ -212,9 +215,14 @@ class _Check:
         self.notes: dict[str, list[str]] = {}  # step -> what the links folder shows
         self.verified: dict[str, dict[str, Any]] = {}  # step -> keyid -> Link
         self.present: dict[str, int] = {}  # step -> link files copied
+        self.failed: set[str] = set()  # steps an error finding is about
 
-    def fail(self, code: str, message: str, path: str | None = None) -> None:
+    def fail(
+        self, code: str, message: str, path: str | None = None, *, step: str | None = None
+    ) -> None:
         self.findings.append(Finding(code, message, path))
+        if step is not None:
+            self.failed.add(step)
 
     # ------------------------------------------------------------ the whole
 
@@ -480,7 +488,12 @@ class _Check:
                 f"step '{s.name}' needs links from {s.threshold} functionaries the layout lists "
                 f"for it; {present} of {', '.join(expected)} are in '{self.links}'"
             )
-        self.fail("link-missing", self.with_notes(text, s.name), expected[0] if expected else None)
+        self.fail(
+            "link-missing",
+            self.with_notes(text, s.name),
+            expected[0] if expected else None,
+            step=s.name,
+        )
 
     def threshold(self, layout: Any, message: str) -> None:
         step = _step_of(message)
@@ -495,6 +508,7 @@ class _Check:
                 f"step '{name}': its functionaries' links {' and '.join(files)} record different "
                 "materials or products, so they do not vouch for the same work",
                 files[-1] if files else None,
+                step=name,
             )
             return
         s = _step(layout, step)
@@ -506,7 +520,7 @@ class _Check:
             f"step '{s.name}' needs links signed by {s.threshold} different functionaries the "
             f"layout lists; {found} verif{'y' if found != 1 else 'ies'}"
         )
-        self.fail("threshold-not-met", self.with_notes(text, s.name))
+        self.fail("threshold-not-met", self.with_notes(text, s.name), step=s.name)
 
     def with_notes(self, text: str, step: str) -> str:
         notes = self.notes.get(step, [])
@@ -529,7 +543,7 @@ class _Check:
         trace = RULE_TRACE.get("trace", [])
         index = len(trace)
         if index >= len(rules):
-            self.fail("artifact-rule", f"step '{step}': {first_line}")
+            self.fail("artifact-rule", f"step '{step}': {first_line}", step=step)
             return
         rule = rules[index]
         queue = list(trace[-1]["queue"]) if trace else list(RULE_TRACE.get(kind, []))
@@ -545,6 +559,7 @@ class _Check:
                 f"step '{step}' {kind}: '{target}' is required by rule '{shown}' and is "
                 f"not among them",
                 target,
+                step=step,
             )
             return
         files = sorted(fnmatch.filter(queue, data["pattern"]))
@@ -557,7 +572,7 @@ class _Check:
             + "; ".join(reasons)
             + _more(len(files))
         )
-        self.fail("artifact-rule", text, files[0] if files else None)
+        self.fail("artifact-rule", text, files[0] if files else None, step=step)
 
     def failed_steps(self, layout: Any) -> None:
         for s in layout.steps:
@@ -576,6 +591,7 @@ class _Check:
                         f"step '{s.name}': its command exited with {code} ({name}); a failed "
                         "step's products are not trusted",
                         name,
+                        step=s.name,
                     )
 
     def commands(self, layout: Any) -> None:
@@ -616,6 +632,7 @@ class _Check:
                     command=tuple(str(c) for c in link.command) if link is not None else (),
                     materials=_digests(link.materials) if link is not None else {},
                     products=_digests(link.products) if link is not None else {},
+                    ok=len(links) >= s.threshold and s.name not in self.failed,
                 )
             )
 
