@@ -55,6 +55,8 @@ MAX_LINK_BYTES = 64 << 20
 #: Entries of the links folder looked at for diagnostics (the verdict reads only
 #: the files the layout names).
 _MAX_SCANNED = 10_000
+#: Stray links (named for a key the layout does not list) read to say who signed them.
+_MAX_PEEKED = 16
 #: Files named in one reason; more are counted.
 _MAX_NAMED = 5
 
@@ -216,6 +218,7 @@ class _Check:
         self.verified: dict[str, dict[str, Any]] = {}  # step -> keyid -> Link
         self.present: dict[str, int] = {}  # step -> link files copied
         self.failed: set[str] = set()  # steps an error finding is about
+        self.peeked = 0  # stray links read for who signed them
 
     def fail(
         self, code: str, message: str, path: str | None = None, *, step: str | None = None
@@ -373,9 +376,16 @@ class _Check:
             self.note(step, f"{name} is signed by key {signer[:16]}, {where}")
 
     def claimed_signer(self, path: Path) -> str | None:
-        """The key id a link's signature names (read, not verified), for diagnostics."""
+        """The key id a link's signature names (read, not verified), for diagnostics.
+
+        At most :data:`_MAX_PEEKED` such files are read, so a folder full of
+        large stray links costs little; the others are named by their file name.
+        """
         from provenance._internal.fsutil import read_regular
 
+        self.peeked += 1
+        if self.peeked > _MAX_PEEKED:
+            return None
         try:
             doc = json.loads(read_regular(path, "link", self.limit))
         except (InputError, ValueError, RecursionError):
