@@ -130,11 +130,12 @@ def run_command(
           --materials data --products model -- python train.py
 
     Exit codes: 0 the command succeeded; 4 it failed (the link is written
-    and records its exit code, which verify-pipeline refuses); 2 usage
-    error; 3 bad input (a material that is missing, a FIFO, a link not
-    allowed); 126 the command cannot be run, 127 it was not found (no link
-    for those). With --json, the command's stdout goes to stderr, so that
-    stdout holds the one JSON object.
+    and records its exit code, which verify-pipeline refuses) or ran past
+    --timeout (stopped, no link); 2 usage error; 3 bad input (a material
+    that is missing, a FIFO, a link not allowed); 126 the command cannot be
+    run, 127 it was not found (no link for those). With --json, the
+    command's stdout goes to stderr, so that stdout holds the one JSON
+    object.
     """
     from provenance import pipeline
     from provenance.errors import ProvenanceError, UsageError
