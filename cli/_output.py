@@ -144,6 +144,26 @@ HINTS: dict[str, dict[str, str]] = {
     # missing one; lineage has none either.
     "inspect": {Hint.ATTESTATIONS_FILE: "pass --attestations-file PATH"},
     "lineage": {Hint.ATTESTATIONS_FILE: "pass --attestations-file PATH"},
+    "run": {
+        Hint.KEY: "pass --key PRIVATE.pem (or --kms URI)",
+        Hint.KEY_PASSWORD: _SIGN_HINTS[Hint.KEY_PASSWORD],
+        Hint.KMS_PUBLIC_KEY: _SIGN_HINTS[Hint.KMS_PUBLIC_KEY],
+        Hint.KMS_EXTRA: _SIGN_HINTS[Hint.KMS_EXTRA],
+        Hint.ALLOW_SYMLINKS: "pass --allow-symlinks to follow links that stay inside the "
+        "base folder",
+        Hint.OUTPUT_PATH: "pass --links DIR with a folder where the link may be written",
+    },
+    "layout sign": {
+        Hint.KEY: "pass --key PRIVATE.pem (or --kms URI)",
+        Hint.KEY_PASSWORD: _SIGN_HINTS[Hint.KEY_PASSWORD],
+        Hint.KMS_PUBLIC_KEY: _SIGN_HINTS[Hint.KMS_PUBLIC_KEY],
+        Hint.KMS_EXTRA: _SIGN_HINTS[Hint.KMS_EXTRA],
+        Hint.OUTPUT_PATH: "pass --output PATH with a new file name",
+    },
+    "layout init": {
+        Hint.OUTPUT_PATH: "pass --output PATH with a new file name (or --force to replace "
+        "a regular file)",
+    },
     "policy init": {
         Hint.OUTPUT_PATH: "pass --output PATH with a new file name (or --force to replace "
         "a regular file)",

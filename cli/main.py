@@ -33,6 +33,13 @@ _COMMANDS = {
     "scan": ("scan", "scan_command", "Check every file's format: no pickle code, sane headers."),
     "exec": ("exec", "exec_command", "Verify a model, then run a command on what was verified."),
     "hub": ("hub", "hub_group", "Sign, publish and verify models on the Hugging Face Hub."),
+    "run": ("run", "run_command", "Run one pipeline step and record its signed in-toto link."),
+    "layout": ("layout", "layout_group", "Write and sign a pipeline's in-toto layout."),
+    "verify-pipeline": (
+        "verify_pipeline",
+        "verify_pipeline_command",
+        "Verify a pipeline's links against its signed layout (in-toto).",
+    ),
 }
 
 
@@ -47,8 +54,8 @@ def _command_of(args: list[str]) -> str:
     words = [a for a in args if not a.startswith("-")][:2]
     if not words or words[0] not in _COMMANDS:
         return "provenance"
-    if words[0] == "attest" and len(words) > 1:
-        return f"attest {words[1]}"
+    if words[0] in ("attest", "layout") and len(words) > 1:
+        return f"{words[0]} {words[1]}"
     return words[0]
 
 

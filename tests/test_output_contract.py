@@ -97,6 +97,9 @@ def _flip(path: Path) -> None:
 CONTRACT_SCHEMAS = [
     "cli-error.schema.json",
     "cli-hash.schema.json",
+    "cli-layout.schema.json",
+    "cli-run.schema.json",
+    "cli-verify-pipeline.schema.json",
     "cli-sign.schema.json",
     "cli-verify.schema.json",
     "output-common.schema.json",
@@ -737,3 +740,124 @@ def test_the_new_schemas_refuse_drifted_output(model: Path, p256) -> None:
     ]
     for name, instance in drifted:
         assert schema_errors(name, instance), (name, instance)
+
+
+# ---------------------------------------------------------------- run, layout, verify-pipeline
+
+
+def test_pipeline_commands_json(tmp_path: Path, monkeypatch, p256, p384) -> None:
+    """layout init, layout sign, run (done and failed), verify-pipeline (verified and not)."""
+    from test_pipeline import PY, STEPS
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "rows.csv").write_text("1\n2\n3\n4\n")
+    init = run_cli(
+        "layout", "init", "--functionary", p256.public, "-o", "root.layout.json", "--json"
+    )
+    data = contract(init, "layout init", 0)
+    assert data["output"] == "root.layout.json" and data["layout"]["_type"] == "layout"
+    assert data["steps"] == ["prepare-data", "train", "evaluate", "package"]
+    printed = contract(
+        run_cli("layout", "init", "--functionary", p256.public, "--json"), "layout init", 0
+    )
+    assert printed["output"] is None
+    data = contract(
+        run_cli("layout", "sign", "root.layout.json", "--key", p384.private, "--json"),
+        "layout sign",
+        0,
+    )
+    assert data["layout"] == "root.layout" and data["signed_by"] == [data["keyid"]]
+    for step, (script, materials, products) in STEPS.items():
+        result = run_cli(
+            "run",
+            "--step",
+            step,
+            "--key",
+            p256.private,
+            "--links",
+            "links",
+            "--json",
+            "--materials",
+            *materials,
+            "--products",
+            *products,
+            "--",
+            PY,
+            "-c",
+            script,
+        )
+        data = contract(result, "run", 0)
+        assert data["step"] == step and data["exit_code"] == 0
+    verified = run_cli(
+        "verify-pipeline",
+        "--layout",
+        "root.layout",
+        "--layout-key",
+        p384.public,
+        "--links",
+        "links",
+        "--json",
+    )
+    data = contract(verified, "verify-pipeline", 0)
+    assert [s["name"] for s in data["steps"]] == list(STEPS) and all(
+        s["signed_by"] for s in data["steps"]
+    )
+
+    failed = run_cli(
+        "run",
+        "--step",
+        "train",
+        "--key",
+        p256.private,
+        "--links",
+        "links",
+        "--json",
+        "-m",
+        "data",
+        "-p",
+        "model",
+        "--",
+        PY,
+        "-c",
+        "print('to' + ' stderr'); raise SystemExit(2)",
+    )
+    data = contract(failed, "run", 4)
+    assert data["error"]["code"] == "command-failed" and data["exit_code"] == 2
+    assert "to stderr" not in failed.stdout  # stdout holds the JSON object only
+    refused = run_cli(
+        "verify-pipeline",
+        "--layout",
+        "root.layout",
+        "--layout-key",
+        p384.public,
+        "--links",
+        "links",
+        "--json",
+    )
+    data = contract(refused, "verify-pipeline", 1)
+    assert data["error"]["code"] == "step-failed"
+    assert any(f["severity"] == "error" and "train" in f["message"] for f in data["findings"])
+
+
+def test_pipeline_commands_json_failures(tmp_path: Path, p256) -> None:
+    missing = run_cli(
+        "verify-pipeline", "--layout", tmp_path / "nope", "--layout-key", p256.public, "--json"
+    )
+    assert contract(missing, "verify-pipeline", 3)["error"]["code"] == "not-found"
+    contract(run_cli("verify-pipeline", "--layout", tmp_path, "--json"), "verify-pipeline", 2)
+    unknown = run_cli("layout", "init", "--functionary", f"deploy={p256.public}", "--json")
+    assert "no step 'deploy'" in contract(unknown, "layout init", 2)["error"]["message"]
+    keyless = run_cli("layout", "sign", tmp_path / "l.json", "--sigstore", "--json")
+    assert contract(keyless, "layout sign", 2)["error"]["code"] == "sigstore-unsupported"
+    unsigned = run_cli("run", "--step", "train", "--json", "--", "true")
+    assert "--key" in contract(unsigned, "run", 2)["error"]["message"]
+    not_found = run_cli("run", "--step", "x", "--key", p256.private, "--json", "--", "no-such-xyz")
+    contract(not_found, "run", 127)
+
+
+def test_pipeline_cli_imports_no_private_library_module() -> None:
+    private = re.compile(r"^\s*(from|import)\s+provenance\.(\w+\.)*_\w+", re.MULTILINE)
+    for name in ("run", "layout", "verify_pipeline", "_pipeline"):
+        source = (PROJECT_ROOT / "cli" / f"{name}.py").read_text("utf-8")
+        assert not private.findall(source), name

@@ -251,6 +251,16 @@ def describe(policy: Policy) -> list[str]:
     more = len(policy.revocations) - _LISTED_REVOCATIONS
     if more > 0:
         lines.append(f"... and {more} more revocations.")
+    if policy.pipeline is not None:
+        rule = policy.pipeline
+        step = f"step '{rule.step}'" if rule.step else "its last step"
+        where = f" under '{rule.path}'" if rule.path else ""
+        owners = len(rule.layout_keys)
+        lines.append(
+            f"The model must be the product of a verified in-toto pipeline: links in "
+            f"{rule.links} against the layout {rule.layout} (signed by {owners} owner "
+            f"key{'s' * (owners != 1)}), the model's files exactly the products of {step}{where}."
+        )
     if policy.loading.trust_remote_code:
         # Said only when allowed: refusing is the default, and a line per default would
         # bury the rules the author did write.
@@ -318,6 +328,14 @@ files:
 #   include: [revoked.yaml]       # a file of revocations, updated without a new policy
 #   digests: [{digest: "sha256:<64 hex digits>", reason: "CVE-2026-1234"}]
 #   keys: [{fingerprint: "<64 hex digits>", reason: "key leaked", since: 2026-03-01}]
+
+# The model must come out of an in-toto pipeline that verifies (provenance run,
+# layout, verify-pipeline), its files exactly the products of the last step:
+# pipeline:
+#   layout: root.layout
+#   layout_keys: [keys/owner.pub]
+#   links: links/
+#   model: {step: package, path: release}
 
 # What the verified loaders (provenance.loaders) may do. Remote code runs with
 # your process's rights: allow it only for models whose code you trust.

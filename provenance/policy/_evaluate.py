@@ -310,8 +310,11 @@ class _Evaluation:
                 self._scan(report)
             if policy.attestations or policy.lineage is not None:
                 attestations, lineage = self._attestations(manifest.root_digest, attestations_path)
+            if policy.pipeline is not None:
+                self._pipeline(manifest)
         else:
-            for rule in ("pins", "files", *(r.where for r in policy.attestations)):
+            pipeline = ("pipeline",) if policy.pipeline is not None else ()
+            for rule in ("pins", "files", *(r.where for r in policy.attestations), *pipeline):
                 if rule == "pins" and not policy.pins:
                     continue
                 if rule == "files" and not self._has_file_rules():
@@ -639,6 +642,37 @@ class _Evaluation:
             if r.kind == "digest" and r.value == root:
                 why = f" ({r.reason})" if r.reason else ""
                 self.reason("revoked-digest", r.where, f"the model sha256:{root} is revoked{why}")
+
+    # ------------------------------------------------------------ pipeline
+
+    def _pipeline(self, manifest: Manifest) -> None:
+        """The pipeline verifies (in-toto) and its final products are the signed model."""
+        from provenance.pipeline import model_products, verify_pipeline
+
+        rule = self.policy.pipeline
+        assert rule is not None
+        try:
+            report = verify_pipeline(rule.layout, list(rule.layout_keys), rule.links)
+        except ProvenanceError as e:
+            self.reason("pipeline-unreadable", "pipeline", f"the pipeline cannot be checked: {e}")
+            self.held("pipeline", False, "not checked (layout or links unreadable)")
+            return
+        for f in report.findings:
+            self.reason(f.code, "pipeline", f.message, f.path, f.severity)
+        if not report.ok:
+            self.held("pipeline", False, f"{len(report.errors)} problem(s) in the pipeline")
+            return
+        problems = model_products(report, manifest, step=rule.step, path=rule.path)
+        for f in problems:
+            self.reason(f.code, "pipeline.model", f.message, f.path, f.severity)
+        step = rule.step or report.steps[-1].name
+        self.held(
+            "pipeline",
+            not problems,
+            f"{len(report.steps)} step(s) verified; the model is "
+            + ("not " if problems else "")
+            + f"the products of step '{step}'",
+        )
 
     # ------------------------------------------------------------ attestations
 

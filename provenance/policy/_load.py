@@ -59,6 +59,7 @@ from provenance.policy._model import (
     LoadingRules,
     Match,
     Mode,
+    PipelineRule,
     Policy,
     Revocation,
     SignerRule,
@@ -670,6 +671,7 @@ class _Builder:
         lineage = self.lineage(doc["lineage"]) if "lineage" in doc else None
         pins = doc.get("pins", ())
         revocations = self.revocations(doc.get("revocations", {}))
+        pipeline = self.pipeline(doc["pipeline"]) if "pipeline" in doc else None
         if self.problems:
             return None
         return Policy(
@@ -688,6 +690,7 @@ class _Builder:
             loading=LoadingRules(
                 trust_remote_code=bool(doc.get("loading", {}).get("trust_remote_code", False))
             ),
+            pipeline=pipeline,
         )
 
     def digest(self, own: bytes) -> str:
@@ -1000,6 +1003,30 @@ class _Builder:
                 self.fail(path, "refers to itself without descending into the value (a loop)")
                 ok = False
         return ok
+
+    # -------------------------------------------------------- pipeline
+
+    def pipeline(self, spec: dict[str, Any]) -> PipelineRule | None:
+        """The layout and links by path (read at evaluation), the owners' keys read now."""
+        path: JsonPath = ("pipeline",)
+        keys = [
+            self.public_key(value, (*path, "layout_keys", i))
+            for i, value in enumerate(spec["layout_keys"])
+        ]
+        model = spec.get("model", {})
+        prefix = str(model.get("path", "")).strip("/")
+        if any(part in ("..", ".") for part in prefix.split("/") if prefix):
+            self.fail((*path, "model", "path"), f"'{prefix}' must be a path as the link names it")
+        if any(k is None for k in keys):
+            return None
+        return PipelineRule(
+            where="pipeline",
+            layout=self.resolve(spec["layout"]),
+            layout_keys=tuple(k for k in keys if k is not None),
+            links=self.resolve(spec["links"]),
+            step=model.get("step"),
+            path=prefix,
+        )
 
     # -------------------------------------------------------- lineage
 

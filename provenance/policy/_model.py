@@ -159,6 +159,23 @@ class Revocation:
 
 
 @dataclass(frozen=True)
+class PipelineRule:
+    """The model must be the final product of an in-toto pipeline that verifies.
+
+    ``layout`` and ``links`` are read when a model is checked (they change
+    with every run of the pipeline); the owners' keys are read with the
+    policy, like every other key it names.
+    """
+
+    where: str
+    layout: Path
+    layout_keys: tuple[bytes, ...]  # SubjectPublicKeyInfo PEM
+    links: Path
+    step: str | None = None  # None: the layout's last step
+    path: str = ""  # the products under this path are the model; "": all of them
+
+
+@dataclass(frozen=True)
 class Policy:
     """A whole policy, nested and included files resolved."""
 
@@ -175,6 +192,7 @@ class Policy:
     pins: tuple[str, ...] = ()  # lowercase hex root digests
     revocations: tuple[Revocation, ...] = ()
     loading: LoadingRules = field(default_factory=LoadingRules)
+    pipeline: PipelineRule | None = None
 
     @property
     def effective_attestation_signers(self) -> tuple[SignerRule, ...]:

@@ -1,0 +1,4 @@
+import logging
+
+LOGGER: logging.Logger
+HANDLER: logging.Handler

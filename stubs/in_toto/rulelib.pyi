@@ -1,0 +1,3 @@
+from typing import Any
+
+def unpack_rule(rule: list[str]) -> dict[str, Any]: ...
