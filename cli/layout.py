@@ -136,6 +136,9 @@ def init_command(
             raise UsageError(f"--threshold {value!r}: give STEP=N, e.g. train=2")
         counts[step] = int(value)
     layout = pipeline.starter_layout(keys, thresholds=counts, expires=_expires(expires))
+    if not as_json:
+        for w in pipeline.lint_layout(layout):  # an expiry already past, a threshold too high
+            warn(w)
     if output is not None:
         pipeline.write_layout(layout, output, force=force)
     text = json.dumps(layout, indent=2, sort_keys=True, ensure_ascii=False)
@@ -174,9 +177,14 @@ def init_command(
     help="Where to write the signed layout (default: NAME for NAME.json; an envelope "
     "signed already gets this signature added in place).",
 )
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace an output signed by other owners (their signatures are lost).",
+)
 @json_option
 def sign_command(
-    layout: str, signer: PipelineSignerOptions, output: str | None, as_json: bool
+    layout: str, signer: PipelineSignerOptions, output: str | None, force: bool, as_json: bool
 ) -> None:
     """Sign LAYOUT with the pipeline owner's key (a DSSE envelope, as in-toto 3 writes it).
 
@@ -186,7 +194,7 @@ def sign_command(
     """
     from provenance import pipeline
 
-    result = pipeline.sign_layout(layout, signer.build(), output=output)
+    result = pipeline.sign_layout(layout, signer.build(), output=output, force=force)
     if not as_json:
         for w in result.warnings:
             warn(w)

@@ -79,14 +79,17 @@ def _end(args: list[str]) -> int:
     default=".",
     show_default=True,
     metavar="DIR",
-    help="Artifact paths are relative to DIR, and recorded so (the command runs here).",
+    help="Artifact paths are relative to DIR, and recorded so. The command itself runs in "
+    "the current folder (as with in-toto-run), and --key and --links are relative to it too.",
 )
 @click.option(
     "--exclude",
     multiple=True,
     metavar="GLOB",
     help="Leave matching files out of materials and products (repeatable). Always left "
-    "out: .git, __pycache__, *.pyc, .DS_Store, .ipynb_checkpoints, *.link.",
+    "out: .git, __pycache__, *.pyc, .DS_Store, .ipynb_checkpoints, *.link, and this "
+    "tool's own model.sig, model.sig.d and model.intoto.jsonl (signing a product later "
+    "must not change what the step recorded).",
 )
 @click.option(
     "--allow-symlinks",

@@ -101,19 +101,25 @@ def verify_pipeline_command(
 
 
 def _lines(report: Any) -> list[Line]:
+    """A line per step: ✓ verified, ✗ failed, · not reached (in-toto stops at the first failure)."""
     out: list[Line] = []
     for s in report.steps:
-        ok = s.ok
-        signed = ", ".join(short(k) for k in s.signed_by) or "nobody it lists"
         code = "" if s.exit_code is None else f", exit {s.exit_code}"
-        out.append(
-            Line(
-                f"{'✓' if ok else '✗'} {s.name}: signed by {signed} "
-                f"({len(s.signed_by)} of {s.threshold} needed){code}, "
-                f"{len(s.materials)} material(s), {len(s.products)} product(s)",
-                fg=None if ok else "red",
-            )
+        if not s.signed_by and not s.ok:
+            out.append(Line(f"✗ {s.name}: no link from a functionary the layout lists", fg="red"))
+            continue
+        signed = ", ".join(short(k) for k in s.signed_by)
+        body = (
+            f"{s.name}: signed by {signed} ({len(s.signed_by)} of {s.threshold} needed){code}, "
+            f"{len(s.materials)} material(s), {len(s.products)} product(s)"
         )
+        failed = any(f.severity == "error" and f"'{s.name}'" in f.message for f in report.findings)
+        if s.ok:
+            out.append(Line(f"✓ {body}"))
+        elif failed or len(s.signed_by) < s.threshold or (s.exit_code or 0) != 0:
+            out.append(Line(f"✗ {body}", fg="red"))
+        else:
+            out.append(Line(f"· {body}; not checked: verification stopped before it", fg="yellow"))
     for f in report.findings:
         if f.severity != "error":
             out.append(Line(f"{f.severity}: {f.message}", err=True, fg="yellow"))

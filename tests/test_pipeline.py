@@ -255,9 +255,10 @@ def test_product_modified_between_steps(toy):
     assert {s.name: s.ok for s in report.steps} == {
         "prepare-data": True,
         "train": False,
-        "evaluate": True,
-        "package": True,
+        "evaluate": False,  # in-toto stopped at train: never shown as verified
+        "package": False,
     }
+    assert [s.name for s in report.steps if s.checked] == ["prepare-data", "train"]
     finding = only_error(report)
     assert finding.code == "artifact-rule"
     assert finding.path == "data/train.csv"
@@ -355,8 +356,9 @@ def test_threshold_of_two_met_by_one(toy, other_key):
     assert "step 'train' needs links from 2 functionaries" in finding.message
     shutil.copy(toy.link("train", toy.bob), toy.link("train", other_key))
     finding = only_error(toy.verify())
-    assert finding.code == "threshold-not-met"
-    assert "step 'train' needs links signed by 2 different functionaries" in finding.message
+    # The copy does not verify, so in-toto never sees it: one link for a threshold of two.
+    assert finding.code == "link-missing"
+    assert "step 'train' needs links from 2 functionaries" in finding.message
     assert f"train.{carol[:8]}.link is named for key {carol[:16]} but signed by {bob[:16]}" in (
         finding.message
     )
@@ -639,3 +641,131 @@ def test_the_example_runs_end_to_end():
     assert "Verified: pipeline root.layout (4 steps" in out
     assert "Allowed by policy policy.yaml" in out
     assert "step 'train' materials: rule 'DISALLOW *' refuses material 'data/train.csv'" in out
+
+
+# ---------------------------------------------------------------- hostile links and layouts
+
+
+def _envelope(signable, key_pair, keyid=None):
+    """A DSSE envelope over an in-toto object, signed as a functionary could."""
+    from cryptography.hazmat.primitives import serialization
+    from in_toto.models.metadata import Envelope
+    from securesystemslib.signer import CryptoSigner, SSlibKey
+
+    key = serialization.load_pem_private_key(key_pair.private.read_bytes(), None)
+    signer = CryptoSigner(key, SSlibKey.from_crypto(key.public_key(), keyid=keyid))
+    env = Envelope.from_signable(signable)
+    env.create_signature(signer)
+    return json.dumps(env.to_dict())
+
+
+def test_a_sublayout_never_reaches_in_toto(toy, tmp_path):
+    """A functionary's 'link' that is a layout would run its inspections: refused unread."""
+    from in_toto.models.layout import Layout
+
+    pwned = tmp_path / "pwned"
+    toy.sign_layout()
+    toy.run_all()
+    sub = Layout.read(
+        {
+            "_type": "layout",
+            "expires": "2099-01-01T00:00:00Z",
+            "keys": {},
+            "steps": [],
+            "inspect": [
+                {
+                    "_type": "inspection",
+                    "name": "x",
+                    "run": [PY, "-c", f"open({str(pwned)!r}, 'w').write('ran')"],
+                    "expected_materials": [],
+                    "expected_products": [],
+                }
+            ],
+        }
+    )
+    toy.link("prepare-data", toy.alice).write_text(_envelope(sub, toy.alice))
+    report = toy.verify()
+    assert not report.ok and not pwned.exists()
+    assert any(f.code == "sublayout-refused" for f in report.errors)
+
+
+def test_two_links_of_a_step_that_disagree_are_refused(toy, other_key, tmp_path):
+    """Threshold one, two listed functionaries: a second link cannot claim other products."""
+    toy.sign_layout(functionaries={"package": [toy.bob.public, other_key.public]})
+    toy.run_all()
+    (toy.root / "release" / "weights.bin").write_bytes(b"trojan")
+    toy.run("package", signer=other_key, code="pass")  # records the trojaned release
+    report = toy.verify()
+    assert not report.ok
+    assert any(f.code == "threshold-disagreement" for f in report.errors), report.findings
+
+
+def test_a_link_replayed_under_another_step_is_refused(toy):
+    toy.sign_layout()
+    toy.run_all()
+    toy.run("evaluate", signer=toy.alice, code=PREPARE, materials=["raw"], products=["data"])
+    shutil.copy(toy.link("evaluate", toy.alice), toy.link("prepare-data", toy.alice))
+    report = toy.verify()
+    assert not report.ok
+    assert any(f.code == "link-step-mismatch" for f in report.errors)
+
+
+def test_one_key_under_two_ids_does_not_meet_a_threshold(toy):
+    toy.sign_layout()
+    plain = json.loads((toy.root / "root.layout.json").read_text())
+    train = next(s for s in plain["steps"] if s["name"] == "train")
+    bob = train["pubkeys"][0]
+    fake = "deadbeef" + bob[8:]
+    plain["keys"][fake] = {**plain["keys"][bob], "keyid": fake}
+    train["pubkeys"].append(fake)
+    train["threshold"] = 2
+    (toy.root / "root.layout.json").write_text(json.dumps(plain))
+    pipeline.sign_layout(toy.root / "root.layout.json", pipeline.key_signer(toy.owner.private))
+    toy.run_all()
+    report = toy.verify()
+    assert not report.ok
+    assert {"layout-key-id", "layout-key-twice"} & {f.code for f in report.errors}
+
+
+def test_a_step_with_no_valid_link_never_verifies(toy):
+    """0 must mean every step verified: a report with a step short of its links is not ok."""
+    toy.sign_layout()
+    toy.run_all()
+    toy.link("package", toy.bob).write_text("{}")
+    report = toy.verify()
+    assert not report.ok
+    assert not report.step("package").ok
+
+
+def test_signing_the_plain_file_again_keeps_a_co_owner(toy, p521):
+    toy.sign_layout()
+    pipeline.sign_layout(toy.layout, pipeline.key_signer(p521.private))  # a second owner
+    with pytest.raises(InputError) as e:
+        pipeline.sign_layout(toy.root / "root.layout.json", pipeline.key_signer(toy.owner.private))
+    assert e.value.code == "layout-signed-by-others"
+    toy.run_all()
+    assert toy.verify(toy.owner, p521).ok
+
+
+@pytest.mark.parametrize("value", ["0", None, True])
+def test_a_return_value_that_is_not_an_integer_fails(toy, value):
+    from in_toto.models.link import Link
+    from in_toto.models.metadata import Envelope
+
+    toy.sign_layout()
+    toy.run_all()
+    path = toy.link("train", toy.bob)
+    link = Envelope.from_dict(json.loads(path.read_text())).get_payload()
+    assert isinstance(link, Link)
+    link.byproducts["return-value"] = value
+    path.write_text(_envelope(link, toy.bob))
+    report = toy.verify()
+    assert not report.ok and any(f.code == "step-failed" for f in report.errors)
+
+
+def test_a_kms_file_uri_naming_a_fifo_is_refused(tmp_path):
+    fifo = tmp_path / "key.fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError) as e:
+        pipeline.kms_signer(f"file2:{fifo}")
+    assert e.value.code == "not-regular"

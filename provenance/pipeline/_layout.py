@@ -235,6 +235,7 @@ def sign_layout(
     signer: object,
     *,
     output: str | os.PathLike[str] | None = None,
+    force: bool = False,
 ) -> SignedLayout:
     """Sign a layout with an owner's key and write it as a DSSE envelope.
 
@@ -245,7 +246,9 @@ def sign_layout(
     Metablock (its layout is signed anew as DSSE; its old signatures are
     dropped, with a warning). ``output`` defaults to the envelope itself,
     or a plain ``NAME.json`` file's ``NAME``. Nothing is written to
-    ``output`` if it is a link, a FIFO or a folder.
+    ``output`` if it is a link, a FIFO or a folder. An ``output`` that holds
+    a layout signed by other owners is not replaced by a new envelope (their
+    signatures would be lost) unless ``force``: sign that file instead.
     """
     from provenance._internal.fsutil import safe_output, write_output
     from provenance.pipeline._run import signed_envelope
@@ -282,6 +285,8 @@ def sign_layout(
         data = signed_envelope(parsed, sslib_signer)
         signers = (keyid_of(sslib_signer),)
     warnings.extend(lint_layout(plain))
+    if not force and (source is None or os.path.abspath(source) != os.path.abspath(output)):
+        _refuse_dropping_owners(Path(output), set(signers))
     write_output(target, data)
     return SignedLayout(
         path=Path(output),
@@ -306,6 +311,28 @@ def _default_output(source: Path | None, doc: Any) -> Path:
         code="usage",
         hint=Hint.OUTPUT_PATH,
     )
+
+
+def _refuse_dropping_owners(output: Path, mine: set[str]) -> None:
+    """An existing signed layout at ``output`` whose signers the new envelope lacks."""
+    if not output.is_file() or output.is_symlink():
+        return
+    try:
+        doc = _read_json(output, "layout")
+    except InputError:
+        return  # not a layout this tool reads: safe_output decides
+    if not isinstance(doc, dict) or not isinstance(doc.get("signatures"), list):
+        return
+    theirs = {
+        s.get("keyid") for s in doc["signatures"] if isinstance(s, dict) and s.get("keyid")
+    } - mine
+    if theirs:
+        raise InputError(
+            f"'{output}' holds a layout signed by {len(theirs)} other owner(s); signing "
+            "another file over it would drop their signatures. Sign it instead (adds yours), "
+            "or replace it with --force",
+            code="layout-signed-by-others",
+        )
 
 
 def _read_json(path: Path, what: str, limit: int = MAX_LAYOUT_BYTES) -> Any:

@@ -36,7 +36,16 @@ __all__ = ["DEFAULT_EXCLUDES", "Recorded", "artifact_name", "record_artifacts"]
 
 #: Left out of every material and product tree: this project's defaults
 #: (version control, bytecode, OS litter) and in-toto's own link files.
-DEFAULT_EXCLUDES: tuple[str, ...] = (*DEFAULT_IGNORE_PATTERNS, "*.link", "*.link-unfinished")
+#: Also this tool's own signature files: signing a released model after its
+#: step ran must not make a re-run's products differ from what it recorded.
+DEFAULT_EXCLUDES: tuple[str, ...] = (
+    *DEFAULT_IGNORE_PATTERNS,
+    "*.link",
+    "*.link-unfinished",
+    "model.sig",
+    "model.sig.d",
+    "model.intoto.jsonl",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,6 +149,15 @@ def record_artifacts(
                 f"{what} '{where}': {first.reason}{more}",
                 code=first.code,
                 hint=Hint.ALLOW_SYMLINKS if first.code == "symlink-refused" else None,
+            )
+        left_out = [n for n, by in found.ignored if not by.endswith((".link", ".link-unfinished"))]
+        if left_out:
+            # A step may read such a file (a .git config, a notebook checkpoint)
+            # that no link records: say so, so nobody takes the chain to cover it.
+            more = f" and {len(left_out) - 1} more" if len(left_out) > 1 else ""
+            warnings.append(
+                f"{what} '{_join(name, left_out[0])}'{more} left out by the exclude patterns "
+                "(not recorded, so not covered by the chain)"
             )
         for entry in found.files:
             key = name if entry.name == "." else _join(name, entry.name)

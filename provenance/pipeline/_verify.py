@@ -75,13 +75,18 @@ class StepReport:
     command: tuple[str, ...] = ()
     materials: dict[str, str] = field(default_factory=dict)  # path -> hex sha256
     products: dict[str, str] = field(default_factory=dict)
-    #: Enough of its links verified and no error concerns the step.
+    #: Enough of its links verified, in-toto's rules were checked for it, and no
+    #: error concerns the step.
     ok: bool = False
+    #: in-toto's verification reached the step's artifact rules (it stops at the
+    #: first failure: a missing link or a threshold stops it before any rule).
+    checked: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "ok": self.ok,
+            "checked": self.checked,
             "threshold": self.threshold,
             "functionaries": list(self.functionaries),
             "signed_by": list(self.signed_by),
@@ -110,7 +115,10 @@ class PipelineReport:
 
     @property
     def ok(self) -> bool:
-        return not any(f.severity == "error" for f in self.findings)
+        """No error, and every step verified: 0 never means a step went unchecked."""
+        if any(f.severity == "error" for f in self.findings):
+            return False
+        return bool(self.steps) and all(s.ok for s in self.steps)
 
     @property
     def errors(self) -> tuple[Finding, ...]:
@@ -218,6 +226,9 @@ class _Check:
         self.verified: dict[str, dict[str, Any]] = {}  # step -> keyid -> Link
         self.present: dict[str, int] = {}  # step -> link files copied
         self.failed: set[str] = set()  # steps an error finding is about
+        #: How far in-toto's artifact rules got: None before any ran, "*" all of
+        #: them, else the step whose rule failed (the steps before it were checked).
+        self.rules_reached: str | None = None
         self.peeked = 0  # stray links read for who signed them
 
     def fail(
@@ -244,6 +255,9 @@ class _Check:
                 f"the layout has inspections ({names}) whose commands the verifier would run; "
                 "they run only when asked for (run_inspections)",
             )
+            return
+        if not self.keys_honest(layout):
+            self.step_reports(layout)
             return
         with tempfile.TemporaryDirectory(prefix="provenance-links-") as private:
             self.copy_links(layout, Path(private))
@@ -400,6 +414,7 @@ class _Check:
 
         for step in layout.steps:
             good: dict[str, Any] = {}
+            kept: set[str] = set()
             for keyid in _authorized(layout, step):
                 name = FILENAME_FORMAT.format(step_name=step.name, keyid=keyid)
                 path = private / name
@@ -434,12 +449,98 @@ class _Check:
                     self.note(step.name, f"{name} is not an in-toto link: {e or type(e).__name__}")
                     continue
                 if not isinstance(link, Link):
-                    self.note(step.name, f"{name} holds a sublayout, which is not supported")
+                    # in-toto would verify it as a sublayout, running its inspections
+                    # with its own defaults: it never reaches in-toto.
+                    path.unlink()
+                    self.fail(
+                        "sublayout-refused",
+                        f"{name} holds a layout (a sublayout), not a link; sublayouts are not "
+                        "supported, and it is not verified",
+                        name,
+                        step=step.name,
+                    )
                     continue
                 if link.name != step.name:
-                    self.note(step.name, f"{name} records step '{link.name}', not '{step.name}'")
+                    path.unlink()
+                    self.fail(
+                        "link-step-mismatch",
+                        f"{name} is a link for step '{link.name}', not '{step.name}': a "
+                        "functionary's link replayed under another step's name",
+                        name,
+                        step=step.name,
+                    )
+                    continue
                 good[key["keyid"]] = link
+                kept.add(name)
+            self.drop_unverified(layout, step, kept, private)
+            self.agree(step, good)
             self.verified[step.name] = good
+
+    def drop_unverified(self, layout: Any, step: Any, kept: set[str], private: Path) -> None:
+        """Leave in-toto only the links verified here, so its chain is the report's chain."""
+        from in_toto.models.link import FILENAME_FORMAT
+
+        for keyid in _authorized(layout, step):
+            name = FILENAME_FORMAT.format(step_name=step.name, keyid=keyid)
+            if name not in kept and (private / name).exists():
+                (private / name).unlink()
+
+    def agree(self, step: Any, good: Mapping[str, Any]) -> None:
+        """Every verified link of a step must record the same artifacts.
+
+        in-toto compares them only above a threshold of one; below, it checks
+        the rules against whichever link comes first, while a second link may
+        claim other products. Which one a loader ties a model to must not be
+        a matter of order.
+        """
+        links = list(good.items())
+        if len(links) < 2:
+            return
+        from in_toto.models.link import FILENAME_FORMAT
+
+        first_id, first = links[0]
+        for keyid, link in links[1:]:
+            if (link.materials, link.products) != (first.materials, first.products):
+                a = FILENAME_FORMAT.format(step_name=step.name, keyid=first_id)
+                b = FILENAME_FORMAT.format(step_name=step.name, keyid=keyid)
+                self.fail(
+                    "threshold-disagreement",
+                    f"step '{step.name}': its links {a} and {b} record different materials or "
+                    "products, so they do not vouch for the same work",
+                    b,
+                    step=step.name,
+                )
+                return
+
+    def keys_honest(self, layout: Any) -> bool:
+        """Each listed key under its own key id, and no key listed twice.
+
+        A key listed again under a made-up id would count twice toward a
+        threshold; in-toto does not recompute the ids.
+        """
+        ok = True
+        seen: dict[str, str] = {}
+        for keyid, key in layout.keys.items():
+            computed = _computed_keyid(key)
+            if computed is not None and computed != keyid:
+                self.fail(
+                    "layout-key-id",
+                    f"the layout lists a key under id {keyid[:16]}, but that key's id is "
+                    f"{computed[:16]}: a key under another id could count twice toward a "
+                    "threshold",
+                    self.layout_path,
+                )
+                ok = False
+            material = json.dumps(key.get("keyval", {}), sort_keys=True)
+            if material in seen:
+                self.fail(
+                    "layout-key-twice",
+                    f"the layout lists one key twice, as {seen[material][:16]} and {keyid[:16]}",
+                    self.layout_path,
+                )
+                ok = False
+            seen[material] = keyid
+        return ok
 
     def note(self, step: str, text: str) -> None:
         self.notes.setdefault(step, []).append(text)
@@ -452,6 +553,7 @@ class _Check:
 
         try:
             in_toto_verify(metadata, self.keys, str(private), persist_inspection_links=False)
+            self.rules_reached = "*"
         except x.LayoutExpiredError:
             self.fail(
                 "layout-expired",
@@ -475,8 +577,10 @@ class _Check:
                 f"in-toto could not verify the pipeline: {type(e).__name__}: {e}",
             )
         else:
-            self.failed_steps(layout)
             self.commands(layout)
+        # Whatever stopped in-toto: a step that failed is said, as every link
+        # was verified before (in-toto records exit codes but checks none).
+        self.failed_steps(layout)
 
     def missing_links(self, layout: Any, message: str) -> None:
         step = _step_of(message)
@@ -544,6 +648,7 @@ class _Check:
 
         step = str(RULE_TRACE.get("source_name", "?"))
         kind = str(RULE_TRACE.get("source_type", "materials"))
+        self.rules_reached = step  # in-toto checks the steps in the layout's order
         item = _step(layout, step) or next((i for i in layout.inspect if i.name == step), None)
         first_line = message.split("\n", 1)[0]
         if item is None:
@@ -592,7 +697,10 @@ class _Check:
                     if isinstance(link.byproducts, dict)
                     else None
                 )
-                if isinstance(code, int) and code != 0:
+                # No value (in-toto-record's links) is no claim; anything but 0 fails,
+                # and so does a value that is not an integer.
+                absent = "return-value" not in (link.byproducts or {})
+                if not absent and (not isinstance(code, int) or isinstance(code, bool) or code):
                     from in_toto.models.link import FILENAME_FORMAT
 
                     name = FILENAME_FORMAT.format(step_name=s.name, keyid=keyid)
@@ -625,6 +733,14 @@ class _Check:
     # ------------------------------------------------------------ the report
 
     def step_reports(self, layout: Any) -> None:
+        names = [s.name for s in layout.steps]
+        reached = self.rules_reached
+        if reached == "*":
+            checked = set(names)
+        elif reached in names:
+            checked = set(names[: names.index(reached) + 1])
+        else:
+            checked = set()
         for s in layout.steps:
             links = self.verified.get(s.name, {})
             link = next(iter(links.values()), None)
@@ -642,7 +758,10 @@ class _Check:
                     command=tuple(str(c) for c in link.command) if link is not None else (),
                     materials=_digests(link.materials) if link is not None else {},
                     products=_digests(link.products) if link is not None else {},
-                    ok=len(links) >= s.threshold and s.name not in self.failed,
+                    ok=len(links) >= s.threshold
+                    and s.name not in self.failed
+                    and s.name in checked,
+                    checked=s.name in checked,
                 )
             )
 
@@ -712,6 +831,16 @@ def _digests(artifacts: Any) -> dict[str, str]:
             if isinstance(digests, dict) and isinstance(digests.get("sha256"), str):
                 out[str(name)] = digests["sha256"]
     return out
+
+
+def _computed_keyid(key: Mapping[str, Any]) -> str | None:
+    """The key id securesystemslib computes for a key dictionary (None: cannot tell)."""
+    try:
+        from securesystemslib.signer._utils import compute_default_keyid
+
+        return str(compute_default_keyid(key["keytype"], key["scheme"], dict(key["keyval"])))
+    except Exception:  # another securesystemslib, or a malformed key: in-toto decides
+        return None
 
 
 def _authorized(layout: Any, step: Any) -> list[str]:

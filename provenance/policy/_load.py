@@ -1015,13 +1015,24 @@ class _Builder:
         ]
         model = spec.get("model", {})
         prefix = str(model.get("path", "")).strip("/")
-        if any(part in ("..", ".") for part in prefix.split("/") if prefix):
-            self.fail((*path, "model", "path"), f"'{prefix}' must be a path as the link names it")
+        while prefix.startswith("./"):
+            prefix = prefix[2:].lstrip("/")  # ./release is release, as the link names it
+        if prefix == ".":
+            prefix = ""
+        if any(part in ("..", ".", "") for part in prefix.split("/") if prefix):
+            self.fail(
+                (*path, "model", "path"),
+                f"'{prefix}' must be a path as the link names it (e.g. release), with no "
+                "'..' or '.' parts",
+            )
+        layout = self.resolve(spec["layout"])
+        if not os.path.lexists(layout):
+            self.fail((*path, "layout"), f"layout '{layout}' does not exist")
         if any(k is None for k in keys):
             return None
         return PipelineRule(
             where="pipeline",
-            layout=self.resolve(spec["layout"]),
+            layout=layout,
             layout_keys=tuple(k for k in keys if k is not None),
             links=self.resolve(spec["links"]),
             step=model.get("step"),

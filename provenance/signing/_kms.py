@@ -90,6 +90,18 @@ class KmsSigner:
         return key_info(self.key, kind="kms")
 
 
+def _refuse_non_regular(path: str) -> None:
+    """A key file URI must name a regular file: a FIFO would block the signer forever."""
+    import stat
+
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise InputError(f"cannot read key file '{path}': {e.strerror}", code="not-found") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"key file '{path}' is not a regular file", code="not-regular")
+
+
 def kms_signer(uri: str, public_key: str | os.PathLike[str] | None = None) -> KmsSigner:
     """A signer for a securesystemslib private-key URI.
 
@@ -108,6 +120,8 @@ def kms_signer(uri: str, public_key: str | os.PathLike[str] | None = None) -> Km
     if scheme not in sslib.SIGNER_FOR_URI_SCHEME:
         known = ", ".join(sorted(sslib.SIGNER_FOR_URI_SCHEME))
         raise UsageError(f"unknown key URI scheme {scheme!r}; securesystemslib knows {known}")
+    if scheme in ("file", "file2"):
+        _refuse_non_regular(uri.split(":", 1)[1].split("?", 1)[0])
     key: PublicKeyTypes
     if public_key is not None:
         key = load_public_key(public_key)
