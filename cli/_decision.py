@@ -46,6 +46,9 @@ def summary_lines(decision: Decision) -> list[Line]:
     for n in d.lineage:
         state = "allowed" if n.allowed else "not allowed"
         lines.append(Line(f"  lineage      {n.role} '{n.name}': {state} ({n.how})"))
+    for r in d.rules:
+        if r.rule == "pipeline":
+            lines.append(Line(f"  pipeline     {'✓' if r.held else '✗'} {r.summary}"))
     # A denial's errors are the error block's (stderr, see denial()): not twice.
     lines.extend(reason_lines(d, errors=d.allowed))
     return lines

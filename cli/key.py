@@ -31,8 +31,31 @@ def fingerprint_command(key: str, as_json: bool) -> None:
     from provenance.signing import describe_key_file
 
     info = describe_key_file(key)
-    emit(
-        {"signer": info.to_json()},
-        as_json=as_json,
-        lines=[Line(f"{info.key_fingerprint}  {info.key_type}")],
-    )
+    keyid = _intoto_keyid(key)
+    lines = [Line(f"{info.key_fingerprint}  {info.key_type}")]
+    if keyid is not None:
+        lines.append(Line(f"{keyid}  in-toto key id (pipeline links: STEP.{keyid[:8]}.link)"))
+    emit({"signer": info.to_json(), "intoto_keyid": keyid}, as_json=as_json, lines=lines)
+
+
+def _intoto_keyid(path: str) -> str | None:
+    """The id in-toto names the key by in layouts and links (None: not readable as one)."""
+    from provenance.errors import ProvenanceError
+    from provenance.pipeline import public_key_dict
+
+    try:
+        return str(public_key_dict(path)["keyid"])
+    except ProvenanceError:
+        pass
+    try:  # a private key without a password: its public half
+        from cryptography.hazmat.primitives import serialization
+
+        from provenance._internal.fsutil import read_limited
+
+        private = serialization.load_pem_private_key(read_limited(path, "key", 1 << 20), None)
+        pem = private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return str(public_key_dict(pem)["keyid"])
+    except (ProvenanceError, ValueError, TypeError):
+        return None

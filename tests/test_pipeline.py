@@ -769,3 +769,20 @@ def test_a_kms_file_uri_naming_a_fifo_is_refused(tmp_path):
     with pytest.raises(InputError) as e:
         pipeline.kms_signer(f"file2:{fifo}")
     assert e.value.code == "not-regular"
+
+
+def test_a_link_for_a_step_the_layout_lacks_is_a_warning(toy):
+    toy.sign_layout()
+    toy.run_all(until="train")
+    pipeline.run_step(
+        "evalute",
+        [PY, "-c", EVALUATE],
+        signer=pipeline.key_signer(toy.alice.private),
+        materials=["model", "data"],
+        products=["eval"],
+        links_dir=toy.links,
+        base_path=toy.root,
+    )
+    report = toy.verify()
+    warned = [f for f in report.findings if f.code == "link-unknown-step"]
+    assert warned and "did you mean 'evaluate'" in warned[0].message

@@ -30,6 +30,7 @@ adds is around it:
 from __future__ import annotations
 
 import contextlib
+import difflib
 import fnmatch
 import json
 import logging
@@ -376,8 +377,11 @@ class _Check:
                 names = sorted(e.name for _, e in zip(range(_MAX_SCANNED), it, strict=False))
         except OSError:
             return
+        unknown: list[tuple[str, str]] = []
         for name in names:
             m = _LINK_FILE.fullmatch(name)
+            if m is not None and m["step"] not in steps:
+                unknown.append((name, m["step"]))
             if m is None or name in expected or m["step"] not in steps:
                 continue
             step = m["step"]
@@ -388,6 +392,17 @@ class _Check:
             else:
                 where = "which the layout does not list"
             self.note(step, f"{name} is signed by key {signer[:16]}, {where}")
+        for name, step in unknown[:3]:
+            close = difflib.get_close_matches(step, list(steps), n=1)
+            self.findings.append(
+                Finding(
+                    "link-unknown-step",
+                    f"'{name}' in '{self.links}' is a link for step '{step}', which the layout "
+                    "does not have" + (f" (did you mean '{close[0]}'?)" if close else ""),
+                    name,
+                    "warning",
+                )
+            )
 
     def claimed_signer(self, path: Path) -> str | None:
         """The key id a link's signature names (read, not verified), for diagnostics.
