@@ -392,41 +392,29 @@ def verify_command(
 
 
 def _verify_text(result: HubVerification) -> list[Line]:
-    """A verified revision on stdout; for a failure, only where it was looked at (stderr)."""
+    """A verified revision, for people (a failure prints only its error block)."""
     s = result.snapshot
     where = f"{s.repo_id}@{s.revision}"
-    failed = not result.ok
     lines: list[Line] = []
     d = result.decision
-    if d is not None and (result.ok or not _errors_of(result)):
+    if d is not None:
         from provenance_cli._decision import summary_lines
 
-        verdict = "Allowed" if d.allowed else "Denied"
-        mode = f" in {d.mode} mode, though it would deny" if d.allowed and not d.passed else ""
-        lines.append(
-            Line(
-                f"{verdict} by policy {d.policy_source}{mode}: {where}",
-                "green" if d.allowed and d.passed else "yellow" if d.allowed else "red",
-                err=failed,
-            )
-        )
-        lines.extend(
-            Line(x.text, x.fg, err=failed or x.err)
-            for x in summary_lines(d)[1:]
-            if "signed digest" not in x.text
-        )
-    elif result.ok:
+        mode = f" in {d.mode} mode, though it would deny" if not d.passed else ""
+        colour = "green" if d.passed else "yellow"
+        lines.append(Line(f"Allowed by policy {d.policy_source}{mode}: {where}", colour))
+        lines.extend(x for x in summary_lines(d)[1:] if "signed digest" not in x.text)
+    else:
         assert result.report is not None and result.report.verified is not None
         who = result.report.verified.signer.description
         count = len(result.report.manifest.files) if result.report.manifest else 0
         lines.append(Line(f"Verified {where}: {count} file(s) signed by {who}", "green"))
     cached = " (from the cache)" if s.offline else ""
-    lines.append(Line(f"  commit       {s.commit}{cached}", err=failed))
-    if s.path.is_dir():
-        lines.append(Line(f"  snapshot     {s.path}", err=failed))
-    if result.root_digest and result.ok:
+    lines.append(Line(f"  commit       {s.commit}{cached}"))
+    lines.append(Line(f"  snapshot     {s.path}"))
+    if result.root_digest:
         lines.append(Line(f"  root digest  sha256:{result.root_digest}"))
-    if result.record is not None and result.ok:
+    if result.record is not None:
         r = result.record
         made = (
             f"the files of commit {r.commit}"
@@ -439,11 +427,6 @@ def _verify_text(result: HubVerification) -> list[Line]:
     for f in result.findings:
         if f.severity == "warning":
             lines.append(Line(f"  warning: {f.message}", "yellow", err=True))
-        elif f.severity == "info" and result.ok:
+        elif f.severity == "info":
             lines.append(Line(f"  note: {f.message}"))
     return lines
-
-
-def _errors_of(result: HubVerification) -> bool:
-    """Whether the Hub's own checks failed (then the policy was never asked)."""
-    return any(f.severity == "error" for f in result.findings)
