@@ -3,16 +3,21 @@
     python benchmarks/bench_load.py [--quick] [--workdir DIR] [--repeat N] [--json]
 
 Not a timed test: every figure is a ratio against ``safetensors.numpy.load_file``
-on the same files, moments apart, warm page cache, median of interleaved runs
-(the machine's load drifts over seconds, so each pair is measured back to back).
+on the same files, moments apart, warm page cache, in interleaved pairs. The
+verdict is the ratio of each side's best run (noise here only adds time, see
+:func:`compare`); the median of the pairs' ratios is printed beside it.
 
 1. The usual Hub layout: 4 x 512 MiB safetensors shards with their index,
    signed with the defaults (sha256, files). Rows: the verified load
    (``provenance.loaders.safetensors.load_folder`` under a key policy), the naive
    way (``provenance.verify`` then ``load_file`` per shard: two reads), and
    hashing alone (``provenance.hash_model``). Bar: the verified load at most 1.1x.
+   Also the physical floor (:func:`floor_load`: threads, ``preadv`` into fresh
+   memory, ``hashlib``), so what is provenance's cost and what is the machine's
+   shows.
 2. One 2 GiB safetensors file signed three ways: sha256 files (one SHA-256 on
-   one core: quoted, no bar), sha256 shards of 256 MiB, blake3 files (bars 1.1x).
+   one core: quoted, no bar), sha256 shards of 256 MiB (and its floor), blake3
+   files (bars 1.1x).
 3. Peak memory of a verified load in a fresh process (ru_maxrss after the load,
    less before it) against the model's size. Bar: at most 64 MiB more.
 """
@@ -21,13 +26,16 @@ from __future__ import annotations
 
 import argparse
 import gc
+import hashlib
 import json
+import mmap
 import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -80,10 +88,17 @@ def warm(folder: Path) -> None:
                     pass
 
 
-def median_ratio(
-    ours: Callable[[], Any], ref: Callable[[], Any], repeat: int
-) -> tuple[float, float, float]:
-    """Median of per-pair ratios, alternating who goes first; and each side's median time."""
+def compare(ours: Callable[[], Any], ref: Callable[[], Any], repeat: int) -> dict[str, float]:
+    """Both sides run in pairs, back to back, alternating who goes first.
+
+    Two estimates of ours / ref: the ratio of each side's best run, and the
+    median of the pairs' ratios. On this VM the noise only ever adds time:
+    the balloon hands freed memory back to the host within seconds, and the
+    next first touch of it waits on the host (a 2 GiB load takes 1-5 s
+    instead of 1 s, at random, on either side). The best run of each side is
+    the least disturbed one, so its ratio is the verdict; the median of pairs
+    is shown beside it and agrees with it on a quiet machine.
+    """
     ratios, a, b = [], [], []
     for i in range(repeat):
         pair = [(ours, a), (ref, b)]
@@ -99,7 +114,61 @@ def median_ratio(
             out.append(dt)
             times[id(out)] = dt
         ratios.append(times[id(a)] / times[id(b)])
-    return statistics.median(ratios), statistics.median(a), statistics.median(b)
+    return {
+        "ratio": min(a) / min(b),
+        "median_ratio": statistics.median(ratios),
+        "seconds": min(a),
+        "reference_seconds": min(b),
+        "median_seconds": statistics.median(a),
+        "median_reference_seconds": statistics.median(b),
+    }
+
+
+def floor_load(ranges: list[tuple[str, int, int]], algorithm: str) -> list[mmap.mmap]:
+    """The physical floor of a verified load: plain threads, ``os.preadv`` into fresh
+    private anonymous memory (what a tensor's buffer is) and ``hashlib`` from it, one
+    range per task, a thread per core. No header check, no manifest, no policy."""
+    tasks = list(ranges)
+    lock = threading.Lock()
+    maps: dict[str, mmap.mmap] = {}
+    for path, _, _ in tasks:
+        if path not in maps:
+            maps[path] = mmap.mmap(-1, os.path.getsize(path), flags=mmap.MAP_PRIVATE)
+
+    def work() -> None:
+        while True:
+            with lock:
+                if not tasks:
+                    return
+                path, start, end = tasks.pop(0)
+            view = memoryview(maps[path])
+            h = hashlib.new(algorithm)
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                for at in range(start, end, 8 * MiB):
+                    piece = view[at : min(end, at + 8 * MiB)]
+                    os.preadv(fd, [piece], at)
+                    h.update(piece)
+            finally:
+                os.close(fd)
+                view.release()
+            h.digest()
+
+    threads = [threading.Thread(target=work) for _ in range(os.cpu_count() or 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return list(maps.values())
+
+
+def row(label: str, result: dict[str, float], bar: float | None) -> dict[str, Any]:
+    return {
+        "row": label,
+        **result,
+        "bar": bar,
+        "pass": None if bar is None else result["ratio"] <= bar,
+    }
 
 
 def main() -> int:
@@ -181,21 +250,22 @@ def main() -> int:
         assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
         del a, b
         size = sum(s.stat().st_size for s in shards)
+
+        def floor() -> object:
+            return floor_load([(str(p), 0, p.stat().st_size) for p in shards], "sha256")
+
         for label, fn, bar in (
             ("verified load_folder (policy)", ours, 1.1),
             ("naive: verify, then load_file", naive, None),
             ("hash_model alone", hashing, None),
+            ("floor: threads, preadv into fresh memory, sha256", floor, None),
         ):
-            r, t_ours, t_ref = median_ratio(fn, reference, args.repeat)
             rows.append(
-                {
-                    "row": f"4 x {shard_bytes // MiB} MiB shards: {label} / load_file",
-                    "ratio": r,
-                    "seconds": t_ours,
-                    "reference_seconds": t_ref,
-                    "bar": bar,
-                    "pass": None if bar is None else r <= bar,
-                }
+                row(
+                    f"4 x {shard_bytes // MiB} MiB shards: {label} / load_file",
+                    compare(fn, reference, args.repeat),
+                    bar,
+                )
             )
 
         single = work / "single" / "model.safetensors"
@@ -223,19 +293,31 @@ def main() -> int:
             def ref_one() -> dict[str, Any]:
                 return st_load_file(str(single))
 
-            r, t_ours, t_ref = median_ratio(one, ref_one, args.repeat)
             bar = None if label == "sha256 files" else 1.1
             rows.append(
-                {
-                    "row": f"one {single_bytes // MiB} MiB file, {label}: verified load_file"
-                    " / load_file",
-                    "ratio": r,
-                    "seconds": t_ours,
-                    "reference_seconds": t_ref,
-                    "bar": bar,
-                    "pass": None if bar is None else r <= bar,
-                }
+                row(
+                    f"one {single_bytes // MiB} MiB file, {label}: verified load_file / load_file",
+                    compare(one, ref_one, args.repeat),
+                    bar,
+                )
             )
+            if kw.get("method") == "shards":
+                step = int(kw["shard_size"])  # type: ignore[call-overload]
+                parts = [
+                    (str(single), at, min(single_bytes, at + step))
+                    for at in range(0, single.stat().st_size, step)
+                ]
+
+                def floor_one(parts: list[tuple[str, int, int]] = parts) -> object:
+                    return floor_load(parts, "sha256")
+
+                rows.append(
+                    row(
+                        f"one {single_bytes // MiB} MiB file, floor for {label} / load_file",
+                        compare(floor_one, ref_one, args.repeat),
+                        None,
+                    )
+                )
 
         probe = f"""
 import provenance
@@ -274,14 +356,23 @@ print(base * 1024, hwm() * 1024)
     if args.json:
         print(json.dumps({"rows": rows, "cpus": os.cpu_count()}, indent=2))
     else:
-        print(f"{'measurement':<78} {'ratio':>7} {'ours s':>8} {'ref s':>8}  bar    result")
+        print(
+            f"{'measurement':<78} {'ratio':>7} {'median':>7} {'ours s':>7} {'ref s':>7}"
+            "  bar    result"
+        )
         for r in rows:
-            ratio = f"{r['ratio']:.3f}" if r.get("ratio") is not None else f"{r['mib']:+.1f}M"
-            ours_s = f"{r['seconds']:.3f}" if "seconds" in r else ""
-            ref_s = f"{r['reference_seconds']:.3f}" if "reference_seconds" in r else ""
+            if r.get("ratio") is None:
+                ratio, median, ours_s, ref_s = f"{r['mib']:+.1f}M", "", "", ""
+            else:
+                ratio, median = f"{r['ratio']:.3f}", f"{r['median_ratio']:.3f}"
+                ours_s, ref_s = f"{r['seconds']:.3f}", f"{r['reference_seconds']:.3f}"
             bar = "" if r["bar"] is None else (f"<={r['bar']}")
             res = "" if r["pass"] is None else ("PASS" if r["pass"] else "FAIL")
-            print(f"{r['row']:<78} {ratio:>7} {ours_s:>8} {ref_s:>8}  {bar:<6} {res}")
+            print(f"{r['row']:<78} {ratio:>7} {median:>7} {ours_s:>7} {ref_s:>7}  {bar:<6} {res}")
+        print(
+            "ratio: best run / best run (the verdict); median: median of the pairs' ratios; "
+            "seconds: best runs"
+        )
     return 0
 
 
