@@ -147,3 +147,78 @@ def test_onnx_model_not_named_onnx_has_its_external_data_checked(tmp_path):
     assert [f.format for f in report.files] == ["onnx"]
     assert "onnx-external-location" in {f.code for f in report.findings}
     assert not report.ok
+
+
+# -- zip archives that do not start as one: zipfile finds them from the end
+# (Keras loads any .keras that zipfile opens; a self-extracting stub works so)
+
+
+def _zip_bytes(members: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for member, data in members.items():
+            z.writestr(member, data)
+    return buf.getvalue()
+
+
+_LAMBDA_CONFIG = (
+    b'{"class_name": "Sequential", "config": {"layers": [{"class_name": "Lambda", '
+    b'"config": {"function": {"class_name": "__lambda__", "config": {"code": "4wEAAAA="}}}}]}}'
+)
+_KERAS = {"config.json": _LAMBDA_CONFIG, "metadata.json": b"{}", "model.weights.h5": b""}
+_TORCH = {"archive/data.pkl": b"\x80\x02" + PAYLOAD, "archive/version": b"3\n"}
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [b"\0" * 64, b"JUNK" * 10, b'{"hello": 1}\n', b"#!/bin/sh\nexit 0\n"],
+    ids=["zeros", "junk", "json", "script"],
+)
+@pytest.mark.parametrize("members", [_KERAS, _TORCH], ids=["keras-lambda", "torch-pickle"])
+def test_zip_after_a_prefix_is_scanned_as_the_zip_it_opens_as(tmp_path, prefix, members):
+    import zipfile
+
+    data = prefix + _zip_bytes(members)
+    got = scanned(tmp_path, "model.keras", data)
+    assert zipfile.ZipFile(tmp_path / "model.keras").namelist() == list(members)
+    assert got.format in {"keras", "pytorch-zip"}
+    assert "zip-data-before-first-member" in errors(got)
+    expected = "keras-lambda-layer" if members is _KERAS else "pickle-global-denied"
+    assert expected in errors(got)
+
+
+def test_zip_appended_with_its_offsets_corrected_is_found_too(tmp_path):
+    # What `zip -A` does to a self-extracting archive: every offset moved by the stub.
+    stub = b"#!/bin/sh\nexit 0\n"
+    archive = bytearray(_zip_bytes(_KERAS))
+    end = archive.rfind(b"PK\x05\x06")
+    count, _cd_size, cd_offset = struct.unpack_from("<HII", archive, end + 10)
+    struct.pack_into("<I", archive, end + 16, cd_offset + len(stub))
+    pos = cd_offset
+    for _ in range(count):
+        (local,) = struct.unpack_from("<I", archive, pos + 42)
+        struct.pack_into("<I", archive, pos + 42, local + len(stub))
+        n, m, k = struct.unpack_from("<HHH", archive, pos + 28)
+        pos += 46 + n + m + k
+    got = scanned(tmp_path, "model.keras", stub + bytes(archive))
+    assert got.format == "keras"
+    assert "keras-lambda-layer" in errors(got)
+
+
+def test_a_known_format_that_is_also_a_zip_is_a_polyglot(tmp_path):
+    gguf = b"GGUF" + struct.pack("<IQQ", 3, 0, 0)
+    got = scanned(tmp_path, "model.gguf", gguf + _zip_bytes(_KERAS))
+    assert got.format == "gguf"
+    assert {"format-polyglot", "keras-lambda-layer"} <= errors(got)
+
+
+def test_plain_files_ending_in_zip_like_bytes_stay_what_they_are(tmp_path):
+    # An end record with no directory behind it is not an archive zipfile opens.
+    got = scanned(tmp_path, "notes.txt", b"hello\n" + b"PK\x05\x06" + b"\0" * 18)
+    assert got.format != "zip"
+    assert not errors(got)
+    gguf = b"GGUF" + struct.pack("<IQQ", 3, 0, 0)
+    assert "format-polyglot" not in errors(scanned(tmp_path, "m.gguf", gguf))

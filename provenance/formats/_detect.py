@@ -228,8 +228,13 @@ def _detect(f: _File, size: int, name: str) -> Detected:
     onnx = _onnx(head, size, strict=not name.lower().endswith(".onnx"))
     if onnx is not None:
         return onnx
-    return _text(head, size <= len(head), name) or Detected(
-        "unknown", False, _safetensors_note(head, size)
+    # Last: a zip whose end record is at the end but whose start is not
+    # (bytes prepended, as a self-extracting stub is). zipfile opens it, and
+    # so does every loader built on it (Keras' .keras): it is a zip.
+    return (
+        embedded_zip(f, size)
+        or _text(head, size <= len(head), name)
+        or Detected("unknown", False, _safetensors_note(head, size))
     )
 
 
@@ -553,6 +558,31 @@ def _text(head: bytes, whole: bool, name: str) -> Detected | None:
 def _is_torch_pickle(name: str) -> bool:
     parts = name.split("/")
     return parts[-1] in _TORCH_PICKLES and (len(parts) == 1 or (len(parts) == 2 and bool(parts[0])))
+
+
+def embedded_zip(f: _File, size: int) -> Detected | None:
+    """The zip archive that ``zipfile`` would find in a file that does not start as one.
+
+    ``zipfile`` looks only at the end: the end record, the directory just
+    before it, each member where the directory says (shifted by any bytes
+    before the archive). A file with a complete directory of at least one
+    member whose first local header is in place opens as a zip, whatever it
+    starts with. None when there is no such archive.
+    """
+    if size < 22:
+        return None
+    listing = _zip.list_zip(f.read, size)
+    if not listing.complete or not listing.entries:
+        return None
+    first = min(e.offset for e in listing.entries)
+    if first < 0 or f.read(first, 4) != b"PK\x03\x04":
+        return None
+    found = _zip_format(f, size)
+    return Detected(
+        found.format,
+        found.pickle_based,
+        f"{found.detail}, after {first} bytes that are not part of the archive",
+    )
 
 
 def _zip_format(f: _File, size: int) -> Detected:

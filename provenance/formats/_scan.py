@@ -26,7 +26,14 @@ from typing import Any, Literal
 from provenance._internal.fsutil import open_regular
 from provenance._internal.hfcache import own_blob
 from provenance.errors import InputError
-from provenance.formats._detect import Detected, _File, _Memory, detect_buffer, detect_fd
+from provenance.formats._detect import (
+    Detected,
+    _File,
+    _Memory,
+    detect_buffer,
+    detect_fd,
+    embedded_zip,
+)
 
 Severity = Literal["error", "warning", "info"]
 
@@ -286,6 +293,41 @@ def _scan_file(path: str, name: str, options: ScanOptions) -> ScannedFile:
         os.close(fd)
 
 
+_ZIP_FORMATS = frozenset({"zip", "pytorch-zip", "npz", "keras"})
+
+
+def _polyglot_zip(
+    src: Source, detected: Detected, options: ScanOptions, name: str
+) -> list[FormatFinding]:
+    """A file of one format that is also a zip archive: an error, and the zip checked too.
+
+    Loaders pick a reading by different rules (the start for safetensors,
+    GGUF or HDF5; the end for ``zipfile``, and Keras loads any ``.keras``
+    that ``zipfile`` opens), so what one reader shows clean another may run.
+    """
+    try:
+        found = embedded_zip(src._file, src.size)
+    except InputError:
+        return []
+    if found is None:
+        return []
+    out = [
+        FormatFinding(
+            name,
+            detected.format,
+            "format-polyglot",
+            f"'{name}' is {detected.format} and also a zip archive ({found.detail}); "
+            "zip-based loaders (Keras, anything using zipfile) read the archive, "
+            "so its members are checked too",
+        )
+    ]
+    try:
+        out.extend(_resolve(_CHECKERS[found.format])(src, found, options, name))
+    except InputError as e:
+        out.append(FormatFinding(name, found.format, "scan-unreadable", str(e)))
+    return out
+
+
 def _scan_source(src: Source, name: str, options: ScanOptions) -> ScannedFile:
     """Detect and check one file, from its descriptor or its bytes in memory."""
     try:
@@ -327,6 +369,8 @@ def _scan_source(src: Source, name: str, options: ScanOptions) -> ScannedFile:
             findings.extend(_resolve(spec)(src, detected, options, name))
         except InputError as e:
             findings.append(FormatFinding(name, detected.format, "scan-unreadable", str(e)))
+    if detected.format not in _ZIP_FORMATS:
+        findings.extend(_polyglot_zip(src, detected, options, name))
     return ScannedFile(
         name,
         detected.format,
