@@ -232,7 +232,7 @@ def _detect(f: _File, size: int, name: str) -> Detected:
     # (bytes prepended, as a self-extracting stub is). zipfile opens it, and
     # so does every loader built on it (Keras' .keras): it is a zip.
     return (
-        embedded_zip(f, size)
+        embedded_zip(f, size, head)
         or _text(head, size <= len(head), name)
         or Detected("unknown", False, _safetensors_note(head, size))
     )
@@ -560,17 +560,25 @@ def _is_torch_pickle(name: str) -> bool:
     return parts[-1] in _TORCH_PICKLES and (len(parts) == 1 or (len(parts) == 2 and bool(parts[0])))
 
 
-def embedded_zip(f: _File, size: int) -> Detected | None:
+#: Formats :func:`_detect` returns only after :func:`embedded_zip` found no archive.
+CHECKED_FOR_ZIP = frozenset({"text", "json", "unknown"})
+
+
+def embedded_zip(f: _File, size: int, head: bytes = b"") -> Detected | None:
     """The zip archive that ``zipfile`` would find in a file that does not start as one.
 
     ``zipfile`` looks only at the end: the end record, the directory just
     before it, each member where the directory says (shifted by any bytes
     before the archive). A file with a complete directory of at least one
     member whose first local header is in place opens as a zip, whatever it
-    starts with. None when there is no such archive.
+    starts with. None when there is no such archive. ``head``, the file's
+    first bytes if already read, spares a read when it is the whole file.
     """
     if size < 22:
         return None
+    tail = head if len(head) >= size else f.read(max(0, size - _zip.TAIL), _zip.TAIL)
+    if b"PK\x05\x06" not in tail:
+        return None  # the common case, decided without parsing anything
     listing = _zip.list_zip(f.read, size)
     if not listing.complete or not listing.entries:
         return None

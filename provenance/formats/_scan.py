@@ -27,6 +27,7 @@ from provenance._internal.fsutil import open_regular
 from provenance._internal.hfcache import own_blob
 from provenance.errors import InputError
 from provenance.formats._detect import (
+    CHECKED_FOR_ZIP,
     Detected,
     _File,
     _Memory,
@@ -369,7 +370,7 @@ def _scan_source(src: Source, name: str, options: ScanOptions) -> ScannedFile:
             findings.extend(_resolve(spec)(src, detected, options, name))
         except InputError as e:
             findings.append(FormatFinding(name, detected.format, "scan-unreadable", str(e)))
-    if detected.format not in _ZIP_FORMATS:
+    if detected.format not in _ZIP_FORMATS and detected.format not in CHECKED_FOR_ZIP:
         findings.extend(_polyglot_zip(src, detected, options, name))
     return ScannedFile(
         name,
