@@ -222,3 +222,39 @@ def test_plain_files_ending_in_zip_like_bytes_stay_what_they_are(tmp_path):
     assert not errors(got)
     gguf = b"GGUF" + struct.pack("<IQQ", 3, 0, 0)
     assert "format-polyglot" not in errors(scanned(tmp_path, "m.gguf", gguf))
+
+
+# -- pickles the detection walker must read as the C unpickler does
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [b"F1\x00junk\n0", b"I1\x00junk\n0", b"L1\x00junk\n0", b"I\x0c1\n0", b"I\x0b7\n0"],
+    ids=["float-nul", "int-nul", "long-nul", "int-formfeed", "int-vtab"],
+)
+def test_numeric_lines_end_at_nul_and_skip_c_whitespace(tmp_path, prefix):
+    # pickle.load reads the number up to the NUL (or past \v, \f), then runs os.system
+    got = scanned(tmp_path, "model.bin", prefix + PAYLOAD)
+    assert got.format == "pickle"
+    assert errors(got)
+
+
+def test_mutating_an_imported_object_counts_as_a_call(tmp_path):
+    # sys.path_hooks.append(os.system), then an invalid byte: the load fails, the hook stays
+    data = b"csys\npath_hooks\ncos\nsystem\na" + b"\xff"
+    got = scanned(tmp_path, "model.bin", data)
+    assert got.format == "pickle"
+    assert "pickle-global-denied" in errors(got)
+
+
+def test_plain_mutations_without_an_import_stay_data(tmp_path):
+    # ]I1\na then an invalid byte: a list append on a fresh list calls nothing
+    got = scanned(tmp_path, "notes.bin", b"]I1\na\xff")
+    assert got.format != "pickle"
+
+
+def test_torch_finds_its_pickle_whatever_its_case(tmp_path):
+    zipped = _zip_bytes({"archive/version": b"3\n", "archive/Data.pkl": b"\x80\x02" + PAYLOAD})
+    got = scanned(tmp_path, "model.pt", zipped)
+    assert got.format == "pytorch-zip"
+    assert "pickle-global-denied" in errors(got)

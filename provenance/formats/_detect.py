@@ -557,7 +557,9 @@ def _text(head: bytes, whole: bool, name: str) -> Detected | None:
 
 def _is_torch_pickle(name: str) -> bool:
     parts = name.split("/")
-    return parts[-1] in _TORCH_PICKLES and (len(parts) == 1 or (len(parts) == 2 and bool(parts[0])))
+    # torch finds members case-insensitively (miniz's default): Data.pkl is its data.pkl.
+    in_place = len(parts) == 1 or (len(parts) == 2 and bool(parts[0]))
+    return parts[-1].lower() in _TORCH_PICKLES and in_place
 
 
 #: Formats :func:`_detect` returns only after :func:`embedded_zip` found no archive.

@@ -34,7 +34,11 @@ something invalid (it calls nothing, so loading it runs no code: it fails or
 returns plain data); a stream whose only effect before it turns invalid is a
 ``GLOBAL``/``STACK_GLOBAL`` import (no call made; importing an installed
 module is the one side effect); a ``GLOBAL`` naming a module that is not a
-dotted identifier (no normal import finds one).
+dotted identifier (no normal import finds one). ``APPEND``, ``SETITEM`` and
+the other mutations count as calls once anything was imported: they call
+the object below them, which may then be a module's. Numeric lines are
+read as the C unpickler reads them: up to the first NUL, after any C
+whitespace.
 """
 
 from __future__ import annotations
@@ -149,7 +153,11 @@ _push(b"\x96", _LEN8, 0)  # BYTEARRAY8
 _push(b"\x97")  # NEXT_BUFFER
 _op(b"\x98", _NONE, 0, _FX, 1, 1)  # READONLY_BUFFER
 
-_INT_CHARS = frozenset(b"0123456789abcdefABCDEFxXoObB_+- \t\r")
+_IMPORTS = frozenset(b"c\x93")  # GLOBAL, STACK_GLOBAL
+_MUTATIONS = frozenset(b"aesu\x90")  # APPEND, APPENDS, SETITEM, SETITEMS, ADDITEMS
+
+# strtol and int() skip any C whitespace (\v and \f too) before the digits.
+_INT_CHARS = frozenset(b"0123456789abcdefABCDEFxXoObB_+- \t\r\v\f")
 _DIGITS = frozenset(b"0123456789")
 
 
@@ -158,12 +166,16 @@ def _line_ok(check: int, line: bytes, partial: bool) -> bool:
 
     ``partial``: the line runs past the reading budget; only its start is known.
     """
+    if check in (_INT, _FLOAT):
+        # The C unpickler parses a number from a C string: it ends at the first
+        # NUL, and whatever follows on the line is never looked at.
+        line = line.split(b"\0", 1)[0]
     if check == _INT:  # INT, LONG, GET, PUT: what strtol or int() might take
         body = line[:-1] if line.endswith((b"L", b"l")) else line
         return bool(body) and _INT_CHARS.issuperset(body) and not _DIGITS.isdisjoint(body)
     if check == _FLOAT:
         try:
-            float(line)
+            float(line.strip(b" \t\r\v\f"))
         except ValueError:
             return False
         return True
@@ -262,6 +274,7 @@ class _Seen:
         self.calls = False  # an opcode that calls something was executed
         self.proto = -1  # PROTO's argument
         self.modern = False  # an opcode of protocol 2 or later
+        self.imported = False  # a GLOBAL or STACK_GLOBAL was executed
 
 
 def _walk(stream: _Stream, pos: int, seen: _Seen) -> tuple[int, int]:
@@ -360,7 +373,12 @@ def _walk(stream: _Stream, pos: int, seen: _Seen) -> tuple[int, int]:
             if depth < 1:
                 return _INVALID, pos
             return _STOPPED, pos
-        seen.calls = seen.calls or is_call
+        if code[0] in _IMPORTS:
+            seen.imported = True
+        # APPEND, SETITEM and the like call the object below them (append,
+        # __setitem__, extend, add): once anything was imported, that object
+        # may be a module's (sys.path_hooks.append(os.system)), so they call.
+        seen.calls = seen.calls or is_call or (seen.imported and code[0] in _MUTATIONS)
 
 
 def pickle_kind(head: bytes, size: int | None, read: Reader | None = None) -> str | None:
