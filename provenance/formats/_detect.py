@@ -587,7 +587,7 @@ def embedded_zip(f: _File, size: int, head: bytes = b"") -> Detected | None:
     first = min(e.offset for e in listing.entries)
     if first < 0 or f.read(first, 4) != b"PK\x03\x04":
         return None
-    found = _zip_format(f, size)
+    found = _zip_format(f, size, listing)
     return Detected(
         found.format,
         found.pickle_based,
@@ -595,8 +595,8 @@ def embedded_zip(f: _File, size: int, head: bytes = b"") -> Detected | None:
     )
 
 
-def _zip_format(f: _File, size: int) -> Detected:
-    listing = _zip.list_zip(f.read, size)
+def _zip_format(f: _File, size: int, listing: _zip.Listing | None = None) -> Detected:
+    listing = listing or _zip.list_zip(f.read, size)
     files = [e for e in listing.entries if not e.name.endswith("/")]
     for e in files:
         if _is_torch_pickle(e.name):
