@@ -257,15 +257,20 @@ _TENSOR_REBUILDS = frozenset(
 class _V:
     """A value on the simulated stack: its kind and what is known of it."""
 
-    __slots__ = ("built", "data", "kind", "name")
+    __slots__ = ("built", "data", "kind", "name", "sealed")
 
     def __init__(self, kind: int, data: object = None, name: str | None = None) -> None:
         #: BUILD was applied to it once: a second BUILD could call the
         #: ``__setstate__`` the first one planted in its attributes.
         self.built = False
+        #: A dtype, or a dict of a dtype's fields, that something already
+        #: uses: changing it now would change what was checked behind the check.
+        self.sealed = False
         self.kind = kind
         #: K_STR: the text (None when too long to read); K_INT: the value
-        #: (None when too long); K_TUPLE: the list of items; K_GLOBAL: allowed.
+        #: (None when too long); K_TUPLE: the list of items; K_GLOBAL: allowed;
+        #: K_DICT: its (key, value) pairs (None when too many to keep);
+        #: the K_RESULT of numpy.dtype: its _Dtype.
         self.data = data
         #: K_GLOBAL: module.name; K_RESULT: what was called.
         self.name = name
@@ -364,6 +369,149 @@ def _is_dtype(v: _V) -> bool:
     return _is_result(v, "numpy.dtype")
 
 
+# numpy trusts a pickled dtype's state: ``dtype.__setstate__`` takes the
+# field offsets, the item size, a subarray's shape and the flags as written,
+# and checks none of them against the others. A field past the item size
+# reads memory outside the array; flags without the object bits on a dtype
+# with an object field make numpy copy raw bytes into it and later use them
+# as object pointers (a crash, or worse, in ``pickle.load``, ``numpy.load``
+# and ``torch.load(weights_only=False)``); a dtype changed after an array
+# took it changes that array. So a dtype state passes only when it is one
+# numpy itself writes, and a dtype is sealed once anything uses it.
+
+#: The flags numpy sets on a dtype holding objects (NPY_ITEM_REFCOUNT,
+#: NPY_LIST_PICKLE, NPY_NEEDS_INIT, NPY_NEEDS_PYAPI: NPY_OBJECT_DTYPE_FLAGS
+#: less the bits a structured dtype leaves out), and the bits that say
+#: "objects" which a dtype without any must not carry (NPY_ITEM_REFCOUNT,
+#: NPY_LIST_PICKLE, NPY_ITEM_IS_POINTER).
+_NPY_OBJECT_FLAGS = 0x1B
+_NPY_OBJECT_BITS = 0x07
+_POINTER_SIZE = 8
+#: The dtype kinds numpy's ``dtype.__reduce__`` writes, each followed by its
+#: item size in bytes (in characters for U): 'f8', 'b1', 'O8', 'U3', 'V20'.
+_DTYPE_KINDS = frozenset("biufcmMOSUV")
+#: Bounds on a dtype a pickle describes (numpy's own limit is 2**31 - 1 bytes).
+_MAX_ITEMSIZE = 2**31 - 1
+_MAX_DICT_PAIRS = 4096
+
+
+class _Dtype:
+    """What a pickle's ``numpy.dtype`` call made, as far as the scan follows it."""
+
+    __slots__ = ("has_object", "itemsize", "kind")
+
+    def __init__(self, kind: str, itemsize: int | None) -> None:
+        self.kind = kind
+        #: Bytes per item; None when the code does not say it exactly.
+        self.itemsize = itemsize
+        #: It holds Python objects (itself, a field or a subarray's base).
+        self.has_object = kind == "O"
+
+
+def _dtype_code(code: str) -> _Dtype | None:
+    """The dtype ``numpy.dtype(code, False, True)`` makes, or None for a code numpy never writes."""
+    body = code[1:] if code[:1] in ("<", ">", "|", "=") else code
+    kind, digits = body[:1], body[1:]
+    if kind not in _DTYPE_KINDS or not (digits.isascii() and digits.isdecimal()):
+        return None
+    if len(digits) > 10:
+        return None
+    size = int(digits) * (4 if kind == "U" else 1)
+    if size > _MAX_ITEMSIZE or size != {"O": _POINTER_SIZE, "m": 8, "M": 8}.get(kind, size):
+        return None
+    return _Dtype(kind, size)
+
+
+def _known_int(v: _V) -> int | None:
+    return v.data if v.kind == K_INT and isinstance(v.data, int) else None
+
+
+def _component(v: _V) -> tuple[_Dtype, int] | None:
+    """A dtype used inside another, and its size: known, or None."""
+    if not _is_dtype(v) or not isinstance(v.data, _Dtype) or v.data.itemsize is None:
+        return None
+    return v.data, v.data.itemsize
+
+
+def _dtype_state(dt: _Dtype, state: _V) -> str | None:
+    """None when ``state`` is a dtype state numpy writes and fits ``dt``, else what is wrong.
+
+    The layout is numpy's ``arraydescr_reduce``: (version, byte order,
+    subarray, names, fields, item size, alignment, flags[, metadata]).
+    """
+    items = state.data if state.kind == K_TUPLE else None
+    if not isinstance(items, list):
+        return "its state is not a tuple the scan can read"
+    version = _known_int(items[0]) if items else None
+    if not ((version == 3 and len(items) == 8) or (version == 4 and len(items) == 9)):
+        return "its state is not numpy's (version 3 or 4, of 8 or 9 items)"
+    _order, subarray, names, fields, elsize_v, align_v, flags_v = items[1:8]
+    elsize, flags = _known_int(elsize_v), _known_int(flags_v)
+    if _known_int(align_v) is None or elsize is None or flags is None or not 0 <= flags < 256:
+        return "its item size, alignment or flags are not small numbers"
+    if dt.itemsize is None:
+        return "its type code does not give its size"
+    if elsize not in (-1, dt.itemsize):
+        return f"its state gives an item size of {elsize} where its type code says {dt.itemsize}"
+    size = dt.itemsize
+    parts: list[_V] = []
+    has_object = dt.kind == "O"
+    if subarray.kind != K_NONE:
+        sub = subarray.data if subarray.kind == K_TUPLE else None
+        if dt.kind != "V" or not isinstance(sub, list) or len(sub) != 2:
+            return "its subarray is not a dtype and a shape"
+        base, shape = sub
+        got = _component(base)
+        dims = shape.data if shape.kind == K_TUPLE else None
+        if got is None or not isinstance(dims, list):
+            return "its subarray is not a dtype and a shape"
+        base_dt, base_size = got
+        count = 1
+        for d in dims:
+            n = _known_int(d)
+            if n is None or n < 0:
+                return "its subarray's shape is not a tuple of sizes"
+            count *= n
+            if count > _MAX_ITEMSIZE:
+                return "its subarray is larger than numpy allows"
+        if base_size * count != size:
+            return f"its subarray holds {base_size * count} bytes where its item size is {size}"
+        parts.append(base)
+        has_object |= base_dt.has_object
+    if (names.kind == K_NONE) != (fields.kind == K_NONE):
+        return "it has field names without fields, or fields without names"
+    if fields.kind != K_NONE:
+        pairs = fields.data if fields.kind == K_DICT else None
+        if dt.kind != "V" or names.kind != K_TUPLE or not isinstance(pairs, list):
+            return "its fields are not a dict the scan can read"
+        for key, value in pairs:
+            name = _show_name(key.data) if isinstance(key.data, str) else _describe(key)
+            entry = value.data if value.kind == K_TUPLE else None
+            if not isinstance(entry, list) or len(entry) not in (2, 3):
+                return f"its field {name} is not a dtype and an offset"
+            got = _component(entry[0])
+            offset = _known_int(entry[1])
+            if got is None or offset is None:
+                return f"its field {name} is not a dtype of known size and an offset"
+            field_dt, field_size = got
+            if offset < 0 or offset + field_size > size:
+                return (
+                    f"its field {name} spans bytes {offset} to"
+                    f" {offset + field_size} of an item of {size}"
+                )
+            parts.append(entry[0])
+            has_object |= field_dt.has_object
+        fields.sealed = True
+    if has_object and flags & _NPY_OBJECT_FLAGS != _NPY_OBJECT_FLAGS:
+        return f"it holds objects but its flags (0x{flags:02x}) say it does not"
+    if not has_object and flags & _NPY_OBJECT_BITS:
+        return f"it holds no objects but its flags (0x{flags:02x}) say it does"
+    for part in parts:
+        part.sealed = True
+    dt.has_object = has_object
+    return None
+
+
 def _args_frombuffer(a: list[_V]) -> str | None:
     if (
         len(a) == 4
@@ -383,9 +531,15 @@ def _args_scalar(a: list[_V]) -> str | None:
 
 
 def _args_dtype(a: list[_V]) -> str | None:
-    if 1 <= len(a) <= 3 and _is_str(a[0]) and all(v.kind in (K_BOOL, K_INT) for v in a[1:]):
+    if (
+        1 <= len(a) <= 3
+        and _is_str(a[0])
+        and isinstance(a[0].data, str)
+        and _dtype_code(a[0].data) is not None
+        and all(v.kind in (K_BOOL, K_INT) for v in a[1:])
+    ):
         return None
-    return "takes a type code and two flags"
+    return "takes a type code as numpy writes it ('f8', 'V16') and two flags"
 
 
 def _args_rebuild(low: int, high: int) -> Callable[[list[_V]], str | None]:
@@ -634,6 +788,12 @@ class _Scanner:
                     f" files use: it {wrong} (byte {self.op_pos})",
                 )
                 return _UNKNOWN
+        if isinstance(args, list):
+            for arg in args:
+                if _is_dtype(arg):
+                    arg.sealed = True  # an array or a scalar holds it from now on
+        if name == "numpy.dtype" and isinstance(args, list) and isinstance(args[0].data, str):
+            return _V(K_RESULT, _dtype_code(args[0].data), name)
         return _V(K_RESULT, None, name)
 
     # -- the walk
@@ -790,7 +950,14 @@ def _pusher(code: bytes, value: _V) -> None:
 _pusher(b"N", _NONE)
 _pusher(b"\x88", _BOOL)
 _pusher(b"\x89", _BOOL)
-_pusher(b"}", _V(K_DICT))  # a fresh object each time is not needed: kinds only
+
+
+@_op(b"}")
+def _empty_dict(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
+    stack.append(_V(K_DICT, []))  # its own: a dtype's fields are read from it
+    return None
+
+
 _pusher(b"]", _V(K_LIST))
 _pusher(b")", _EMPTY_TUPLE)
 _pusher(b"\x8f", _V(K_SET))
@@ -1089,8 +1256,28 @@ def _dict(s: _Scanner, stack: Stack, metastack: Marks, memo: dict[int, _V]) -> o
     items = _pop_mark(s, stack, metastack)
     if len(items) % 2:
         raise s.fail("pickle-malformed", "DICT with an odd number of items")
-    stack.append(_V(K_DICT))
+    stack.append(_V(K_DICT, []))
+    _add_pairs(s, stack[-1], items)
     return None
+
+
+def _add_pairs(s: _Scanner, target: _V, items: list[_V]) -> None:
+    """Keep a plain dict's items, for a dtype state that may read it."""
+    if target.kind != K_DICT:
+        return
+    if target.sealed:
+        s.add(
+            "pickle-build-denied",
+            f"changes the fields of a numpy dtype after it was built (byte {s.op_pos})",
+        )
+        return
+    pairs = target.data
+    if not isinstance(pairs, list):
+        return
+    if len(pairs) + len(items) // 2 > _MAX_DICT_PAIRS:
+        target.data = None  # too many to keep: no dtype may use it
+        return
+    pairs.extend(zip(items[::2], items[1::2], strict=True))
 
 
 @_op(b"\x91")
@@ -1116,8 +1303,10 @@ def _target(s: _Scanner, target: _V, how: str, kinds: tuple[int, ...], results: 
 
 @_op(b"s")
 def _setitem(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
-    _pop(s, stack, 2)
-    _target(s, _top(s, stack), "SETITEM", (K_DICT,), True)
+    items = _pop(s, stack, 2)
+    target = _top(s, stack)
+    _target(s, target, "SETITEM", (K_DICT,), True)
+    _add_pairs(s, target, items)
     return None
 
 
@@ -1126,7 +1315,9 @@ def _setitems(s: _Scanner, stack: Stack, metastack: Marks, memo: dict[int, _V]) 
     items = _pop_mark(s, stack, metastack)
     if len(items) % 2:
         raise s.fail("pickle-malformed", "SETITEMS with an odd number of items")
-    _target(s, _top(s, stack), "SETITEMS", (K_DICT,), True)
+    target = _top(s, stack)
+    _target(s, target, "SETITEMS", (K_DICT,), True)
+    _add_pairs(s, target, items)
     return None
 
 
@@ -1255,8 +1446,29 @@ def _build(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
     if role & _BUILD_DICT and state.kind == K_DICT:
         target.built = True
         return None
+    if _is_dtype(target) and state.kind == K_TUPLE:
+        dt = target.data
+        wrong = (
+            "its type code is not one numpy writes"
+            if not isinstance(dt, _Dtype)
+            else "something already uses it, so this would change that behind the check"
+            if target.sealed
+            else _dtype_state(dt, state)
+        )
+        target.built = True
+        if wrong is not None:
+            s.add(
+                "pickle-build-denied",
+                f"BUILD on a numpy dtype with a state numpy does not write: {wrong}"
+                f" (byte {s.op_pos})",
+            )
+        return None
     if role & _BUILD_TUPLE and state.kind == K_TUPLE:
         target.built = True
+        if isinstance(state.data, list):
+            for item in state.data:
+                if _is_dtype(item):
+                    item.sealed = True  # the array holds it from now on
         return None
     if role & (_BUILD_DICT | _BUILD_TUPLE):
         s.add(
