@@ -64,9 +64,10 @@ def state(
     elsize: int = 8,
     flags: int = 16,
     subarray: tuple[Any, ...] | None = None,
+    order: str = "|",
 ) -> tuple[Any, ...]:
     names = tuple(fields) if fields is not None else None
-    return (3, "|", subarray, names, fields, elsize, 1, flags)
+    return (3, order, subarray, names, fields, elsize, 1, flags)
 
 
 HOSTILE = {
@@ -101,6 +102,25 @@ HOSTILE = {
     "state-version-2": Dt("V8", (2, "|", None, None, None, 8, 1)),
     "field-dtype-of-unknown-size": Dt("V8", state({"a": ("not a dtype", 0)})),
     "huge-flags": Dt("V8", state(flags=1 << 40)),
+    # numpy reads a NULL for a datetime's missing metadata; a multiplier of 0
+    "datetime-without-metadata": Dt("M8", (3, "<", None, None, None, -1, -1, 0)),
+    "datetime-with-a-zero-multiplier": Dt(
+        "M8", (4, "<", None, None, None, -1, -1, 0, (None, (b"s", 0, 1, 1)))
+    ),
+    # -1 is "the code's size" only for fixed-size kinds: a V8 would get -1
+    "void-of-item-size-minus-one": Dt("V8", state({"a": (Dt("V8", state(elsize=-1)), 0)})),
+    "number-with-an-item-size": Dt("f8", (3, "<", None, None, None, 8, 8, 0)),
+    # an alignment of 0 is a division by zero in the first copy
+    "alignment-zero": Dt("V8", (3, "|", None, None, None, 8, 0, 0)),
+    "alignment-not-a-power-of-two": Dt("U2", (3, "<", None, None, None, 8, 3, 8)),
+    # a name without its field is a NULL; a field without its name
+    "names-not-the-fields": Dt("V8", (3, "|", None, ("b",), {"a": (np.dtype("i8"), 0)}, 8, 1, 16)),
+    "a-name-twice": Dt("V8", (3, "|", None, ("a", "a"), {"a": (np.dtype("i4"), 0)}, 8, 1, 16)),
+    # byte-swapped pointers
+    "big-endian-object": Dt("O8", (3, ">", None, None, None, -1, -1, 63)),
+    "big-endian-structured": Dt("V8", state({"o": (np.dtype("O"), 0)}, flags=27, order=">")),
+    # an empty dtype inside another: numpy resizes empty dtypes in place
+    "empty-field": Dt("V8", state({"a": (np.dtype("V0"), 0)})),
 }
 
 
@@ -138,10 +158,9 @@ OBJECT_FIELD_STATE = (
     b"(K\x03" + _str("|") + b"N" + _str("a") + b"\x85}" + _str("a") + OBJECT_DTYPE + b"K\x00\x86s"
     b"K\x08K\x01K\x1bt"
 )
-ARRAY_OF_MEMO_1 = (  # _reconstruct(ndarray, (0,), b'b') BUILD (1, (1,), memo[1], False, 8 bytes)
-    b"cnumpy._core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85C\x01b\x87R"
-    b"(K\x01K\x01\x85h\x01\x89C\x08AAAAAAAAtb"
-)
+NEW_ARRAY = b"cnumpy._core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85C\x01b\x87R"
+STATE_OF_MEMO_1 = b"(K\x01K\x01\x85h\x01\x89C\x08AAAAAAAAt"  # (1, (1,), memo[1], False, 8 bytes)
+ARRAY_OF_MEMO_1 = NEW_ARRAY + STATE_OF_MEMO_1 + b"b"
 
 
 def test_a_dtype_built_after_an_array_took_it_is_refused() -> None:
@@ -190,6 +209,67 @@ def test_a_good_dtype_assembled_by_hand_passes() -> None:
     assert scan(data) == []
 
 
+def test_a_dtype_inside_itself_is_refused() -> None:
+    # hashing it (as a dict key) recurses in C until the stack is gone
+    for where in ("field", "subarray"):
+        d = Dt("V8", None)
+        if where == "field":
+            d.state = state({"a": (d, 0)})
+        else:
+            d.state = state(subarray=(d, (1,)), flags=0)
+        data = pickle.dumps({d: 1}, protocol=2)
+        assert codes(data) == {"pickle-build-denied"}, (where, scan(data))
+
+
+class Sc:
+    def __init__(self, *args: object) -> None:
+        self.args = args
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        from numpy._core.multiarray import scalar
+
+        return (scalar, self.args)
+
+
+def test_a_scalar_without_its_data_is_refused() -> None:
+    # numpy writes scalar(dtype, data); scalar(dtype) resizes an empty
+    # dtype in place, under an array that already took it
+    d = Dt("V0", state(elsize=0, flags=0))
+    data = pickle.dumps([Arr(d, (1,), b""), Sc(d)], protocol=2)
+    assert "pickle-call-arguments" in codes(data), scan(data)
+
+
+def test_an_octal_flag_is_read_as_octal() -> None:
+    # I031 is 25 to the C unpickler: an object dtype without NPY_LIST_PICKLE,
+    # so the array's 8 raw bytes become a pointer
+    def i(text: bytes) -> bytes:
+        return b"I" + text + b"\n"
+
+    data = (
+        b"\x80\x03cnumpy._core.multiarray\n_reconstruct\ncnumpy\nndarray\n" + i(b"0")
+        + b"\x85C\x01b\x87R(" + i(b"1") + i(b"1") + b"\x85" + DTYPE + _str("O8")
+        + b"\x89\x88\x87R(" + i(b"3") + _str("|") + b"NNN" + i(b"-1") + i(b"-1") + i(b"031")
+        + b"tb\x89C\x08AAAAAAAAtb."
+    )  # fmt: skip
+    assert codes(data) == {"pickle-build-denied"}, scan(data)
+    # the same pickle with the flags numpy writes (63, octal 077) passes up
+    # to the array's bytes, which numpy refuses by itself (not a list)
+    fine = data.replace(i(b"031"), i(b"077"))
+    assert "pickle-build-denied" not in codes(fine), scan(fine)
+
+
+def test_an_array_state_past_the_bound_on_kept_tuples_is_refused() -> None:
+    # once no tuple is kept the array's dtype is not known, so it cannot be
+    # sealed: its BUILD is refused rather than passed
+    from provenance.formats._pickle_scan import MAX_KEPT
+
+    pad = (b"(" + b"N" * 64 + b"t0") * (MAX_KEPT // 64 + 2)
+    head = b"\x80\x03" + NEW_V8 + b"q\x01" + NEW_ARRAY
+    data = head + pad + STATE_OF_MEMO_1 + b"b."
+    assert codes(data) == {"pickle-build-denied"}, scan(data)[:3]
+    assert codes(head + STATE_OF_MEMO_1 + b"b.") == set()
+
+
 # -- the same dtype in the files a loader opens
 
 
@@ -225,6 +305,17 @@ GOOD: list[object] = [
     np.dtype([("x", "i1"), ("y", "<i8")], align=True),
     np.dtype({"names": [], "formats": [], "itemsize": 0}),
     np.dtype("f8", metadata={"unit": "m"}),
+    np.dtype([("a", "i4")], metadata={"unit": "m"}),
+    np.dtype("M8[10s]", metadata={"tz": "UTC"}),
+    ">U3",
+    ">M8[D]",
+    ("U2", (3,)),
+    ("S3", (2,)),
+    ("M8[s]", (2,)),
+    [("t", "M8[ms]"), ("big", ">f8")],
+    np.dtype([("x", "i1"), ("y", "f16")], align=True),
+    np.dtype(("i4", [("lo", "<i2"), ("hi", "<i2")])),
+    [(f"c{i}", "f4") for i in range(300)],
 ]
 
 
@@ -235,3 +326,62 @@ def test_every_dtype_numpy_writes_passes(spec: object, protocol: int) -> None:
     for value in (dtype, np.zeros(3, dtype=dtype), np.zeros((), dtype=dtype)[()]):
         data = pickle.dumps(value, protocol=protocol)
         assert scan(data) == [], (spec, type(value), scan(data))
+
+
+# -- numbers in text opcodes, read as the C unpickler reads them
+
+
+def _scanned_value(data: bytes) -> object:
+    from provenance.formats import _pickle_scan as ps
+
+    def read(offset: int, n: int) -> bytes:
+        return data[offset : offset + n] if offset >= 0 else b""
+
+    got = ps._Scanner(
+        read, 0, len(data), file="f", fmt="pickle", options=ScanOptions(), member=None, layout=None
+    ).run()
+    if any(f.code == "pickle-malformed" for f in got.findings):
+        return "error"
+    v = got.value
+    assert v is not None
+    if v.kind == ps.K_BOOL:
+        return "bool"
+    assert v.kind == ps.K_INT, v.kind
+    return v.data
+
+
+def _loaded_value(data: bytes) -> object:
+    try:
+        v = pickle.loads(data)  # the C unpickler; INT and LONG build no object
+    except Exception:
+        return "error"
+    return "bool" if isinstance(v, bool) else v
+
+
+def _lines() -> list[bytes]:
+    import random
+
+    fixed = [
+        b"", b"0", b"1", b"00", b"01", b"031", b" 1", b"+1", b"-0", b"-1", b"0x1f", b"0X1F",
+        b"0x", b"0xg", b"08", b"1_0", b"0o17", b"0b11", b" 12", b"12 ", b"\t5", b"\v5", b"\f7",
+        b"9223372036854775807", b"9223372036854775808", b"-9223372036854775808",
+        b"-9223372036854775809", b"0777777777777777777777777", b"12\x0099", b"\x001", b"1\x00",
+        b"+", b"-", b" ", b"0_1", b"0x_1", b"1__0", b"00_0", b"0 ", b"1" * 120, b"0" + b"7" * 30,
+        b"I", b"1L", b"0x1fL", b"031L", b"L",
+    ]  # fmt: skip
+    rnd = random.Random(7)
+    alphabet = b"0123456789xXabfo_+- \t\x00\vL"
+    return fixed + [bytes(rnd.choices(alphabet, k=rnd.randint(0, 7))) for _ in range(3000)]
+
+
+@pytest.mark.parametrize("opcode", [b"I", b"L"])
+def test_text_integers_are_read_as_the_c_unpickler_reads_them(opcode: bytes) -> None:
+    # "I031" is 25 to _pickle (strtol, base 0), and a dtype's flags of 031
+    # would pass a check that read 31
+    for line in _lines():
+        data = opcode + line + b"\n."
+        want, got = _loaded_value(data), _scanned_value(data)
+        if got is None:  # too long to keep: the scan only checked it is a number
+            assert isinstance(want, int), line
+            continue
+        assert got == want, (opcode, line, want, got)

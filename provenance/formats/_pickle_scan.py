@@ -94,6 +94,8 @@ READ_UP_TO = 4096
 #: Tuples keep their items (for the checks of arguments and persistent ids)
 #: when they have at most this many, and while fewer than MAX_KEPT are kept.
 TUPLE_ITEMS_KEPT = 64
+#: A tuple of strings only (a structured dtype's field names) is kept up to this.
+NAMES_KEPT = 4096
 MAX_KEPT = 1 << 21
 WINDOW = 1 << 20
 #: Findings kept per stream; more are counted in one last finding.
@@ -257,19 +259,16 @@ _TENSOR_REBUILDS = frozenset(
 class _V:
     """A value on the simulated stack: its kind and what is known of it."""
 
-    __slots__ = ("built", "data", "kind", "name", "sealed")
+    __slots__ = ("built", "data", "kind", "name")
 
     def __init__(self, kind: int, data: object = None, name: str | None = None) -> None:
         #: BUILD was applied to it once: a second BUILD could call the
         #: ``__setstate__`` the first one planted in its attributes.
         self.built = False
-        #: A dtype, or a dict of a dtype's fields, that something already
-        #: uses: changing it now would change what was checked behind the check.
-        self.sealed = False
         self.kind = kind
         #: K_STR: the text (None when too long to read); K_INT: the value
         #: (None when too long); K_TUPLE: the list of items; K_GLOBAL: allowed;
-        #: K_DICT: its (key, value) pairs (None when too many to keep);
+        #: K_DICT: what a dtype's fields would be read from (see _add_pairs);
         #: the K_RESULT of numpy.dtype: its _Dtype.
         self.data = data
         #: K_GLOBAL: module.name; K_RESULT: what was called.
@@ -392,16 +391,26 @@ _POINTER_SIZE = 8
 _DTYPE_KINDS = frozenset("biufcmMOSUV")
 #: Bounds on a dtype a pickle describes (numpy's own limit is 2**31 - 1 bytes).
 _MAX_ITEMSIZE = 2**31 - 1
+#: Kinds whose item size the state gives (others: -1, the type code's), and
+#: the alignments numpy gives them; kinds that may have fields; the byte
+#: orders numpy writes per kind (a byte-swapped object is a wrong pointer).
+_SIZED_KINDS = frozenset("VSU")
+_ALIGNMENTS = frozenset({1, 2, 4, 8, 16, 32, 64})
+_FIELD_KINDS = frozenset("Vbiufc")
+_ORDERS: dict[str, tuple[str, ...]] = {"O": ("|",), "V": ("|",), "S": ("|",)}
 _MAX_DICT_PAIRS = 4096
 
 
 class _Dtype:
     """What a pickle's ``numpy.dtype`` call made, as far as the scan follows it."""
 
-    __slots__ = ("has_object", "itemsize", "kind")
+    __slots__ = ("has_object", "itemsize", "kind", "sealed")
 
     def __init__(self, kind: str, itemsize: int | None) -> None:
         self.kind = kind
+        #: Something uses it (an array, a scalar, another dtype): a BUILD now
+        #: would change that behind the check.
+        self.sealed = False
         #: Bytes per item; None when the code does not say it exactly.
         self.itemsize = itemsize
         #: It holds Python objects (itself, a field or a subarray's base).
@@ -426,11 +435,24 @@ def _known_int(v: _V) -> int | None:
     return v.data if v.kind == K_INT and isinstance(v.data, int) else None
 
 
-def _component(v: _V) -> tuple[_Dtype, int] | None:
-    """A dtype used inside another, and its size: known, or None."""
-    if not _is_dtype(v) or not isinstance(v.data, _Dtype) or v.data.itemsize is None:
+def _component(v: _V, outer: _Dtype) -> tuple[_Dtype, int] | None:
+    """A dtype used inside ``outer``, and its size; None unless it is known,
+    not empty (an empty dtype is one numpy resizes) and not ``outer`` itself."""
+    dt = v.data if _is_dtype(v) else None
+    if not isinstance(dt, _Dtype) or dt is outer or not dt.itemsize:
         return None
-    return v.data, v.data.itemsize
+    return dt, dt.itemsize
+
+
+class _Sealed(tuple):  # type: ignore[type-arg]
+    """The fields of a dict a dtype took (the same pairs): it may not change now."""
+
+    __slots__ = ()
+
+
+def _seal(v: _V) -> None:
+    if v.kind == K_RESULT and isinstance(v.data, _Dtype):
+        v.data.sealed = True
 
 
 def _dtype_state(dt: _Dtype, state: _V) -> str | None:
@@ -438,6 +460,10 @@ def _dtype_state(dt: _Dtype, state: _V) -> str | None:
 
     The layout is numpy's ``arraydescr_reduce``: (version, byte order,
     subarray, names, fields, item size, alignment, flags[, metadata]).
+    Each rule below is one numpy's ``__setstate__`` leaves out and a crash
+    it would otherwise allow: a NULL metadata (datetimes), an item size of
+    -1 taken as is (V, S, U), an alignment of 0 (a division), a name
+    without its field, byte-swapped pointers, a dtype inside itself.
     """
     items = state.data if state.kind == K_TUPLE else None
     if not isinstance(items, list):
@@ -445,14 +471,25 @@ def _dtype_state(dt: _Dtype, state: _V) -> str | None:
     version = _known_int(items[0]) if items else None
     if not ((version == 3 and len(items) == 8) or (version == 4 and len(items) == 9)):
         return "its state is not numpy's (version 3 or 4, of 8 or 9 items)"
-    _order, subarray, names, fields, elsize_v, align_v, flags_v = items[1:8]
-    elsize, flags = _known_int(elsize_v), _known_int(flags_v)
-    if _known_int(align_v) is None or elsize is None or flags is None or not 0 <= flags < 256:
+    order, subarray, names, fields, elsize_v, align_v, flags_v = items[1:8]
+    elsize, align, flags = _known_int(elsize_v), _known_int(align_v), _known_int(flags_v)
+    if align is None or elsize is None or flags is None or not 0 <= flags < 256:
         return "its item size, alignment or flags are not small numbers"
     if dt.itemsize is None:
         return "its type code does not give its size"
-    if elsize not in (-1, dt.itemsize):
-        return f"its state gives an item size of {elsize} where its type code says {dt.itemsize}"
+    sized = dt.kind in _SIZED_KINDS
+    if sized and (elsize != dt.itemsize or align not in _ALIGNMENTS):
+        return (
+            f"its item size ({elsize}) or alignment ({align}) is not the one numpy"
+            f" writes for '{dt.kind}{dt.itemsize}'"
+        )
+    if not sized and (elsize, align) != (-1, -1):
+        return "its item size or alignment is set where numpy leaves them to the type code"
+    if not _is_str(order) or order.data not in _ORDERS.get(dt.kind, ("<", ">", "|")):
+        return "its byte order is not one numpy writes for its kind"
+    wrong = _dtype_metadata(dt, items[8] if version == 4 else None)
+    if wrong is not None:
+        return wrong
     size = dt.itemsize
     parts: list[_V] = []
     has_object = dt.kind == "O"
@@ -461,10 +498,10 @@ def _dtype_state(dt: _Dtype, state: _V) -> str | None:
         if dt.kind != "V" or not isinstance(sub, list) or len(sub) != 2:
             return "its subarray is not a dtype and a shape"
         base, shape = sub
-        got = _component(base)
+        got = _component(base, dt)
         dims = shape.data if shape.kind == K_TUPLE else None
         if got is None or not isinstance(dims, list):
-            return "its subarray is not a dtype and a shape"
+            return "its subarray is not another dtype, of a size, and a shape"
         base_dt, base_size = got
         count = 1
         for d in dims:
@@ -482,34 +519,63 @@ def _dtype_state(dt: _Dtype, state: _V) -> str | None:
         return "it has field names without fields, or fields without names"
     if fields.kind != K_NONE:
         pairs = fields.data if fields.kind == K_DICT else None
-        if dt.kind != "V" or names.kind != K_TUPLE or not isinstance(pairs, list):
-            return "its fields are not a dict the scan can read"
+        listed = names.data if names.kind == K_TUPLE else None
+        if dt.kind not in _FIELD_KINDS or not isinstance(pairs, (list, tuple)):
+            return "its fields are not a dict of (dtype, offset) entries"
+        if not isinstance(listed, list) or not all(isinstance(n.data, str) for n in listed):
+            return "its field names are not a tuple of names the scan can read"
+        named: list[str] = []
         for key, value in pairs:
-            name = _show_name(key.data) if isinstance(key.data, str) else _describe(key)
+            if not isinstance(key.data, str) or key.kind != K_STR:
+                return "its fields are not keyed by names the scan can read"
+            name = _show_name(key.data)
             entry = value.data if value.kind == K_TUPLE else None
             if not isinstance(entry, list) or len(entry) not in (2, 3):
                 return f"its field {name} is not a dtype and an offset"
-            got = _component(entry[0])
+            got = _component(entry[0], dt)
             offset = _known_int(entry[1])
             if got is None or offset is None:
-                return f"its field {name} is not a dtype of known size and an offset"
+                return f"its field {name} is not another dtype, of a size, and an offset"
             field_dt, field_size = got
             if offset < 0 or offset + field_size > size:
                 return (
                     f"its field {name} spans bytes {offset} to"
                     f" {offset + field_size} of an item of {size}"
                 )
+            if not (len(entry) == 3 and _is_str(entry[2], key.data)):
+                named.append(key.data)  # a name; the others are its titles
             parts.append(entry[0])
             has_object |= field_dt.has_object
-        fields.sealed = True
+        order_of_names = [n.data for n in listed]
+        if sorted(order_of_names) != sorted(named) or len(set(named)) != len(named):
+            return "its field names are not the names of its fields, each once"
+        fields.data = _Sealed(pairs)
     if has_object and flags & _NPY_OBJECT_FLAGS != _NPY_OBJECT_FLAGS:
         return f"it holds objects but its flags (0x{flags:02x}) say it does not"
     if not has_object and flags & _NPY_OBJECT_BITS:
         return f"it holds no objects but its flags (0x{flags:02x}) say it does"
     for part in parts:
-        part.sealed = True
+        _seal(part)
     dt.has_object = has_object
     return None
+
+
+def _dtype_metadata(dt: _Dtype, meta: _V | None) -> str | None:
+    """None when a dtype's metadata is what numpy writes for its kind."""
+    if dt.kind not in "mM":
+        if meta is None or meta.kind in (K_NONE, K_DICT):
+            return None
+        return "its metadata is not a dict"
+    # a datetime's: (user metadata, (unit, multiplier, 1, 1)); without it
+    # numpy reads a NULL
+    outer = meta.data if meta is not None and meta.kind == K_TUPLE else None
+    if isinstance(outer, list) and len(outer) == 2 and outer[0].kind in (K_NONE, K_DICT):
+        inner = outer[1].data if outer[1].kind == K_TUPLE else None
+        if isinstance(inner, list) and len(inner) == 4 and _is_bytes(inner[0]):
+            num, den, events = (_known_int(v) for v in inner[1:])
+            if num is not None and 1 <= num < 2**31 and den == 1 and events == 1:
+                return None
+    return "it is a datetime without the (unit, multiplier, 1, 1) numpy writes for one"
 
 
 def _args_frombuffer(a: list[_V]) -> str | None:
@@ -525,7 +591,9 @@ def _args_frombuffer(a: list[_V]) -> str | None:
 
 
 def _args_scalar(a: list[_V]) -> str | None:
-    if 1 <= len(a) <= 2 and _is_dtype(a[0]):
+    # numpy writes scalar(dtype, data); with no data it resizes an empty
+    # dtype in place, under whatever already uses it
+    if len(a) == 2 and _is_dtype(a[0]):
         return None
     return "takes a dtype and its data"
 
@@ -790,8 +858,7 @@ class _Scanner:
                 return _UNKNOWN
         if isinstance(args, list):
             for arg in args:
-                if _is_dtype(arg):
-                    arg.sealed = True  # an array or a scalar holds it from now on
+                _seal(arg)  # an array or a scalar holds a dtype from now on
         if name == "numpy.dtype" and isinstance(args, list) and isinstance(args[0].data, str):
             return _V(K_RESULT, _dtype_code(args[0].data), name)
         return _V(K_RESULT, None, name)
@@ -954,7 +1021,7 @@ _pusher(b"\x89", _BOOL)
 
 @_op(b"}")
 def _empty_dict(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
-    stack.append(_V(K_DICT, []))  # its own: a dtype's fields are read from it
+    stack.append(_V(K_DICT, ()))  # its own: a dtype's fields are read from it
     return None
 
 
@@ -965,29 +1032,66 @@ _pusher(b"\x8f", _V(K_SET))
 
 @_op(b"I")
 def _int(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
+    # As _pickle's load_int reads it: strtol(line, base 0), so a leading 0
+    # is octal and 0x hex, up to a NUL; a bool when the line is two bytes
+    # and says 0 or 1 (" 1", "+0"); Python's int rules past a C long.
     line = s.line()
-    if line in (b"00", b"01"):
+    if not line:
+        raise s.fail("pickle-malformed", "an INT argument that is empty")
+    text = line.split(b"\0", 1)[0]
+    value = _strtol0(text)
+    if value is None:
+        stack.append(_V(K_INT, _parse_int(s, text)))
+    elif len(line) == 2 and value in (0, 1):
         stack.append(_BOOL)
-        return None
-    stack.append(_V(K_INT, _parse_int(s, line)))
+    else:
+        stack.append(_V(K_INT, value))
     return None
 
 
 @_op(b"L")
 def _long(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
-    line = s.line()
-    stack.append(_V(K_INT, _parse_int(s, line[:-1] if line.endswith(b"L") else line)))
+    line = s.line()  # load_long drops a last "L" and reads the rest as int(text, 0)
+    stack.append(_V(K_INT, _parse_int(s, (line[:-1] if line.endswith(b"L") else line))))
     return None
 
 
+_C_SPACE = b" \t\n\v\f\r"
+_DIGITS = {8: frozenset(b"01234567"), 10: frozenset(b"0123456789")}
+_DIGITS[16] = frozenset(b"0123456789abcdefABCDEF")
+
+
+def _strtol0(text: bytes) -> int | None:
+    """``strtol(text, &end, 0)`` when it reads all of ``text`` and fits a C long, else None."""
+    i, n = 0, len(text)
+    while i < n and text[i] in _C_SPACE:
+        i += 1
+    negative = i < n and text[i] == 0x2D
+    if i < n and text[i] in b"+-":
+        i += 1
+    if text[i : i + 2] in (b"0x", b"0X") and i + 2 < n and text[i + 2] in _DIGITS[16]:
+        base, i = 16, i + 2
+    else:
+        base = 8 if text[i : i + 1] == b"0" else 10
+    digits = text[i:]
+    if not digits:
+        # nothing converted: the end is the line's start, fine only if empty
+        return 0 if not text else None
+    if len(digits) > 64 or not _DIGITS[base].issuperset(digits):
+        return None
+    value = -int(digits, base) if negative else int(digits, base)
+    return value if -(2**63) <= value < 2**63 else None
+
+
 def _parse_int(s: _Scanner, text: bytes) -> int | None:
-    body = text.strip().lstrip(b"+-").replace(b"_", b"")
-    if not body or not body.isdigit():
-        raise s.fail("pickle-malformed", "an integer argument that is not a number")
+    """``int(text, 0)`` up to a NUL, as PyLong_FromString reads it."""
+    text = text.split(b"\0", 1)[0]
     if len(text) > 100:
-        return None  # too long to matter (and to convert cheaply)
+        body = text.strip().lstrip(b"+-").replace(b"_", b"")
+        if body.isdigit() and body[:1] != b"0":
+            return None  # too long to matter (and to convert cheaply)
     try:
-        return int(text)
+        return int(text, 0)
     except ValueError:
         raise s.fail("pickle-malformed", "an integer argument that is not a number") from None
 
@@ -1219,7 +1323,11 @@ def _memoize(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object
 
 def _tuple_value(s: _Scanner, items: list[_V]) -> _V:
     """A tuple; its items are kept only when few (arguments, persistent ids, shapes)."""
-    if len(items) > TUPLE_ITEMS_KEPT or s.kept > MAX_KEPT:
+    if s.kept > MAX_KEPT or (
+        len(items) > TUPLE_ITEMS_KEPT
+        # names, such as a structured dtype's, are kept up to a bound
+        and (len(items) > NAMES_KEPT or not all(v.kind == K_STR for v in items))
+    ):
         return _V(K_TUPLE, None)
     s.kept += len(items)
     return _V(K_TUPLE, items)
@@ -1256,28 +1364,42 @@ def _dict(s: _Scanner, stack: Stack, metastack: Marks, memo: dict[int, _V]) -> o
     items = _pop_mark(s, stack, metastack)
     if len(items) % 2:
         raise s.fail("pickle-malformed", "DICT with an odd number of items")
-    stack.append(_V(K_DICT, []))
+    stack.append(_V(K_DICT, ()))
     _add_pairs(s, stack[-1], items)
     return None
 
 
 def _add_pairs(s: _Scanner, target: _V, items: list[_V]) -> None:
-    """Keep a plain dict's items, for a dtype state that may read it."""
+    """Keep a plain dict's items while they could be a dtype's fields.
+
+    Only (dtype, offset[, title]) entries are kept, and only while every
+    item is one: the first other item (what nearly every dict holds) drops
+    them, so a state dict's values are not kept alive for nothing.
+    """
     if target.kind != K_DICT:
         return
-    if target.sealed:
+    pairs = target.data
+    if pairs is None or not items:
+        return
+    if isinstance(pairs, _Sealed):
         s.add(
             "pickle-build-denied",
             f"changes the fields of a numpy dtype after it was built (byte {s.op_pos})",
         )
         return
-    pairs = target.data
     if not isinstance(pairs, list):
-        return
-    if len(pairs) + len(items) // 2 > _MAX_DICT_PAIRS:
-        target.data = None  # too many to keep: no dtype may use it
-        return
-    pairs.extend(zip(items[::2], items[1::2], strict=True))
+        pairs = target.data = []
+    for i in range(1, len(items), 2):
+        entry = items[i].data if items[i].kind == K_TUPLE else None
+        if (
+            not isinstance(entry, list)
+            or not 2 <= len(entry) <= 3
+            or not _is_dtype(entry[0])
+            or len(pairs) >= _MAX_DICT_PAIRS
+        ):
+            target.data = None  # no dtype may take it for its fields
+            return
+        pairs.append((items[i - 1], items[i]))
 
 
 @_op(b"\x91")
@@ -1452,7 +1574,7 @@ def _build(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
             "its type code is not one numpy writes"
             if not isinstance(dt, _Dtype)
             else "something already uses it, so this would change that behind the check"
-            if target.sealed
+            if dt.sealed
             else _dtype_state(dt, state)
         )
         target.built = True
@@ -1465,10 +1587,16 @@ def _build(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
         return None
     if role & _BUILD_TUPLE and state.kind == K_TUPLE:
         target.built = True
-        if isinstance(state.data, list):
-            for item in state.data:
-                if _is_dtype(item):
-                    item.sealed = True  # the array holds it from now on
+        if not isinstance(state.data, list):
+            # past the bound on kept tuples: the dtype in it is not known
+            s.add(
+                "pickle-build-denied",
+                f"BUILD on what {_show_name(target.name or '')} returned with a state the"
+                f" scan could not keep (too many tuple items before it) (byte {s.op_pos})",
+            )
+            return None
+        for item in state.data:
+            _seal(item)  # the array holds it from now on
         return None
     if role & (_BUILD_DICT | _BUILD_TUPLE):
         s.add(
