@@ -385,3 +385,9 @@ def test_text_integers_are_read_as_the_c_unpickler_reads_them(opcode: bytes) -> 
             assert isinstance(want, int), line
             continue
         assert got == want, (opcode, line, want, got)
+
+
+def test_empty_setitems_and_dict_are_fine() -> None:
+    # MARK then SETITEMS with nothing, or DICT of nothing: what no pickler
+    # writes, and no reason to fail
+    assert scan(b"\x80\x02}(u(d.") == []

@@ -1365,7 +1365,8 @@ def _dict(s: _Scanner, stack: Stack, metastack: Marks, memo: dict[int, _V]) -> o
     if len(items) % 2:
         raise s.fail("pickle-malformed", "DICT with an odd number of items")
     stack.append(_V(K_DICT, ()))
-    _add_pairs(s, stack[-1], items)
+    if items:
+        _add_pairs(s, stack[-1], items)
     return None
 
 
@@ -1428,7 +1429,12 @@ def _setitem(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object
     items = _pop(s, stack, 2)
     target = _top(s, stack)
     _target(s, target, "SETITEM", (K_DICT,), True)
-    _add_pairs(s, target, items)
+    pairs = target.data
+    if pairs is not None and items and target.kind == K_DICT:
+        if items[1].kind == K_TUPLE or pairs.__class__ is _Sealed:
+            _add_pairs(s, target, items)
+        else:
+            target.data = None  # the common case, inline: not a dtype's fields
     return None
 
 
@@ -1439,7 +1445,12 @@ def _setitems(s: _Scanner, stack: Stack, metastack: Marks, memo: dict[int, _V]) 
         raise s.fail("pickle-malformed", "SETITEMS with an odd number of items")
     target = _top(s, stack)
     _target(s, target, "SETITEMS", (K_DICT,), True)
-    _add_pairs(s, target, items)
+    pairs = target.data
+    if pairs is not None and items and target.kind == K_DICT:
+        if items[1].kind == K_TUPLE or pairs.__class__ is _Sealed:
+            _add_pairs(s, target, items)
+        else:
+            target.data = None  # the common case, inline: not a dtype's fields
     return None
 
 
