@@ -654,14 +654,30 @@ def test_safetensors_header_length_past_the_file(tmp_path):
     data = safetensors_bytes()
     bad = struct.pack("<Q", len(data)) + data[8:]
     found = check(put(tmp_path, "big.safetensors", bad))
-    assert found.format == "unknown"
-    assert "out of bounds" in (found.detail or "")
+    # a cut-off or damaged safetensors file: its checker says what is wrong
+    assert found == Detected(
+        "safetensors",
+        False,
+        f"damaged: its header length {len(data)} runs past the end of the file",
+    )
+
+
+def test_damaged_safetensors(tmp_path):
+    # a length that fits and a brace, but no JSON object follows
+    data = struct.pack("<Q", 16) + b"{xyz" + bytes(range(12)) + bytes(8)
+    found = check(put(tmp_path, "x.safetensors", data))
+    assert found == Detected(
+        "safetensors", False, "damaged: its 16-byte header is not a JSON object"
+    )
 
 
 def test_not_safetensors(tmp_path):
-    # a length that fits and a brace, but no JSON object follows
-    data = struct.pack("<Q", 16) + b"{xyz" + bytes(range(12)) + bytes(8)
-    assert check(put(tmp_path, "x.safetensors", data)).format == "unknown"
+    # eight bytes that are no header length, and a brace: maybe chance
+    for head in (b"\xff" * 8, struct.pack("<Q", 1), struct.pack("<Q", (100 << 20) + 1)):
+        data = head + b'{"a": 1}' + bytes(64)
+        found = check(put(tmp_path, "x.bin", data))
+        assert found.format == "unknown", head
+        assert "out of bounds" in (found.detail or "")
 
 
 def test_gguf(tmp_path):

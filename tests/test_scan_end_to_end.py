@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
+from provenance.formats._scan import ScanOptions, _scan_file
+
 
 def test_an_index_scanned_alone_is_a_note_not_missing_shards(tmp_path):
     import json as _json
@@ -64,3 +68,21 @@ def test_a_second_build_on_an_allowlisted_object_is_refused(tmp_path):
     by = {f.name: [x.code for x in f.findings] for f in report.files}
     assert by["once.pkl"] == [], by
     assert "pickle-build-denied" in by["twice.pkl"], by
+
+
+def test_a_cut_off_safetensors_file_is_an_error(tmp_path):
+    # a download cut short inside the header: no loader reads it, and a
+    # release gate must not call it clean, whatever its name
+    numpy = pytest.importorskip("numpy", reason="numpy is not installed (a test dependency)")
+    from safetensors.numpy import save_file
+
+    whole = tmp_path / "whole.safetensors"
+    save_file({"w": numpy.zeros((4, 4), numpy.float32)}, str(whole))
+    data = whole.read_bytes()
+    for name, cut in (("model.safetensors", 40), ("pytorch_model.bin", 40), ("m", 20)):
+        (tmp_path / name).write_bytes(data[:cut])
+        found = _scan_file(str(tmp_path / name), name, ScanOptions())
+        assert found.format == "safetensors", name
+        assert {f.code for f in found.findings if f.severity == "error"} == {
+            "safetensors-header-out-of-bounds"
+        }, found.findings

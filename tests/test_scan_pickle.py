@@ -874,3 +874,59 @@ def test_raw_pickle_files_through_check_pickle_file(tmp_path: Path) -> None:
     two = tmp_path / "two.pkl"
     two.write_bytes(pickle.dumps(1, protocol=0) + pickle.dumps(2, protocol=0))
     assert {f.code for f in check_file(two)} == {"pickle-multiple"}
+
+
+# -- what a checkpoint keeps beside its tensors: dtypes, shapes, devices
+
+
+def _u(text: str) -> bytes:
+    raw = text.encode()
+    return b"X" + struct.pack("<I", len(raw)) + raw
+
+
+def test_torch_dtypes_sizes_and_devices_as_values_pass() -> None:
+    # {"size": torch.Size([2, 3]), "dtype": torch.bfloat16, "device":
+    # torch.device("cuda", 1)}, as pickle.dumps writes it (torch.load with
+    # weights_only=True allows all three)
+    data = (
+        b"\x80\x02}(" + _u("size") + b"ctorch\nSize\nK\x02K\x03\x86\x85R"
+        + _u("dtype") + b"ctorch\nbfloat16\n"
+        + _u("f32") + b"ctorch\nfloat32\n"
+        + _u("device") + b"ctorch\ndevice\n" + _u("cuda") + b"K\x01\x86R"
+        + _u("cpu") + b"ctorch\ndevice\n" + _u("cpu") + b"\x85Ru."
+    )  # fmt: skip
+    assert scan(data) == []
+
+
+@pytest.mark.parametrize(
+    ("call", "code"),
+    [
+        (b"ctorch\nSize\n" + _u("x") + b"\x85R", "pickle-call-arguments"),
+        (b"ctorch\ndevice\n}\x85R", "pickle-call-arguments"),
+        (b"ctorch\nfloat32\n)R", "pickle-call-denied"),  # a value, never called
+        (b"ctorch\nSize\n)\x81", "pickle-call-denied"),  # NEWOBJ
+    ],
+)
+def test_torch_values_used_otherwise_are_refused(call: bytes, code: str) -> None:
+    assert_flagged(b"\x80\x02" + call + b".", code)
+
+
+def test_a_real_checkpoint_with_dtypes_sizes_and_devices_passes(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch", reason="torch is not installed (too heavy for CI)")
+    dtypes = [getattr(torch, n) for n in dir(torch) if isinstance(getattr(torch, n), torch.dtype)]
+    value = {
+        "state_dict": torch.nn.Sequential(
+            torch.nn.Linear(2, 3), torch.nn.LayerNorm(3)
+        ).state_dict(),
+        "size": torch.Size([2, 3]),
+        "devices": [torch.device("cpu"), torch.device("cuda", 1)],
+        "dtypes": dtypes,
+    }
+    path = tmp_path / "checkpoint.pt"
+    torch.save(value, path)
+    from provenance.formats._scan import _scan_file
+
+    found = _scan_file(str(path), path.name, OPTS)
+    assert found.format == "pytorch-zip"
+    assert found.findings == ()
+    torch.load(path, weights_only=True)  # what torch itself calls safe, for comparison

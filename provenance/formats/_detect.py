@@ -231,11 +231,16 @@ def _detect(f: _File, size: int, name: str) -> Detected:
     # Last: a zip whose end record is at the end but whose start is not
     # (bytes prepended, as a self-extracting stub is). zipfile opens it, and
     # so does every loader built on it (Keras' .keras): it is a zip.
-    return (
-        embedded_zip(f, size, head)
-        or _text(head, size <= len(head), name)
-        or Detected("unknown", False, _safetensors_note(head, size))
-    )
+    zipped = embedded_zip(f, size, head)
+    if zipped is not None:
+        return zipped
+    note = _safetensors_note(head, size)
+    if note is not None and note.startswith("damaged"):
+        # A header length no random or text start has, then "{": a damaged
+        # or cut-off safetensors file, which its checker says what is wrong
+        # with (a release gate must not call a broken weights file clean).
+        return Detected("safetensors", False, note)
+    return _text(head, size <= len(head), name) or Detected("unknown", False, note)
 
 
 # ---------------------------------------------------------------- signatures
@@ -289,12 +294,15 @@ def _safetensors(head: bytes, size: int) -> Detected | None:
 
 
 def _safetensors_note(head: bytes, size: int) -> str | None:
-    """For an unknown file that starts like safetensors: why it is not one."""
+    """For a file that starts like safetensors but is not one: why, else None."""
     if len(head) >= 9 and head[8:9] == b"{":
         length = int.from_bytes(head[:8], "little")
-        if not 2 <= length <= min(MAX_SAFETENSORS_HEADER, size - 8):
+        if not 2 <= length <= MAX_SAFETENSORS_HEADER:
+            # as likely eight bytes and a "{" by chance: said, not judged
             return f"starts like safetensors, but its header length {length} is out of bounds"
-        return f"starts like safetensors, but its {length}-byte header is not a JSON object"
+        if length > size - 8:
+            return f"damaged: its header length {length} runs past the end of the file"
+        return f"damaged: its {length}-byte header is not a JSON object"
     return None
 
 

@@ -158,6 +158,19 @@ _TORCH_V3_DTYPES = (
     "uint64",
 )
 
+# Every other dtype, by the name it pickles as (str(dtype) without "torch."):
+# a checkpoint keeps {"dtype": torch.bfloat16} beside its tensors, as a
+# value; torch.load(weights_only=True) allows them all.
+_TORCH_DTYPES = (
+    *_TORCH_V3_DTYPES,
+    *("float16", "float32", "float64", "bfloat16", "complex64", "complex128", "bool"),
+    *(f"int{n}" for n in (8, 16, 32, 64)),
+    "uint8",
+    *(f"int{n}" for n in range(1, 8)),
+    *(f"uint{n}" for n in range(1, 8)),
+    *("qint8", "quint8", "qint32", "quint4x2", "quint2x4"),
+)
+
 _ROLES: dict[str, int] = {
     # collections.OrderedDict: every torch state dict is one (REDUCE with no
     # arguments, SETITEMS, and a BUILD with {'_metadata': ...}); an empty one
@@ -210,7 +223,11 @@ _ROLES: dict[str, int] = {
     "torch._utils._rebuild_tensor_v3": _CALL,
     "torch._utils._rebuild_parameter": _CALL,
     **dict.fromkeys(_TORCH_STORAGES, _STORAGE),
-    **dict.fromkeys((f"torch.{d}" for d in _TORCH_V3_DTYPES), _VALUE),
+    **dict.fromkeys((f"torch.{d}" for d in _TORCH_DTYPES), _VALUE),
+    # torch.Size(tuple of ints) and torch.device(type[, index]): what a
+    # checkpoint records of a shape or a device; both make a plain value.
+    "torch.Size": _CALL,
+    "torch.device": _CALL,
 }
 # Left out on purpose: collections.defaultdict (its default factory is a
 # callable global, run later by whoever reads a missing key; allowing it
@@ -610,6 +627,18 @@ def _args_dtype(a: list[_V]) -> str | None:
     return "takes a type code as numpy writes it ('f8', 'V16') and two flags"
 
 
+def _args_torch_size(a: list[_V]) -> str | None:
+    if len(a) == 1 and a[0].kind in (K_TUPLE, K_LIST):
+        return None
+    return "takes a tuple of sizes"
+
+
+def _args_torch_device(a: list[_V]) -> str | None:
+    if 1 <= len(a) <= 2 and _is_str(a[0]) and all(v.kind == K_INT for v in a[1:]):
+        return None
+    return "takes a device type and an index"
+
+
 def _args_rebuild(low: int, high: int) -> Callable[[list[_V]], str | None]:
     def check(a: list[_V]) -> str | None:
         if low <= len(a) <= high and a[0].kind == K_STORAGE:
@@ -644,6 +673,8 @@ _ARGS: dict[str, Callable[[list[_V]], str | None]] = {
     "torch._utils._rebuild_tensor_v2": _args_rebuild(6, 7),
     "torch._utils._rebuild_tensor_v3": _args_rebuild(7, 8),
     "torch._utils._rebuild_parameter": _args_parameter,
+    "torch.Size": _args_torch_size,
+    "torch.device": _args_torch_device,
 }
 for _name in ("set", "frozenset", "complex", "bytearray", "bytes"):
     _ARGS[f"__builtin__.{_name}"] = _ARGS[f"builtins.{_name}"]
