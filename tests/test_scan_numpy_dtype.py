@@ -121,6 +121,23 @@ HOSTILE = {
     "big-endian-structured": Dt("V8", state({"o": (np.dtype("O"), 0)}, flags=27, order=">")),
     # an empty dtype inside another: numpy resizes empty dtypes in place
     "empty-field": Dt("V8", state({"a": (np.dtype("V0"), 0)})),
+    # flags other than numpy's: NPY_USE_GETITEM on plain bytes reads a NULL;
+    # an object subarray without NPY_USE_GETITEM hands out raw pointers
+    "getitem-flag-on-plain-bytes": Dt("V8", state(flags=0x20)),
+    "object-subarray-with-struct-flags": Dt(
+        "V16", state(subarray=(np.dtype("O"), (2,)), elsize=16, flags=0x1B)
+    ),
+    # the same bytes seen as an object and as something else
+    "object-field-overlapping-a-number": Dt(
+        "V8", state({"o": (np.dtype("O"), 0), "i": (np.dtype("<i8"), 0)}, flags=0x1B)
+    ),
+    "object-field-on-a-number": Dt(
+        "<i8", (3, "<", None, ("o",), {"o": (np.dtype("O"), 0)}, -1, -1, 0x1B)
+    ),
+    "subarray-and-fields": Dt(
+        "V8",
+        (3, "|", (np.dtype("O"), (1,)), ("i",), {"i": (np.dtype("<i8"), 0)}, 8, 8, 0x3F),
+    ),
 }
 
 
@@ -252,10 +269,10 @@ def test_an_octal_flag_is_read_as_octal() -> None:
         + b"tb\x89C\x08AAAAAAAAtb."
     )  # fmt: skip
     assert codes(data) == {"pickle-build-denied"}, scan(data)
-    # the same pickle with the flags numpy writes (63, octal 077) passes up
-    # to the array's bytes, which numpy refuses by itself (not a list)
-    fine = data.replace(i(b"031"), i(b"077"))
-    assert "pickle-build-denied" not in codes(fine), scan(fine)
+    # with the flags numpy writes (63, octal 077) and a list of one object
+    # for its one item, it is the object array numpy pickles
+    fine = data.replace(i(b"031"), i(b"077")).replace(b"C\x08AAAAAAAA", b"]Na")
+    assert scan(fine) == []
 
 
 def test_an_array_state_past_the_bound_on_kept_tuples_is_refused() -> None:
@@ -268,6 +285,81 @@ def test_an_array_state_past_the_bound_on_kept_tuples_is_refused() -> None:
     data = head + pad + STATE_OF_MEMO_1 + b"b."
     assert codes(data) == {"pickle-build-denied"}, scan(data)[:3]
     assert codes(head + STATE_OF_MEMO_1 + b"b.") == set()
+
+
+# -- arrays and scalars over a dtype numpy writes
+
+
+class Raw:
+    """An array as numpy pickles it, with any BUILD state."""
+
+    def __init__(self, state: tuple[Any, ...], shape: tuple[int, ...] = (0,)) -> None:
+        self.state, self.shape = state, shape
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (RECONSTRUCT, (np.ndarray, self.shape, b"b"), self.state)
+
+
+OBJECTS = np.dtype([("a", "O"), ("b", "i8")])
+
+
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [
+        # numpy reads one list item per element, without checking the length
+        (Raw((1, (1,), np.dtype("O"), False, [])), "pickle-build-denied"),
+        (Raw((1, (50,), OBJECTS, False, [(1, 2)])), "pickle-build-denied"),
+        (Raw((1, (2,), np.dtype("O"), False, b"A" * 16)), "pickle-build-denied"),
+        (Raw((0, (1,), np.dtype("f8"), False, b"A" * 8)), "pickle-build-denied"),
+        # a scalar of a structured dtype with objects reads its array's first
+        # item, there or not
+        (Sc(OBJECTS, Raw((1, (0,), OBJECTS, False, []))), "pickle-call-arguments"),
+        (Sc(OBJECTS, b"A" * 16), "pickle-call-arguments"),
+        # _reconstruct allocates the shape it is given (numpy writes (0,))
+        (Raw((1, (1,), np.dtype("f8"), False, b"A" * 8), (1 << 31,)), "pickle-call-arguments"),
+    ],
+    ids=["short-list", "short-list-struct", "object-bytes", "version-0", "scalar-of-empty",
+         "scalar-bytes", "huge-shape"],
+)  # fmt: skip
+def test_an_array_or_scalar_numpy_would_read_past_is_refused(value: object, code: str) -> None:
+    data = pickle.dumps(value, protocol=2)
+    assert code in codes(data), scan(data)
+
+
+def test_an_object_array_with_as_many_items_as_its_shape_passes() -> None:
+    for value in (
+        Raw((1, (2,), np.dtype("O"), False, [1, None])),
+        Raw((1, (2,), OBJECTS, False, [(1, 2), (None, 3)])),
+        Sc(OBJECTS, Raw((1, (), OBJECTS, False, [(1, 2)]))),
+    ):
+        assert scan(pickle.dumps(value, protocol=2)) == []
+
+
+def test_a_dtype_nested_past_the_bound_is_refused() -> None:
+    # numpy's C code recurses through a dtype's fields (hashing it, for one)
+    d: object = np.dtype("i8")
+    for _ in range(40):
+        d = Dt("V8", state({"a": (d, 0)}))
+    data = pickle.dumps({d: 1}, protocol=4)
+    assert codes(data) == {"pickle-build-denied"}
+
+
+def test_a_huge_memo_index_is_refused() -> None:
+    # the C unpickler sizes its memo by the index: 2 GB for this one
+    for data in (b"\x80\x02Nr\x00\x00\x00\x08.", b"Np134217728\n."):
+        assert "pickle-limit" in codes(data), scan(data)
+
+
+def test_field_names_that_are_bytes_under_encoding_bytes_are_refused() -> None:
+    # SHORT_BINSTRING is bytes to pickle.load(encoding="bytes"): names and
+    # fields would no longer match
+    data = (
+        b"\x80\x02" + NEW_V8 + b"(K\x03" + _str("|") + b"N" + _str("a") + b"\x85}U\x01a"
+        + DTYPE + _str("i8") + b"\x89\x88\x87R(K\x03" + _str("<")
+        + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tbK\x00\x86sK\x08K\x01K\x10tb."
+    )  # fmt: skip
+    assert codes(data) == {"pickle-build-denied"}, scan(data)
+    assert scan(data.replace(b"U\x01a", _str("a"))) == []
 
 
 # -- the same dtype in the files a loader opens

@@ -242,6 +242,8 @@ ALLOWED_GLOBALS: frozenset[str] = frozenset(_ROLES)
 _TORCH_FORMATS = frozenset({"pytorch-zip", "pytorch-legacy"})
 _TORCH_MAGIC = 0x1950A86A20F9469CFC6C
 _TORCH_PROTOCOL = 1001
+_BYTES_CALLS = frozenset({"_codecs.encode", "builtins.bytes", "__builtin__.bytes"})
+_RECONSTRUCTS = ("numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct")
 _TENSOR_REBUILDS = frozenset(
     {
         "torch._utils._rebuild_tensor",
@@ -305,7 +307,9 @@ def _is_str(v: _V, text: str | None = None) -> bool:
 
 
 def _is_bytes(v: _V) -> bool:
-    return v.kind == K_BYTES or (v.kind == K_RESULT and v.name == "_codecs.encode")
+    # protocols 0 to 2 write bytes as _codecs.encode(text, "latin1"), and
+    # empty bytes as bytes()
+    return v.kind == K_BYTES or (v.kind == K_RESULT and v.name in _BYTES_CALLS)
 
 
 def _is_result(v: _V, *names: str) -> bool:
@@ -370,15 +374,19 @@ def _args_codecs_encode(a: list[_V]) -> str | None:
 
 
 def _args_reconstruct(a: list[_V]) -> str | None:
+    # numpy writes _reconstruct(ndarray, (0,), b"b"): an empty array, which
+    # BUILD then sizes and fills; any other shape is allocated right here
     if (
         len(a) == 3
         and a[0].kind == K_GLOBAL
         and a[0].name == "numpy.ndarray"
         and a[1].kind == K_TUPLE
+        and isinstance(a[1].data, list)
+        and [_known_int(v) for v in a[1].data] == [0]
         and _is_bytes(a[2])
     ):
         return None
-    return "takes numpy.ndarray, a shape and bytes"
+    return "takes numpy.ndarray, the shape (0,) and bytes"
 
 
 def _is_dtype(v: _V) -> bool:
@@ -395,13 +403,18 @@ def _is_dtype(v: _V) -> bool:
 # took it changes that array. So a dtype state passes only when it is one
 # numpy itself writes, and a dtype is sealed once anything uses it.
 
-#: The flags numpy sets on a dtype holding objects (NPY_ITEM_REFCOUNT,
-#: NPY_LIST_PICKLE, NPY_NEEDS_INIT, NPY_NEEDS_PYAPI: NPY_OBJECT_DTYPE_FLAGS
-#: less the bits a structured dtype leaves out), and the bits that say
-#: "objects" which a dtype without any must not carry (NPY_ITEM_REFCOUNT,
-#: NPY_LIST_PICKLE, NPY_ITEM_IS_POINTER).
-_NPY_OBJECT_FLAGS = 0x1B
-_NPY_OBJECT_BITS = 0x07
+#: The flags numpy gives a dtype: each bit changes how its items are read
+#: (NPY_USE_GETITEM on plain bytes reads through a NULL; an object without
+#: NPY_LIST_PICKLE takes raw bytes for pointers), so a state must carry
+#: exactly the flags numpy computes from its kind, fields and subarray.
+_PLAIN_FLAGS = {"O": 0x3F, "U": 0x08}
+#: A structured dtype's own flag (NPY_NEEDS_PYAPI), the bits it takes from
+#: its fields (NPY_FROM_FIELDS), and the one align=True adds (NPY_ALIGNED_STRUCT).
+_NPY_STRUCT = 0x10
+_NPY_FROM_FIELDS = 0x1B
+_NPY_ALIGNED_STRUCT = 0x80
+#: Nesting numpy's C code recurses through (hashing, comparing, copying).
+_MAX_DTYPE_DEPTH = 32
 _POINTER_SIZE = 8
 #: The dtype kinds numpy's ``dtype.__reduce__`` writes, each followed by its
 #: item size in bytes (in characters for U): 'f8', 'b1', 'O8', 'U3', 'V20'.
@@ -421,7 +434,7 @@ _MAX_DICT_PAIRS = 4096
 class _Dtype:
     """What a pickle's ``numpy.dtype`` call made, as far as the scan follows it."""
 
-    __slots__ = ("has_object", "itemsize", "kind", "sealed")
+    __slots__ = ("depth", "flags", "has_object", "itemsize", "kind", "sealed")
 
     def __init__(self, kind: str, itemsize: int | None) -> None:
         self.kind = kind
@@ -432,6 +445,10 @@ class _Dtype:
         self.itemsize = itemsize
         #: It holds Python objects (itself, a field or a subarray's base).
         self.has_object = kind == "O"
+        #: Its flags, as numpy computes them (and a checked state gave them).
+        self.flags = _PLAIN_FLAGS.get(kind, 0)
+        #: How many dtypes deep its fields and subarrays nest.
+        self.depth = 0
 
 
 def _dtype_code(code: str) -> _Dtype | None:
@@ -517,8 +534,8 @@ def _dtype_state(dt: _Dtype, state: _V) -> str | None:
         base, shape = sub
         got = _component(base, dt)
         dims = shape.data if shape.kind == K_TUPLE else None
-        if got is None or not isinstance(dims, list):
-            return "its subarray is not another dtype, of a size, and a shape"
+        if got is None or not isinstance(dims, list) or fields.kind != K_NONE:
+            return "its subarray is not another dtype, of a size, and a shape (without fields)"
         base_dt, base_size = got
         count = 1
         for d in dims:
@@ -532,6 +549,9 @@ def _dtype_state(dt: _Dtype, state: _V) -> str | None:
             return f"its subarray holds {base_size * count} bytes where its item size is {size}"
         parts.append(base)
         has_object |= base_dt.has_object
+        expected: tuple[int, ...] = (base_dt.flags,)
+    else:
+        expected = (_PLAIN_FLAGS.get(dt.kind, 0),)
     if (names.kind == K_NONE) != (fields.kind == K_NONE):
         return "it has field names without fields, or fields without names"
     if fields.kind != K_NONE:
@@ -539,11 +559,13 @@ def _dtype_state(dt: _Dtype, state: _V) -> str | None:
         listed = names.data if names.kind == K_TUPLE else None
         if dt.kind not in _FIELD_KINDS or not isinstance(pairs, (list, tuple)):
             return "its fields are not a dict of (dtype, offset) entries"
-        if not isinstance(listed, list) or not all(isinstance(n.data, str) for n in listed):
+        if not isinstance(listed, list) or not all(_is_text(n) for n in listed):
             return "its field names are not a tuple of names the scan can read"
         named: list[str] = []
+        spans: dict[tuple[int, int], tuple[int, bool]] = {}
+        from_fields = 0
         for key, value in pairs:
-            if not isinstance(key.data, str) or key.kind != K_STR:
+            if not _is_text(key) or not isinstance(key.data, str):
                 return "its fields are not keyed by names the scan can read"
             name = _show_name(key.data)
             entry = value.data if value.kind == K_TUPLE else None
@@ -559,22 +581,101 @@ def _dtype_state(dt: _Dtype, state: _V) -> str | None:
                     f"its field {name} spans bytes {offset} to"
                     f" {offset + field_size} of an item of {size}"
                 )
-            if not (len(entry) == 3 and _is_str(entry[2], key.data)):
+            if not (len(entry) == 3 and _is_text(entry[2]) and entry[2].data == key.data):
                 named.append(key.data)  # a name; the others are its titles
             parts.append(entry[0])
             has_object |= field_dt.has_object
+            from_fields |= field_dt.flags & _NPY_FROM_FIELDS
+            # a title repeats its field: the same dtype at the same offset
+            spans[(id(field_dt), offset)] = (field_size, field_dt.has_object)
         order_of_names = [n.data for n in listed]
         if sorted(order_of_names) != sorted(named) or len(set(named)) != len(named):
             return "its field names are not the names of its fields, each once"
+        if dt.kind != "V" and has_object:
+            return "it is a number with fields that hold objects, which numpy never makes"
+        if _objects_overlap(spans):
+            return "a field that holds objects overlaps another field (numpy refuses that)"
         fields.data = _Sealed(pairs)
-    if has_object and flags & _NPY_OBJECT_FLAGS != _NPY_OBJECT_FLAGS:
-        return f"it holds objects but its flags (0x{flags:02x}) say it does not"
-    if not has_object and flags & _NPY_OBJECT_BITS:
-        return f"it holds no objects but its flags (0x{flags:02x}) say it does"
+        if dt.kind == "V":
+            struct = _NPY_STRUCT | from_fields
+            expected = (struct, struct | _NPY_ALIGNED_STRUCT)
+    if flags not in expected:
+        return (
+            f"its flags (0x{flags:02x}) are not the ones numpy gives it"
+            f" (0x{expected[0]:02x}): they change how its items are read"
+        )
+    depth = 1 + max((p.data.depth for p in parts if isinstance(p.data, _Dtype)), default=-1)
+    if depth > _MAX_DTYPE_DEPTH:
+        return f"it nests more than {_MAX_DTYPE_DEPTH} dtypes deep"
     for part in parts:
         _seal(part)
     dt.has_object = has_object
+    dt.flags = flags
+    dt.depth = max(depth, 0)
     return None
+
+
+def _objects_overlap(spans: dict[tuple[int, int], tuple[int, bool]]) -> bool:
+    """A field holding objects shares bytes with another field."""
+    fields = [(offset, offset + size, obj) for (_, offset), (size, obj) in spans.items()]
+    for i, (start, end, obj) in enumerate(fields):
+        for j, (other_start, other_end, other_obj) in enumerate(fields):
+            if i != j and (obj or other_obj) and start < other_end and other_start < end:
+                return True
+    return False
+
+
+def _is_text(v: _V) -> bool:
+    """A str whatever the unpickler's encoding: not STRING or BINSTRING, which
+    ``encoding='bytes'`` makes bytes."""
+    return v.kind == K_STR and v.name is None and isinstance(v.data, str)
+
+
+class _Array:
+    """What a checked array state gave the array ``_reconstruct`` made."""
+
+    __slots__ = ("count", "dtype")
+
+    def __init__(self, dtype: _Dtype, count: int) -> None:
+        self.dtype = dtype
+        self.count = count
+
+
+def _array_state(state: _V) -> _Array | str:
+    """The array a ``_reconstruct`` BUILD state makes, or what is wrong with it.
+
+    numpy writes (1, shape, dtype, is_fortran, data): data is the raw bytes,
+    whose length numpy checks, or for a dtype holding objects a list, whose
+    length it does not (a short list reads past its end).
+    """
+    items = state.data if state.kind == K_TUPLE else None
+    if not isinstance(items, list):
+        return "a state the scan could not keep (too many tuple items before it)"
+    if len(items) != 5 or _known_int(items[0]) != 1:
+        return "a state that is not numpy's (1, shape, dtype, is_fortran, data)"
+    _, shape, dtype, _fortran, data = items
+    dims = shape.data if shape.kind == K_TUPLE else None
+    dt = dtype.data if _is_dtype(dtype) else None
+    if not isinstance(dims, list) or not isinstance(dt, _Dtype):
+        return "a state without a shape and a dtype the scan can read"
+    count = 1
+    for d in dims:
+        n = _known_int(d)
+        if n is None or n < 0:
+            return "a shape that is not a tuple of sizes"
+        count = min(count * n, 1 << 62)
+    if dt.has_object:
+        listed = data.data if data.kind == K_LIST else None
+        if listed != count:
+            return (
+                f"{count} items of objects from a list of {listed} (numpy reads each item"
+                " without checking the list is long enough)"
+                if isinstance(listed, int)
+                else "objects from something other than a list the scan counted"
+            )
+    elif not _is_bytes(data):
+        return "its data not as bytes"
+    return _Array(dt, count)
 
 
 def _dtype_metadata(dt: _Dtype, meta: _V | None) -> str | None:
@@ -609,10 +710,19 @@ def _args_frombuffer(a: list[_V]) -> str | None:
 
 def _args_scalar(a: list[_V]) -> str | None:
     # numpy writes scalar(dtype, data); with no data it resizes an empty
-    # dtype in place, under whatever already uses it
-    if len(a) == 2 and _is_dtype(a[0]):
+    # dtype in place, under whatever already uses it. The data is bytes
+    # (numpy checks their length), the object itself for an object dtype, or
+    # for a structured dtype holding objects an array of that dtype, whose
+    # first item numpy reads without checking there is one.
+    dt = a[0].data if a and _is_dtype(a[0]) else None
+    if len(a) != 2 or not isinstance(dt, _Dtype):
+        return "takes a dtype and its data"
+    if dt.kind == "O" or (not dt.has_object and _is_bytes(a[1])):
         return None
-    return "takes a dtype and its data"
+    arr = a[1].data if _is_result(a[1], *_RECONSTRUCTS) else None
+    if dt.has_object and isinstance(arr, _Array) and arr.dtype is dt and arr.count >= 1:
+        return None
+    return "takes a dtype and its data (bytes, or an array of it with an item)"
 
 
 def _args_dtype(a: list[_V]) -> str | None:
@@ -1056,7 +1166,12 @@ def _empty_dict(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> obj
     return None
 
 
-_pusher(b"]", _V(K_LIST))
+@_op(b"]")
+def _empty_list(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
+    stack.append(_V(K_LIST, 0))  # its own, counted: an object array's items come from it
+    return None
+
+
 _pusher(b")", _EMPTY_TUPLE)
 _pusher(b"\x8f", _V(K_SET))
 
@@ -1187,7 +1302,8 @@ def _string(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
         raw = codecs.escape_decode(data[1:-1])[0]
     except ValueError:
         raise s.fail("pickle-malformed", "a STRING argument with a bad escape") from None
-    stack.append(_V(K_STR, raw.decode("latin-1") if len(raw) <= READ_UP_TO else None))
+    text = raw.decode("latin-1") if len(raw) <= READ_UP_TO else None
+    stack.append(_V(K_STR, text, _BYTES_STR))  # bytes under encoding="bytes"
     return None
 
 
@@ -1213,13 +1329,15 @@ def _sized(code: bytes, width: int, kind: int, signed: bool = False) -> None:
             s.skip(n)
             stack.append(_BYTES)
         else:  # BINSTRING, SHORT_BINSTRING: str by the unpickler's encoding
-            stack.append(_V(K_STR, s.raw_string(n)))
+            stack.append(_V(K_STR, s.raw_string(n), _BYTES_STR))
         return None
 
     _HANDLERS[code[0]] = push
 
 
 _RAWSTR = -1
+#: The name of a K_STR from STRING or BINSTRING: bytes under encoding="bytes".
+_BYTES_STR = "8-bit"
 _sized(b"T", 4, _RAWSTR, signed=True)  # BINSTRING
 _sized(b"U", 1, _RAWSTR)  # SHORT_BINSTRING
 _sized(b"X", 4, K_STR)  # BINUNICODE
@@ -1294,6 +1412,9 @@ def _memo_get(s: _Scanner, stack: Stack, memo: dict[int, _V], index: int) -> Non
 def _memo_put(s: _Scanner, stack: Stack, memo: dict[int, _V], index: int) -> None:
     if index < 0:
         raise s.fail("pickle-malformed", "a negative memo index")
+    if index >= MAX_MEMO:
+        # the C unpickler sizes its memo by the index (twice it, 8 bytes each)
+        raise s.fail("pickle-limit", f"a memo index of {index}, past {MAX_MEMO - 1}")
     if index not in memo and len(memo) >= MAX_MEMO:
         raise s.fail("pickle-limit", f"more than {MAX_MEMO} memo entries")
     memo[index] = _top(s, stack)
@@ -1385,8 +1506,8 @@ def _tuple(s: _Scanner, stack: Stack, metastack: Marks, memo: dict[int, _V]) -> 
 
 @_op(b"l")
 def _list(s: _Scanner, stack: Stack, metastack: Marks, memo: dict[int, _V]) -> object:
-    _pop_mark(s, stack, metastack)
-    stack.append(_V(K_LIST))
+    items = _pop_mark(s, stack, metastack)
+    stack.append(_V(K_LIST, len(items)))
     return None
 
 
@@ -1488,14 +1609,20 @@ def _setitems(s: _Scanner, stack: Stack, metastack: Marks, memo: dict[int, _V]) 
 @_op(b"a")
 def _append(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
     _pop(s, stack, 1)
-    _target(s, _top(s, stack), "APPEND", (K_LIST,), False)
+    target = _top(s, stack)
+    _target(s, target, "APPEND", (K_LIST,), False)
+    if target.kind == K_LIST and isinstance(target.data, int):
+        target.data += 1
     return None
 
 
 @_op(b"e")
 def _appends(s: _Scanner, stack: Stack, metastack: Marks, memo: dict[int, _V]) -> object:
-    _pop_mark(s, stack, metastack)
-    _target(s, _top(s, stack), "APPENDS", (K_LIST,), False)
+    items = _pop_mark(s, stack, metastack)
+    target = _top(s, stack)
+    _target(s, target, "APPENDS", (K_LIST,), False)
+    if target.kind == K_LIST and isinstance(target.data, int):
+        target.data += len(items)
     return None
 
 
@@ -1629,16 +1756,16 @@ def _build(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
         return None
     if role & _BUILD_TUPLE and state.kind == K_TUPLE:
         target.built = True
-        if not isinstance(state.data, list):
-            # past the bound on kept tuples: the dtype in it is not known
+        got = _array_state(state)
+        if isinstance(got, str):
             s.add(
                 "pickle-build-denied",
-                f"BUILD on what {_show_name(target.name or '')} returned with a state the"
-                f" scan could not keep (too many tuple items before it) (byte {s.op_pos})",
+                f"BUILD on what {_show_name(target.name or '')} returned with {got}"
+                f" (byte {s.op_pos})",
             )
             return None
-        for item in state.data:
-            _seal(item)  # the array holds it from now on
+        _seal(state.data[2])  # type: ignore[index]  # the array holds its dtype from now on
+        target.data = got
         return None
     if role & (_BUILD_DICT | _BUILD_TUPLE):
         s.add(
