@@ -164,12 +164,18 @@ HINTS: dict[str, dict[str, str]] = {
         Hint.OUTPUT_PATH: "pass --output PATH with a new file name (or --force to replace "
         "a regular file)",
     },
+    "scan": {
+        Hint.ALLOW_SYMLINKS: "pass --follow-symlinks to scan links whose targets stay inside PATH",
+    },
     "policy init": {
         Hint.OUTPUT_PATH: "pass --output PATH with a new file name (or --force to replace "
         "a regular file)",
     },
 }
 
+
+#: What exit code 1 is called where it is not a failed verification.
+_FAILED = {"scan": "not clean"}
 
 #: A CLI-only hint for Click's own usage errors: every command has ``--help``.
 HELP_HINT = "help"
@@ -328,7 +334,7 @@ def _write_lines(lines: Iterable[Line | str]) -> None:
 
 def _error_lines(error: ProvenanceError, exit_code: int, command: str) -> list[Line]:
     """An error in words on stderr: the reason, its hint, then up to 20 more problems."""
-    prefix = "verification failed" if exit_code == 1 else "error"
+    prefix = _FAILED.get(command, "verification failed") if exit_code == 1 else "error"
     lines = [Line(f"{prefix}: {error}", fg="red", err=True)]
     hint = render_hint(error.hint, command)
     if hint:

@@ -5,11 +5,16 @@ The verdict is :func:`provenance.formats.scan`'s; this renders it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from provenance.errors import VerificationError
 from provenance_cli._common import EXIT_FAILED, handle_errors, json_option
 from provenance_cli._output import Line, emit
+
+if TYPE_CHECKING:
+    from provenance.formats import ScanReport
 
 
 @click.command("scan")
@@ -20,16 +25,16 @@ from provenance_cli._output import Line, emit
     "allow_globals",
     multiple=True,
     metavar="MODULE.NAME",
-    help="Also allow this pickle global, exactly (repeatable; no wildcards), "
-    "e.g. --allow-global collections.Counter. Loading the pickle may call it: "
-    "name only what you trust.",
+    help="Also allow this pickle global, exactly as the scan names it (repeatable; no "
+    "wildcards), e.g. --allow-global collections.Counter. Loading the pickle may call "
+    "it: name only what you trust.",
 )
 @click.option(
     "--follow-symlinks",
     is_flag=True,
-    help="Scan a link as its target when the target stays inside PATH. A Hugging Face "
-    "cache snapshot (.../snapshots/REV) is scanned through its links into the "
-    "repository's blobs/ without this flag.",
+    help="Scan a link as its target when the target stays inside PATH (links are "
+    "refused without it). A Hugging Face cache snapshot (.../snapshots/REV) is "
+    "scanned through its own links into the repository's blobs/ either way.",
 )
 @json_option
 def scan_command(
@@ -43,19 +48,47 @@ def scan_command(
     bounded and checked for what their loaders run. Nothing is unpickled,
     imported or executed, and tensor data is never read. Code a loader runs
     (*.py, auto_map in config.json, chat templates) is reported as a warning,
-    and warnings exit 1 too. Symbolic links are refused: scan a real copy of
-    a Hugging Face cache snapshot (cp -rL).
+    and warnings exit 1 too.
 
     \b
       provenance scan my-model
       provenance scan pytorch_model.bin --json
       provenance scan my-model --allow-global collections.Counter
 
-    Exit codes: 0 clean (info findings only), 1 errors or warnings, 3 unreadable.
+    To make a load depend on it, a policy runs the same scan
+    (files: {scan: true}) or refuses pickle-based formats outright
+    (files: {formats: {deny: [pickle]}}): see provenance policy init.
+
+    Exit codes: 0 clean (info findings only), 1 errors or warnings, 2 usage
+    error, 3 unreadable.
     """
     from provenance.formats import scan
 
     report = scan(path, allow_globals=allow_globals, follow_symlinks=follow_symlinks)
+    lines = _lines(report)
+    if allow_globals:
+        lines.append(Line(f"note: allowed beyond the built-in list: {', '.join(allow_globals)}"))
+    errors = sum(x.severity == "error" for x in report.findings)
+    warnings = sum(x.severity == "warning" for x in report.findings)
+    if report.ok:
+        lines.append(Line(f"Clean: {len(report.files)} file(s) scanned", "green"))
+        emit(report, as_json=as_json, lines=lines)
+        return
+    lines.extend(Line(f"hint: {h}") for h in _hints(report))
+    # The findings are listed above (and in the JSON report): the error only counts them.
+    error = VerificationError(
+        f"{errors} error(s) and {warnings} warning(s) in {len(report.files)} file(s) scanned",
+        code="scan-findings",
+    )
+    emit(report, as_json=as_json, lines=lines, error=error, exit_code=EXIT_FAILED)
+
+
+_ORDER = {"error": 0, "warning": 1, "info": 2}
+_COLOUR = {"error": "red", "warning": "yellow", "info": None}
+
+
+def _lines(report: ScanReport) -> list[Line]:
+    """Each file, its findings under it; then what concerns the folder."""
     lines: list[Line] = []
     # A file's mark counts every finding about it, the folder checks' too.
     flagged = {x.file for x in report.findings if x.severity != "info"}
@@ -63,20 +96,46 @@ def scan_command(
         detail = f" ({f.detail})" if f.detail else ""
         mark = "✗" if f.name in flagged else "✓"
         lines.append(Line(f"{mark} {f.name}: {f.format}{detail}"))
-    order = {"error": 0, "warning": 1, "info": 2}
-    for x in sorted(report.findings, key=lambda x: order[x.severity]):
-        where = x.file + (f" [{x.member}]" if x.member else "")
-        colour = {"error": "red", "warning": "yellow", "info": None}[x.severity]
-        lines.append(Line(f"  {x.severity}: {where}: {x.message} ({x.code})", colour))
-    errors = sum(x.severity == "error" for x in report.findings)
-    warnings = sum(x.severity == "warning" for x in report.findings)
-    if report.ok:
-        lines.append(Line(f"Clean: {len(report.files)} file(s) scanned", "green"))
-        emit(report, as_json=as_json, lines=lines)
-        return
-    # The findings are listed above (and in the JSON report): the error only counts them.
-    error = VerificationError(
-        f"{errors} error(s) and {warnings} warning(s) in {len(report.files)} file(s) scanned",
-        code="scan-findings",
-    )
-    emit(report, as_json=as_json, lines=lines, error=error, exit_code=EXIT_FAILED)
+        lines.extend(_finding(x, member_only=True) for x in sorted(f.findings, key=_severity))
+    lines.extend(_finding(x) for x in sorted(report.folder_findings, key=_severity))
+    return lines
+
+
+def _severity(x: object) -> int:
+    return _ORDER[getattr(x, "severity", "info")]
+
+
+def _finding(x: object, *, member_only: bool = False) -> Line:
+    file, member = getattr(x, "file", ""), getattr(x, "member", None)
+    where = f"[{member}]" if member_only and member else "" if member_only else file
+    if not member_only and member:
+        where += f" [{member}]"
+    sev = getattr(x, "severity", "info")
+    prefix = f"{sev}: {where}: " if where else f"{sev}: "
+    return Line(f"  {prefix}{getattr(x, 'message', '')} ({getattr(x, 'code', '')})", _COLOUR[sev])
+
+
+def _hints(report: ScanReport) -> list[str]:
+    """What to do about the findings, once per kind, in words for whoever runs the scan."""
+    codes = {x.code for x in report.findings if x.severity != "info"}
+    texts = " ".join(x.message for x in report.findings if x.code == "pickle-global-denied")
+    out: list[str] = []
+    if "torch.jit" in texts or "'__torch__" in texts:
+        out.append(
+            "this is a TorchScript archive, which holds code: load it with torch.jit.load "
+            "only from a source you trust, or ask for safetensors"
+        )
+    elif "torch.nn.modules" in texts or "'__main__." in texts:
+        out.append(
+            "this is a whole pickled object (torch.save(model)), which names classes to run "
+            "on load: save model.state_dict() instead, or better, safetensors"
+        )
+    if "pickle-global-denied" in codes or "pickle-call-denied" in codes:
+        out.append(
+            "loading a pickle imports and calls what it names, which can run any code: do "
+            "not load what is flagged so. Ask for safetensors; or, if you trust a name, allow it "
+            "with --allow-global MODULE.NAME, exactly as shown"
+        )
+    if "scan-symlink-refused" in codes:
+        out.append("pass --follow-symlinks to scan links whose targets stay inside PATH")
+    return out

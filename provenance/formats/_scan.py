@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import stat
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from typing import Any, Literal
 
 from provenance._internal.fsutil import open_regular
 from provenance._internal.hfcache import own_blob
-from provenance.errors import InputError
+from provenance.errors import InputError, UsageError
 from provenance.formats._detect import (
     CHECKED_FOR_ZIP,
     Detected,
@@ -64,6 +65,10 @@ class FormatFinding:
         if self.member is not None:
             out["member"] = self.member
         return out
+
+
+#: An allowed global, exactly as a pickle names it (the policy schema's pattern).
+_GLOBAL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
 
 
 @dataclass(frozen=True)
@@ -235,6 +240,14 @@ def scan(
     """
     from provenance.hashing import Ignore, LinkPolicy, walk
 
+    allow_globals = tuple(allow_globals)
+    for name in allow_globals:
+        if not _GLOBAL_NAME.fullmatch(name):
+            raise UsageError(
+                f"{name!r} is not a global's exact name, MODULE.NAME (such as"
+                " 'collections.Counter'; no wildcards): a pickle names each global it imports",
+                code="scan-allow-global",
+            )
     root = Path(path)
     options = ScanOptions(
         frozenset(allow_globals),
@@ -271,6 +284,18 @@ def scan(
                 )
             continue
         folder.extend(_resolve(spec)(base, scanned, options))
+    if not scanned and not folder:
+        # A gate that passes an empty (or mistyped, but existing) release
+        # folder would pass a model that is not there.
+        folder.append(
+            FormatFinding(
+                root.name or str(root),
+                "unknown",
+                "scan-empty",
+                f"'{root}' holds no file to scan",
+                severity="warning",
+            )
+        )
     return ScanReport(root, tuple(scanned), tuple(folder))
 
 
