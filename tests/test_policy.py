@@ -1440,6 +1440,25 @@ def test_formats_deny_pickle(tmp_path, mixed_formats, release):  # needs provena
     assert not held(d, "files.formats")
 
 
+def test_formats_deny_pickle_names_the_rule_for_pickle_based_formats(tmp_path, release):
+    # a numpy object array is "numpy" by format: the message says why
+    # deny: [pickle] covers it, not that numpy is denied
+    numpy = pytest.importorskip("numpy", reason="numpy is not installed (a test dependency)")
+    model = tmp_path / "model"
+    model.mkdir()
+    numpy.save(model / "objects.npy", numpy.array([1, "a"], dtype=object), allow_pickle=True)
+    sign(model, release)
+    spec = {
+        "version": 1,
+        "signers": [key_signer(release)],
+        "files": {"formats": {"deny": ["pickle"]}},
+    }
+    d = decide(tmp_path, spec, model)
+    r = assert_denied(d, "format-denied", "files.formats.deny", "'objects.npy'")
+    assert "is numpy" in r.message
+    assert "pickle-based, which the policy denies (deny: [pickle])" in r.message
+
+
 def test_formats_allow_list(tmp_path, mixed_formats, release):  # needs provenance.formats
     spec = {
         "version": 1,

@@ -199,7 +199,7 @@ def _detect(f: _File, size: int, name: str) -> Detected:
             body = body[9:]
         if body.startswith(_TORCH_MAGIC):
             return Detected(
-                "pytorch-legacy", True, f"torch.save before 1.6, pickle protocol {head[1]}"
+                "pytorch-legacy", True, f"legacy torch.save format, pickle protocol {head[1]}"
             )
         return Detected("pickle", True, f"pickle protocol {head[1]}")
     if head[:4] in _ZIP_MAGICS:

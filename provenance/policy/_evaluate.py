@@ -589,11 +589,15 @@ class _Evaluation:
             denied = fmt in rules.deny or ("pickle" in rules.deny and found.pickle_based)
             if denied:
                 detail = f" ({found.detail})" if found.detail else ""
+                # Say which rule: "pickle" denies every format that loads
+                # through pickle (torch files, numpy object arrays), not numpy.
+                why = (
+                    "a format the policy denies"
+                    if fmt in rules.deny
+                    else "pickle-based, which the policy denies (deny: [pickle])"
+                )
                 self.reason(
-                    "format-denied",
-                    "files.formats.deny",
-                    f"'{name}' is {fmt}{detail}, a format the policy denies",
-                    name,
+                    "format-denied", "files.formats.deny", f"'{name}' is {fmt}{detail}, {why}", name
                 )
                 bad += 1
             elif rules.allow is not None and fmt not in rules.allow:
