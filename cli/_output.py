@@ -164,6 +164,9 @@ HINTS: dict[str, dict[str, str]] = {
         Hint.OUTPUT_PATH: "pass --output PATH with a new file name (or --force to replace "
         "a regular file)",
     },
+    "key generate": {
+        Hint.OUTPUT_PATH: "give a NAME for which neither NAME.pem nor NAME.pub exists",
+    },
     "scan": {
         Hint.ALLOW_SYMLINKS: "pass --follow-symlinks to scan links whose targets stay inside PATH",
     },

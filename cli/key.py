@@ -10,7 +10,55 @@ from provenance_cli._output import Line, emit
 
 @click.group("key")
 def key_group() -> None:
-    """Facts about signing keys."""
+    """Make signing keys, and facts about them."""
+
+
+@key_group.command("generate")
+@handle_errors()
+@click.argument("name", type=click.Path(path_type=str))
+@click.option(
+    "--type",
+    "key_type",
+    type=click.Choice(["p256", "p384", "p521", "ed25519"]),
+    default="p256",
+    show_default=True,
+    help="ECDSA P-256 is what model-signing and Sigstore use by default.",
+)
+@json_option
+def generate_command(name: str, key_type: str, as_json: bool) -> None:
+    """Make a signing key: NAME.pem (private, mode 0600) and NAME.pub (public).
+
+    Neither file may exist. If $PROVENANCE_KEY_PASSWORD is set the private
+    key is encrypted with it, and sign reads it from there again; otherwise
+    the private key is not encrypted: keep it out of the model folder and of
+    version control.
+
+    \b
+      provenance key generate release
+      provenance sign my-model --key release.pem
+      provenance verify my-model --key release.pub
+    """
+    import os
+
+    from provenance.signing import generate_key
+
+    stem = name[:-4] if name.endswith((".pem", ".pub")) else name
+    private, public = f"{stem}.pem", f"{stem}.pub"
+    password = os.environ.get("PROVENANCE_KEY_PASSWORD") or None
+    info = generate_key(private, public, key_type=key_type, password=password)
+    lines = [
+        Line(f"Wrote {private} (private{', encrypted' if password else ''}) and {public}"),
+        Line(f"{info.key_fingerprint}  {info.key_type}"),
+    ]
+    if not password:
+        lines.append(Line("note: the private key is not encrypted (set $PROVENANCE_KEY_PASSWORD)"))
+    body = {
+        "signer": info.to_json(),
+        "private_key": private,
+        "public_key": public,
+        "encrypted": bool(password),
+    }
+    emit(body, as_json=as_json, lines=lines)
 
 
 @key_group.command("fingerprint")

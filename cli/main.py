@@ -28,7 +28,7 @@ _COMMANDS = {
         "lineage_command",
         "Show a model's lineage: tree, dot, mermaid or json.",
     ),
-    "key": ("key", "key_group", "Print a key's fingerprint (the hint signatures carry)."),
+    "key": ("key", "key_group", "Make a signing key; print a key's fingerprint."),
     "policy": ("policy", "policy_group", "Write, check and explain policies."),
     "scan": ("scan", "scan_command", "Check every file's format: no pickle code, sane headers."),
     "exec": ("exec", "exec_command", "Verify a model, then run a command on what was verified."),

@@ -29,7 +29,7 @@ from provenance.signing._base import (
 if TYPE_CHECKING:
     from provenance.bundle import Bundle
     from provenance.signing._certs import CertificateSigner, CertificateVerifier
-    from provenance.signing._keys import KeySigner, KeyVerifier, describe_key_file
+    from provenance.signing._keys import KeySigner, KeyVerifier, describe_key_file, generate_key
     from provenance.signing._kms import kms_signer
     from provenance.signing._sigstore import (
         IdentityRegexp,
@@ -58,6 +58,7 @@ __all__ = [
     "Verifier",
     "describe_bundle",
     "describe_key_file",
+    "generate_key",
     "get_identity_token",
     "identity_policy",
     "kms_signer",
@@ -68,6 +69,7 @@ __all__ = [
 _WHERE = {
     "KeySigner": "_keys",
     "describe_key_file": "_keys",
+    "generate_key": "_keys",
     "KeyVerifier": "_keys",
     "CertificateSigner": "_certs",
     "CertificateVerifier": "_certs",

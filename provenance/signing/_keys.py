@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +28,7 @@ from provenance.errors import Hint, InputError, VerificationError
 from provenance.signing._base import SignerInfo, Verified, envelope_for
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Iterable
 
 PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
@@ -488,3 +488,74 @@ def _check_subject(payload: bytes, digest: bytes) -> None:
         raise VerificationError(f"signed statement is malformed: {e}") from None
     if not statement.has_subject_digest(digest.hex()):
         raise VerificationError("signed statement is about a different artifact")
+
+
+#: The key types ``generate_key`` makes, by the name the CLI takes.
+KEY_TYPES: dict[str, Callable[[], PrivateKey]] = {
+    "p256": lambda: ec.generate_private_key(ec.SECP256R1()),
+    "p384": lambda: ec.generate_private_key(ec.SECP384R1()),
+    "p521": lambda: ec.generate_private_key(ec.SECP521R1()),
+    "ed25519": ed25519.Ed25519PrivateKey.generate,
+}
+
+
+def generate_key(
+    private_path: str | os.PathLike[str],
+    public_path: str | os.PathLike[str],
+    *,
+    key_type: str = "p256",
+    password: str | None = None,
+) -> SignerInfo:
+    """Make a signing key: its private half (PKCS#8, mode 0600) and its public half.
+
+    Both files must be new: a key is never written over another, nor through
+    a link. With ``password`` the private key is encrypted (the password
+    ``sign`` reads from $PROVENANCE_KEY_PASSWORD or a prompt).
+    """
+    make = KEY_TYPES.get(key_type)
+    if make is None:
+        raise InputError(
+            f"unknown key type {key_type!r}; use one of {', '.join(KEY_TYPES)}", code="key-type"
+        )
+    for path in (private_path, public_path):
+        if os.path.lexists(path):
+            raise InputError(
+                f"'{os.fspath(path)}' exists; a key is never written over a file",
+                code="key-exists",
+                hint=Hint.OUTPUT_PATH,
+            )
+    key = make()
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(password.encode())
+        if password
+        else serialization.NoEncryption()
+    )
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    _write_new(private_path, private, 0o600)
+    try:
+        _write_new(public_path, public, 0o644)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(private_path)
+        raise
+    return key_info(key.public_key())
+
+
+def _write_new(path: str | os.PathLike[str], data: bytes, mode: int) -> None:
+    # O_EXCL: fails on anything already there, a link included
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), mode)
+    except OSError as e:
+        raise InputError(
+            f"cannot write '{os.fspath(path)}': {e.strerror}", code="unwritable"
+        ) from None
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
