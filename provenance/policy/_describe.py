@@ -313,6 +313,7 @@ files:
   #   deny: [pickle]              # pickle and all pickle-based files run code on load
   # Format names: pickle, pytorch-legacy, pytorch-zip, keras, npz, zip, numpy,
   # gguf, hdf5, tflite, safetensors, tar, gzip, onnx, json, text, unknown.
+  # scan: true                    # what `provenance scan` finds: errors deny
 
 # Attestations the model must carry (made with `provenance attest ...`):
 # attestations:
