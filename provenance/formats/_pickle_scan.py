@@ -1579,14 +1579,7 @@ def _target(s: _Scanner, target: _V, how: str, kinds: tuple[int, ...], results: 
 @_op(b"s")
 def _setitem(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
     items = _pop(s, stack, 2)
-    target = _top(s, stack)
-    _target(s, target, "SETITEM", (K_DICT,), True)
-    pairs = target.data
-    if pairs is not None and items and target.kind == K_DICT:
-        if items[1].kind == K_TUPLE or pairs.__class__ is _Sealed:
-            _add_pairs(s, target, items)
-        else:
-            target.data = None  # the common case, inline: not a dtype's fields
+    _set_items(s, _top(s, stack), items, "SETITEM")
     return None
 
 
@@ -1595,15 +1588,18 @@ def _setitems(s: _Scanner, stack: Stack, metastack: Marks, memo: dict[int, _V]) 
     items = _pop_mark(s, stack, metastack)
     if len(items) % 2:
         raise s.fail("pickle-malformed", "SETITEMS with an odd number of items")
-    target = _top(s, stack)
-    _target(s, target, "SETITEMS", (K_DICT,), True)
+    _set_items(s, _top(s, stack), items, "SETITEMS")
+    return None
+
+
+def _set_items(s: _Scanner, target: _V, items: list[_V], how: str) -> None:
+    _target(s, target, how, (K_DICT,), True)
     pairs = target.data
     if pairs is not None and items and target.kind == K_DICT:
         if items[1].kind == K_TUPLE or pairs.__class__ is _Sealed:
             _add_pairs(s, target, items)
         else:
-            target.data = None  # the common case, inline: not a dtype's fields
-    return None
+            target.data = None  # the common case, kept cheap: not a dtype's fields
 
 
 @_op(b"a")
