@@ -483,3 +483,169 @@ def test_empty_setitems_and_dict_are_fine() -> None:
     # MARK then SETITEMS with nothing, or DICT of nothing: what no pickler
     # writes, and no reason to fail
     assert scan(b"\x80\x02}(u(d.") == []
+
+
+# -- titles, shared offsets and subarrays: where the scan's model of the
+# state could differ from numpy's
+
+
+def _equal_but_distinct(text: str) -> tuple[str, str]:
+    a, b = "".join(text), "".join([text[:1], text[1:]])
+    assert a == b and a is not b
+    return a, b
+
+
+F8 = np.dtype("f8")
+SUB = Dt("V16", state(subarray=(F8, (2,)), elsize=16, flags=0))  # ('f8', (2,))
+_KEY, _TITLE = _equal_but_distinct("TT")
+
+OBJ = np.dtype("O")
+
+
+def _fields_state(fields: dict[str, tuple[Any, ...]], names: tuple[str, ...], size: int) -> Any:
+    flags = 0x1B if any(v[0] is OBJ for v in fields.values()) else 0x10
+    return Dt(f"V{size}", (3, "|", None, names, fields, size, 1, flags))
+
+
+SUBTLE = {
+    # numpy on CPython knows a title's entry by identity (its third item is
+    # the very key): an equal str that is another object makes it a second
+    # object field over the first
+    "title-equal-not-identical": _fields_state(
+        {"a": (OBJ, 0, _KEY), _KEY: (OBJ, 0, _TITLE)}, ("a",), 8
+    ),
+    # a title's entry that is not where its field is
+    "title-elsewhere": _fields_state({"a": (F8, 0, "T"), "T": (OBJ, 8, "T")}, ("a",), 16),
+    "title-of-no-field": _fields_state({"a": (F8, 0), "T": (F8, 0, "T")}, ("a",), 8),
+    # two object fields over the same bytes, of one dtype at one offset
+    "two-objects-one-offset": Dt(
+        "V8", state({"a": (np.dtype("O"), 0), "b": (np.dtype("O"), 0)}, flags=0x1B)
+    ),
+    # a zero in a subarray's shape hid the rest from the size check
+    "subarray-zero-then-huge": Dt(
+        "V0", state(subarray=(F8, (0, 1 << 40, 1 << 40)), elsize=0, flags=0)
+    ),
+    "subarray-of-65-dimensions": Dt("V8", state(subarray=(F8, (1,) * 65), elsize=8, flags=0)),
+    # numpy joins nested subarray shapes: it never writes a subarray of one
+    "subarray-of-a-subarray": Dt("V32", state(subarray=(SUB, (2,)), elsize=32, flags=0)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SUBTLE))
+@pytest.mark.parametrize("protocol", [2, 5])
+def test_a_dtype_state_numpy_reads_otherwise_is_refused(name: str, protocol: int) -> None:
+    data = pickle.dumps(SUBTLE[name], protocol=protocol)
+    assert "pickle-build-denied" in codes(data), scan(data)
+
+
+def test_the_title_numpy_writes_is_the_key_itself() -> None:
+    # what the identity rule rests on: numpy's own titled dtype pickles its
+    # title once and takes it again from the memo
+    titled = np.dtype({"names": ["a"], "formats": ["O"], "titles": ["TT"]})
+    key, value = next((k, v) for k, v in titled.fields.items() if len(v) == 3 and k == v[2])
+    assert value[2] is key
+    for protocol in (0, 2, 5):
+        assert scan(pickle.dumps(np.zeros(2, dtype=titled), protocol=protocol)) == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        Arr(SUB, (1,), b"A" * 16),
+        Sc(SUB, b"A" * 16),
+    ],
+    ids=["array", "scalar"],
+)
+def test_a_subarray_dtype_given_to_an_array_or_scalar_is_refused(value: object) -> None:
+    # numpy makes ('f8', (2,)) arrays f8 arrays of one more dimension; the
+    # subarray dtype on an array is a state no numpy writes
+    data = pickle.dumps(value, protocol=2)
+    assert codes(data) & {"pickle-build-denied", "pickle-call-arguments"}, scan(data)
+
+
+def test_a_subarray_dtype_given_to_frombuffer_is_refused() -> None:
+    from numpy._core.numeric import _frombuffer
+
+    class Fb:
+        def __reduce__(self) -> tuple[Any, ...]:
+            return (_frombuffer, (b"A" * 16, SUB, (1,), "C"))
+
+    class Good:
+        def __reduce__(self) -> tuple[Any, ...]:
+            return (_frombuffer, (b"A" * 16, F8, (2,), "C"))
+
+    assert "pickle-call-arguments" in codes(pickle.dumps(Fb(), protocol=2))
+    assert scan(pickle.dumps(Good(), protocol=2)) == []
+
+
+def _many_fields(n: int, builds: int) -> bytes:
+    """A dtype of ``n`` object fields, then ``builds`` more built from its memoized dict."""
+    head = OBJECT_DTYPE + b"q\x04"  # one object dtype, memo 4, for every field
+    names = b"(" + b"".join(_str(f"f{i}") for i in range(n)) + b"tq\x03"
+    fields = b"}q\x01(" + b"".join(
+        _str(f"f{i}") + b"h\x04J" + struct.pack("<i", 8 * i) + b"\x86" for i in range(n)
+    ) + b"u"  # fmt: skip
+    size = struct.pack("<i", 8 * n)
+    new = DTYPE + _str(f"V{8 * n}") + b"\x89\x88\x87R(K\x03" + _str("|") + b"N"
+    tail = b"J" + size + b"K\x01K\x1btb0"
+    first = new + names + fields + tail
+    again = (new + b"h\x03h\x01" + tail) * builds
+    return b"\x80\x03" + head + b"0" + first + again + b"N."
+
+
+def test_fields_checks_are_bounded_across_dtypes() -> None:
+    import time
+
+    from provenance.formats._pickle_scan import MAX_DTYPE_FIELDS
+
+    one = _many_fields(4000, 0)
+    assert scan(one) == [], scan(one)[:3]  # thousands of object fields, no pair compared
+    many = _many_fields(4000, MAX_DTYPE_FIELDS // 8000 + 2)
+    started = time.perf_counter()
+    assert "pickle-limit" in codes(many), scan(many)[:3]
+    # each dtype is a few bytes; its checks stop at the bound (no timing
+    # bar: the figure is for the message)
+    assert time.perf_counter() - started < 120
+
+
+# -- tuples the loader hashes: nesting and reuse
+
+
+def test_tuples_nested_past_the_bound_are_refused() -> None:
+    # {((((...)))): None}: CPython hashes the key by recursing in C, with no
+    # depth check; a million deep crashes any loader
+    from provenance.formats._pickle_scan import MAX_TUPLE_DEPTH
+
+    def key(depth: int) -> bytes:
+        return b"\x80\x02}" + b")" + b"\x85" * (depth - 1) + b"Ns."
+
+    assert codes(key(MAX_TUPLE_DEPTH)) == set()
+    pickle.loads(key(MAX_TUPLE_DEPTH))  # what passes loads (shallow enough)
+    assert codes(key(MAX_TUPLE_DEPTH + 1)) == {"pickle-limit"}
+    assert codes(key(1_000_000)) == {"pickle-limit"}
+
+
+@pytest.mark.parametrize("how", ["memo", "dup"])
+def test_a_tuple_of_a_shared_tuple_again_and_again_is_refused(how: str) -> None:
+    # 60 levels of (t, t): a few hundred bytes, 2**60 items to hash or compare
+    data = b"\x80\x02(" + b"K\x01" * 65 + b"tq\x00"
+    for i in range(60):
+        data += b"h%ch%c\x86q%c" % (i, i, i + 1) if how == "memo" else b"2\x86"
+    assert codes(data + b".") == {"pickle-limit"}
+    # a shared small tuple (a tensor's shape, say) used many times is fine
+    shape = b"\x80\x02(K\x02K\x03\x86q\x00" + b"h\x00" * 100_000 + b"t."
+    assert codes(shape) == set()
+
+
+def test_a_flood_of_findings_does_not_grow_memory() -> None:
+    from provenance.formats import _pickle_scan as ps
+
+    data = b"\x80\x02N" + b"Nb" * 200_000 + b"."
+    scanner = ps._Scanner(
+        lambda o, n: data[o : o + n], 0, len(data), file="f", fmt="pickle",
+        options=ScanOptions(), member=None, layout=None,
+    )  # fmt: skip
+    got = scanner.run()
+    assert len(got.findings) == ps.MAX_FINDINGS + 1
+    assert len(scanner.seen) <= ps.MAX_FINDINGS  # each message once, and no more kept
+    assert got.findings[-1].message.startswith(f"{200_000 - ps.MAX_FINDINGS} more findings")

@@ -97,6 +97,16 @@ TUPLE_ITEMS_KEPT = 64
 #: A tuple of strings only (a structured dtype's field names) is kept up to this.
 NAMES_KEPT = 4096
 MAX_KEPT = 1 << 21
+#: Tuples inside tuples: CPython hashes a tuple by recursing through its
+#: items with no depth check (a dict key or set member nested a million deep
+#: crashes any loader, most of all one on a thread's small stack).
+MAX_TUPLE_DEPTH = 256
+#: Items of tuples taken again from the memo or by DUP, counted through
+#: their nesting: a tuple built of a shared tuple twice, again and again,
+#: is small in the file and exponential to hash or compare.
+MAX_TUPLE_REUSE = 1 << 24
+#: Fields of numpy dtype states checked, in all.
+MAX_DTYPE_FIELDS = 1 << 20
 WINDOW = 1 << 20
 #: Findings kept per stream; more are counted in one last finding.
 MAX_FINDINGS = 64
@@ -278,7 +288,12 @@ _TENSOR_REBUILDS = frozenset(
 class _V:
     """A value on the simulated stack: its kind and what is known of it."""
 
-    __slots__ = ("built", "data", "kind", "name")
+    __slots__ = ("built", "data", "depth", "kind", "name", "size")
+
+    #: K_TUPLE only: how deep tuples nest in it, and how many values it
+    #: holds counted through its nested tuples (what hashing it visits).
+    depth: int
+    size: int
 
     def __init__(self, kind: int, data: object = None, name: str | None = None) -> None:
         #: BUILD was applied to it once: a second BUILD could call the
@@ -300,6 +315,7 @@ _FLOAT = _V(K_FLOAT)
 _BYTES = _V(K_BYTES)
 _UNKNOWN = _V(K_UNKNOWN)  # what came of something already reported
 _EMPTY_TUPLE = _V(K_TUPLE, [])
+_EMPTY_TUPLE.depth = _EMPTY_TUPLE.size = 1
 
 
 def _is_str(v: _V, text: str | None = None) -> bool:
@@ -429,12 +445,14 @@ _ALIGNMENTS = frozenset({1, 2, 4, 8, 16, 32, 64})
 _FIELD_KINDS = frozenset("Vbiufc")
 _ORDERS: dict[str, tuple[str, ...]] = {"O": ("|",), "V": ("|",), "S": ("|",)}
 _MAX_DICT_PAIRS = 4096
+#: numpy's NPY_MAXDIMS.
+_MAX_DIMS = 64
 
 
 class _Dtype:
     """What a pickle's ``numpy.dtype`` call made, as far as the scan follows it."""
 
-    __slots__ = ("depth", "flags", "has_object", "itemsize", "kind", "sealed")
+    __slots__ = ("depth", "flags", "has_object", "itemsize", "kind", "sealed", "subarray")
 
     def __init__(self, kind: str, itemsize: int | None) -> None:
         self.kind = kind
@@ -449,6 +467,9 @@ class _Dtype:
         self.flags = _PLAIN_FLAGS.get(kind, 0)
         #: How many dtypes deep its fields and subarrays nest.
         self.depth = 0
+        #: A subarray dtype (``('f4', (2, 3))``): numpy writes one only as a
+        #: field's, never as an array's, a scalar's or another subarray's base.
+        self.subarray = False
 
 
 def _dtype_code(code: str) -> _Dtype | None:
@@ -489,7 +510,7 @@ def _seal(v: _V) -> None:
         v.data.sealed = True
 
 
-def _dtype_state(dt: _Dtype, state: _V) -> str | None:
+def _dtype_state(s: _Scanner, dt: _Dtype, state: _V) -> str | None:
     """None when ``state`` is a dtype state numpy writes and fits ``dt``, else what is wrong.
 
     The layout is numpy's ``arraydescr_reduce``: (version, byte order,
@@ -537,13 +558,19 @@ def _dtype_state(dt: _Dtype, state: _V) -> str | None:
         if got is None or not isinstance(dims, list) or fields.kind != K_NONE:
             return "its subarray is not another dtype, of a size, and a shape (without fields)"
         base_dt, base_size = got
-        count = 1
+        if base_dt.subarray:
+            return "its subarray's base is a subarray (numpy joins the two shapes into one)"
+        if len(dims) > _MAX_DIMS:
+            return f"its subarray has more than {_MAX_DIMS} dimensions"
+        count = nonzero = 1
         for d in dims:
             n = _known_int(d)
             if n is None or n < 0:
                 return "its subarray's shape is not a tuple of sizes"
             count *= n
-            if count > _MAX_ITEMSIZE:
+            # numpy multiplies the shape in C: a zero does not excuse the rest
+            nonzero *= max(n, 1)
+            if nonzero > _MAX_ITEMSIZE:
                 return "its subarray is larger than numpy allows"
         if base_size * count != size:
             return f"its subarray holds {base_size * count} bytes where its item size is {size}"
@@ -561,13 +588,27 @@ def _dtype_state(dt: _Dtype, state: _V) -> str | None:
             return "its fields are not a dict of (dtype, offset) entries"
         if not isinstance(listed, list) or not all(_is_text(n) for n in listed):
             return "its field names are not a tuple of names the scan can read"
-        named: list[str] = []
-        spans: dict[tuple[int, int], tuple[int, bool]] = {}
-        from_fields = 0
+        # one fields dict can serve many dtypes: the checks are bounded in all
+        s.dtype_fields += len(pairs) + len(listed)
+        if s.dtype_fields > MAX_DTYPE_FIELDS:
+            raise s.fail(
+                "pickle-limit",
+                f"numpy dtype states with more than {MAX_DTYPE_FIELDS} fields in all",
+            )
+        # the dict numpy gets: an equal key again keeps the first key object
+        # and takes the last value
+        final: dict[str, tuple[_V, _V]] = {}
         for key, value in pairs:
             if not _is_text(key) or not isinstance(key.data, str):
                 return "its fields are not keyed by names the scan can read"
-            name = _show_name(key.data)
+            first = final.get(key.data)
+            final[key.data] = (key if first is None else first[0], value)
+        named: dict[str, tuple[_Dtype, int, _V | None]] = {}
+        titles: list[tuple[str, _Dtype, int]] = []
+        spans: list[tuple[int, int, bool]] = []
+        from_fields = 0
+        for text, (key, value) in final.items():
+            name = _show_name(text)
             entry = value.data if value.kind == K_TUPLE else None
             if not isinstance(entry, list) or len(entry) not in (2, 3):
                 return f"its field {name} is not a dtype and an offset"
@@ -581,15 +622,31 @@ def _dtype_state(dt: _Dtype, state: _V) -> str | None:
                     f"its field {name} spans bytes {offset} to"
                     f" {offset + field_size} of an item of {size}"
                 )
-            if not (len(entry) == 3 and _is_text(entry[2]) and entry[2].data == key.data):
-                named.append(key.data)  # a name; the others are its titles
+            title = entry[2] if len(entry) == 3 else None
+            if title is key:
+                # numpy (CPython) tells a title's entry by identity alone:
+                # its third item is the very object that keys it
+                titles.append((text, field_dt, offset))
+                continue
+            if title is not None and _is_str(title) and title.data == text:
+                return (
+                    f"its field {name} is titled by an equal name that is not its key,"
+                    " which numpy reads as a field and this scan as a title"
+                )
+            named[text] = (field_dt, offset, title)
             parts.append(entry[0])
             has_object |= field_dt.has_object
             from_fields |= field_dt.flags & _NPY_FROM_FIELDS
+            spans.append((offset, offset + field_size, field_dt.has_object))
+        for text, field_dt, offset in titles:
             # a title repeats its field: the same dtype at the same offset
-            spans[(id(field_dt), offset)] = (field_size, field_dt.has_object)
+            if not any(
+                t is not None and _is_str(t, text) and d is field_dt and o == offset
+                for d, o, t in named.values()
+            ):
+                return f"its title {_show_name(text)} is not the title of one of its fields"
         order_of_names = [n.data for n in listed]
-        if sorted(order_of_names) != sorted(named) or len(set(named)) != len(named):
+        if len(set(order_of_names)) != len(order_of_names) or set(order_of_names) != set(named):
             return "its field names are not the names of its fields, each once"
         if dt.kind != "V" and has_object:
             return "it is a number with fields that hold objects, which numpy never makes"
@@ -609,19 +666,27 @@ def _dtype_state(dt: _Dtype, state: _V) -> str | None:
         return f"it nests more than {_MAX_DTYPE_DEPTH} dtypes deep"
     for part in parts:
         _seal(part)
+    dt.subarray = subarray.kind != K_NONE
     dt.has_object = has_object
     dt.flags = flags
     dt.depth = max(depth, 0)
     return None
 
 
-def _objects_overlap(spans: dict[tuple[int, int], tuple[int, bool]]) -> bool:
-    """A field holding objects shares bytes with another field."""
-    fields = [(offset, offset + size, obj) for (_, offset), (size, obj) in spans.items()]
-    for i, (start, end, obj) in enumerate(fields):
-        for j, (other_start, other_end, other_obj) in enumerate(fields):
-            if i != j and (obj or other_obj) and start < other_end and other_start < end:
-                return True
+def _objects_overlap(spans: list[tuple[int, int, bool]]) -> bool:
+    """A field holding objects shares bytes with another field.
+
+    Sorted by start, a field overlaps one before it when the furthest end
+    before it passes its start, and one after it when the next start comes
+    before its end (fields are never empty): n log n, where comparing every
+    pair would be quadratic in a pickle's thousands of fields.
+    """
+    spans = sorted(spans)
+    reach = -1
+    for i, (start, end, obj) in enumerate(spans):
+        if obj and (reach > start or (i + 1 < len(spans) and spans[i + 1][0] < end)):
+            return True
+        reach = max(reach, end)
     return False
 
 
@@ -658,6 +723,10 @@ def _array_state(state: _V) -> _Array | str:
     dt = dtype.data if _is_dtype(dtype) else None
     if not isinstance(dims, list) or not isinstance(dt, _Dtype):
         return "a state without a shape and a dtype the scan can read"
+    if dt.subarray:
+        return "a subarray dtype, which numpy never gives an array (it joins the shapes)"
+    if len(dims) > _MAX_DIMS:
+        return f"a shape of more than {_MAX_DIMS} dimensions"
     count = 1
     for d in dims:
         n = _known_int(d)
@@ -701,6 +770,8 @@ def _args_frombuffer(a: list[_V]) -> str | None:
         len(a) == 4
         and (_is_bytes(a[0]) or a[0].kind == K_BUFFER)
         and _is_dtype(a[1])
+        and isinstance(a[1].data, _Dtype)
+        and not a[1].data.subarray
         and a[2].kind == K_TUPLE
         and _is_str(a[3])
     ):
@@ -717,6 +788,8 @@ def _args_scalar(a: list[_V]) -> str | None:
     dt = a[0].data if a and _is_dtype(a[0]) else None
     if len(a) != 2 or not isinstance(dt, _Dtype):
         return "takes a dtype and its data"
+    if dt.subarray:
+        return "takes a dtype that is not a subarray's"
     if dt.kind == "O" or (not dt.has_object and _is_bytes(a[1])):
         return None
     arr = a[1].data if _is_result(a[1], *_RECONSTRUCTS) else None
@@ -845,19 +918,23 @@ class _Scanner:
         self.proto = 0
         self.fence = 0
         self.kept = 0
+        self.reused = 0
+        self.dtype_fields = 0
         self.frame_end = -1
         self.stop_value: _V = _NONE
 
     # -- findings
 
     def add(self, code: str, message: str, offset: int | None = None) -> None:
+        if len(self.findings) >= MAX_FINDINGS:
+            # counted, not remembered: a flood of distinct findings must not
+            # grow memory with the file
+            self.dropped += 1
+            return
         key = (code, message)
         if key in self.seen:
             return
         self.seen.add(key)
-        if len(self.findings) >= MAX_FINDINGS:
-            self.dropped += 1
-            return
         self.findings.append(
             FormatFinding(
                 self.file,
@@ -1395,8 +1472,24 @@ def _pop_mark_op(s: _Scanner, stack: Stack, metastack: Marks, memo: dict[int, _V
 
 @_op(b"2")
 def _dup(s: _Scanner, stack: Stack, metastack: Marks, memo: dict[int, _V]) -> object:
-    stack.append(_top(s, stack))
+    got = _top(s, stack)
+    if got.kind == K_TUPLE:
+        _reuse(s, got)
+    stack.append(got)
     return None
+
+
+def _reuse(s: _Scanner, got: _V) -> None:
+    """Count a tuple used a second time, through all it holds."""
+    if got.size > TUPLE_ITEMS_KEPT:
+        s.reused += got.size
+        if s.reused > MAX_TUPLE_REUSE:
+            raise s.fail(
+                "pickle-limit",
+                f"tuples used again (through the memo or DUP) hold more than"
+                f" {MAX_TUPLE_REUSE} values in all, counted through their nesting:"
+                " hashing or comparing them would take that long again and again",
+            )
 
 
 # -- memo
@@ -1406,6 +1499,8 @@ def _memo_get(s: _Scanner, stack: Stack, memo: dict[int, _V], index: int) -> Non
     got = memo.get(index)
     if got is None:
         raise s.fail("pickle-malformed", f"memo entry {index} read before it was stored")
+    if got.kind == K_TUPLE:
+        _reuse(s, got)
     stack.append(got)
 
 
@@ -1475,14 +1570,30 @@ def _memoize(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object
 
 def _tuple_value(s: _Scanner, items: list[_V]) -> _V:
     """A tuple; its items are kept only when few (arguments, persistent ids, shapes)."""
+    depth, size = 0, 1 + len(items)
+    for v in items:
+        if v.kind == K_TUPLE:
+            size += v.size - 1
+            if v.depth > depth:
+                depth = v.depth
+    if depth >= MAX_TUPLE_DEPTH:
+        raise s.fail(
+            "pickle-limit",
+            f"tuples nested more than {MAX_TUPLE_DEPTH} deep (hashing one, as a dict key"
+            " or a set member, recurses that deep in C and can crash whoever loads it)",
+        )
     if s.kept > MAX_KEPT or (
         len(items) > TUPLE_ITEMS_KEPT
         # names, such as a structured dtype's, are kept up to a bound
         and (len(items) > NAMES_KEPT or not all(v.kind == K_STR for v in items))
     ):
-        return _V(K_TUPLE, None)
-    s.kept += len(items)
-    return _V(K_TUPLE, items)
+        got = _V(K_TUPLE, None)
+    else:
+        s.kept += len(items)
+        got = _V(K_TUPLE, items)
+    got.depth = depth + 1
+    got.size = size
+    return got
 
 
 def _tuple_of(n: int) -> Handler:
@@ -1740,7 +1851,7 @@ def _build(s: _Scanner, stack: Stack, m: Marks, memo: dict[int, _V]) -> object:
             if not isinstance(dt, _Dtype)
             else "something already uses it, so this would change that behind the check"
             if dt.sealed
-            else _dtype_state(dt, state)
+            else _dtype_state(s, dt, state)
         )
         target.built = True
         if wrong is not None:
