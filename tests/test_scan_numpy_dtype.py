@@ -301,6 +301,7 @@ class Raw:
 
 
 OBJECTS = np.dtype([("a", "O"), ("b", "i8")])
+EMPTY = np.dtype({"names": [], "formats": [], "itemsize": 0})
 
 
 @pytest.mark.parametrize(
@@ -317,9 +318,11 @@ OBJECTS = np.dtype([("a", "O"), ("b", "i8")])
         (Sc(OBJECTS, b"A" * 16), "pickle-call-arguments"),
         # _reconstruct allocates the shape it is given (numpy writes (0,))
         (Raw((1, (1,), np.dtype("f8"), False, b"A" * 8), (1 << 31,)), "pickle-call-arguments"),
+        # no bytes bound an array of empty items: 2**62 of them
+        (Raw((1, (1 << 62,), EMPTY, False, b"")), "pickle-build-denied"),
     ],
     ids=["short-list", "short-list-struct", "object-bytes", "version-0", "scalar-of-empty",
-         "scalar-bytes", "huge-shape"],
+         "scalar-bytes", "huge-shape", "empty-items"],
 )  # fmt: skip
 def test_an_array_or_scalar_numpy_would_read_past_is_refused(value: object, code: str) -> None:
     data = pickle.dumps(value, protocol=2)

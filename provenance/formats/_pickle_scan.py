@@ -744,6 +744,10 @@ def _array_state(state: _V) -> _Array | str:
             )
     elif not _is_bytes(data):
         return "its data not as bytes"
+    elif dt.itemsize == 0 and count > _MAX_ITEMSIZE:
+        # numpy checks the bytes against the shape: for empty items no bytes
+        # bound it, and whoever iterates the array never finishes
+        return f"{count} items of an empty dtype"
     return _Array(dt, count)
 
 
