@@ -5,6 +5,7 @@ The verdict is :func:`provenance.formats.scan`'s; this renders it.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 import click
@@ -14,7 +15,7 @@ from provenance_cli._common import EXIT_FAILED, handle_errors, json_option
 from provenance_cli._output import Line, emit
 
 if TYPE_CHECKING:
-    from provenance.formats import ScanReport
+    from provenance.formats import FormatFinding, ScanReport
 
 
 @click.command("scan")
@@ -74,7 +75,7 @@ def scan_command(
         lines.append(Line(f"Clean: {len(report.files)} file(s) scanned", "green"))
         emit(report, as_json=as_json, lines=lines)
         return
-    lines.extend(Line(f"hint: {h}") for h in _hints(report))
+    lines.extend(Line(f"hint: {h}") for h in _hints(report, allow_globals))
     # The findings are listed above (and in the JSON report): the error only counts them.
     error = VerificationError(
         f"{errors} error(s) and {warnings} warning(s) in {len(report.files)} file(s) scanned",
@@ -88,17 +89,32 @@ _COLOUR = {"error": "red", "warning": "yellow", "info": None}
 
 
 def _lines(report: ScanReport) -> list[Line]:
-    """Each file, its findings under it; then what concerns the folder."""
+    """Each file with every finding about it under it (the folder checks' too);
+    then what concerns no scanned file: links refused, the folder itself."""
     lines: list[Line] = []
-    # A file's mark counts every finding about it, the folder checks' too.
-    flagged = {x.file for x in report.findings if x.severity != "info"}
+    names = {f.name for f in report.files}
+    about: dict[str, list[FormatFinding]] = {}
+    for x in report.folder_findings:
+        about.setdefault(x.file if x.file in names else "", []).append(x)
     for f in report.files:
         detail = f" ({f.detail})" if f.detail else ""
-        mark = "✗" if f.name in flagged else "✓"
-        lines.append(Line(f"{mark} {f.name}: {f.format}{detail}"))
-        lines.extend(_finding(x, member_only=True) for x in sorted(f.findings, key=_severity))
-    lines.extend(_finding(x) for x in sorted(report.folder_findings, key=_severity))
+        own = [*f.findings, *about.get(f.name, ())]
+        lines.append(Line(f"{_mark(own)} {f.name}: {f.format}{detail}"))
+        lines.extend(_finding(x, member_only=True) for x in sorted(own, key=_severity))
+    others: dict[str, list[FormatFinding]] = {}
+    for x in about.get("", ()):
+        others.setdefault(x.file, []).append(x)
+    for name, found in others.items():
+        unread = all(x.code.startswith("scan-") for x in found)
+        lines.append(Line(f"{_mark(found)} {name}{': not scanned' if unread else ''}"))
+        lines.extend(_finding(x, member_only=True) for x in sorted(found, key=_severity))
     return lines
+
+
+def _mark(found: list[FormatFinding]) -> str:
+    """✗ for an error, ! for a warning (both exit 1), ✓ for info or nothing."""
+    severities = {x.severity for x in found}
+    return "✗" if "error" in severities else "!" if "warning" in severities else "✓"
 
 
 def _severity(x: object) -> int:
@@ -115,7 +131,7 @@ def _finding(x: object, *, member_only: bool = False) -> Line:
     return Line(f"  {prefix}{getattr(x, 'message', '')} ({getattr(x, 'code', '')})", _COLOUR[sev])
 
 
-def _hints(report: ScanReport) -> list[str]:
+def _hints(report: ScanReport, allow_globals: tuple[str, ...]) -> list[str]:
     """What to do about the findings, once per kind, in words for whoever runs the scan."""
     codes = {x.code for x in report.findings if x.severity != "info"}
     texts = " ".join(x.message for x in report.findings if x.code == "pickle-global-denied")
@@ -133,9 +149,32 @@ def _hints(report: ScanReport) -> list[str]:
     if "pickle-global-denied" in codes or "pickle-call-denied" in codes:
         out.append(
             "loading a pickle imports and calls what it names, which can run any code: do "
-            "not load what is flagged so. Ask for safetensors; or, if you trust a name, allow it "
-            "with --allow-global MODULE.NAME, exactly as shown"
+            "not load a file flagged here. Ask for safetensors; or, if you trust a name, allow "
+            "it with --allow-global MODULE.NAME, exactly as shown"
         )
+    out.extend(_unmatched(report, allow_globals))
     if "scan-symlink-refused" in codes:
         out.append("pass --follow-symlinks to scan links whose targets stay inside PATH")
+    return out
+
+
+_DENIED_NAME = re.compile(r"'([^']+)'(?: \(loaded as '([^']+)'\))? is not in the allowlist")
+
+
+def _unmatched(report: ScanReport, allow_globals: tuple[str, ...]) -> list[str]:
+    """An allowed name that a denied global ends like: the name was likely
+    written as Python spells it (os.system), not as the pickle does (posix.system)."""
+    denied: set[str] = set()
+    for x in report.findings:
+        if x.code == "pickle-global-denied":
+            for got in _DENIED_NAME.finditer(x.message):
+                denied.update(n for n in got.groups() if n)
+    out = []
+    for name in allow_globals:
+        near = sorted(d for d in denied if d.rpartition(".")[2] == name.rpartition(".")[2])
+        if name not in denied and near:
+            out.append(
+                f"--allow-global {name} matched nothing, but the pickle names "
+                f"{', '.join(repr(n) for n in near)}: allow the name exactly as the scan shows it"
+            )
     return out

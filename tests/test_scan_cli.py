@@ -102,3 +102,30 @@ def test_help_points_to_policies() -> None:
     assert result.exit_code == 0
     assert "files: {scan: true}" in result.output
     assert "Symbolic links are refused: scan a real copy" not in result.output
+
+
+def test_folder_findings_sit_under_the_file_they_concern(clean: Path) -> None:
+    # the code check runs over the folder; its warning belongs to the .py,
+    # and a refused link gets a line of its own after the files
+    (clean / "a_helper.py").write_text("print(1)\n")
+    (clean / "z_link.safetensors").symlink_to(clean / "model.safetensors")
+    result = run_cli("scan", clean)
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    at = lines.index("! a_helper.py: text")
+    assert "(code-python-file)" in lines[at + 1] and lines[at + 1].startswith("  warning: ")
+    at = lines.index("✓ model.safetensors: safetensors (64-byte header)")
+    assert lines[at + 1] == "✗ z_link.safetensors: not scanned", lines
+    assert "(scan-symlink-refused)" in lines[at + 2]
+
+
+def test_an_allowed_name_spelt_otherwise_than_the_pickle_is_said(clean: Path) -> None:
+    # a pickle made on Linux names posix.system, not os.system
+    (clean / "extra.pkl").write_bytes(PAYLOAD.replace(b"cos\n", b"cposix\n"))
+    result = run_cli("scan", clean, "--allow-global", "os.system")
+    assert result.exit_code == 1
+    assert (
+        "hint: --allow-global os.system matched nothing, but the pickle names 'posix.system'"
+        in result.stdout
+    ), result.stdout
+    assert "it runs a shell command" in result.stdout
