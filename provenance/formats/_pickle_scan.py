@@ -285,6 +285,37 @@ _TENSOR_REBUILDS = frozenset(
 ) = range(16)
 
 
+#: What the globals an attack most often names do, for whoever reads the
+#: finding without knowing pickle (names as loading sees them; whole
+#: modules where every name in them is one).
+_DANGEROUS: dict[str, str] = {
+    **dict.fromkeys(
+        ["os.system", "posix.system", "nt.system", "os.popen", "posix.popen", "nt.popen"],
+        "runs a shell command",
+    ),
+    **dict.fromkeys(["subprocess", "pty", "commands"], "runs a program"),
+    **dict.fromkeys(
+        ["os.execv", "os.execve", "os.execl", "os.spawnv", "os.spawnl", "posix.execv"],
+        "runs a program",
+    ),
+    **dict.fromkeys(
+        ["builtins.eval", "builtins.exec", "builtins.compile", "runpy", "code"],
+        "runs Python code",
+    ),
+    "builtins.__import__": "imports any module",
+    "importlib.import_module": "imports any module",
+    "builtins.getattr": "reaches any attribute of what it is given",
+    "builtins.open": "opens a file",
+    "io.open": "opens a file",
+    "shutil.rmtree": "deletes a folder",
+    "os.remove": "deletes a file",
+    "posix.remove": "deletes a file",
+    "os.unlink": "deletes a file",
+    "webbrowser.open": "opens a web page",
+    **dict.fromkeys(["socket", "urllib.request", "http.client", "requests"], "reaches the network"),
+}
+
+
 class _V:
     """A value on the simulated stack: its kind and what is known of it."""
 
@@ -1042,6 +1073,9 @@ class _Scanner:
             why = "is not a module and a name"
         elif written not in self.roles or effective not in self.roles:
             why = "is not in the allowlist"
+            does = _DANGEROUS.get(effective) or _DANGEROUS.get(module)
+            if does:
+                why += f": it {does}"
         if why is not None:
             self.add("pickle-global-denied", f"{how} {shown} {why} (byte {self.op_pos})")
             return _V(K_GLOBAL, False, effective)
