@@ -2,7 +2,8 @@
 
 The schemas ship inside the package (``provenance._schemas``, mapped from the
 project's ``schemas/`` folder), so what is validated is exactly what is
-published. ``jsonschema`` is imported only when a predicate is checked.
+published. ``jsonschema`` is imported only when a predicate is not proved valid
+by :mod:`provenance._internal.schemacheck`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from provenance._internal import schemacheck
 from provenance.errors import InputError, VerificationError
 from provenance.intoto import SLSA_PREDICATE_TYPE, predicate_type
 
@@ -29,10 +31,14 @@ _FILES = (
 
 @functools.cache
 def _schemas() -> dict[str, dict[str, Any]]:
-    from importlib import resources
+    from provenance._internal.schemafiles import read
 
-    folder = resources.files("provenance._schemas")
-    return {name: json.loads(folder.joinpath(name).read_text("utf-8")) for name in _FILES}
+    return {name: json.loads(read(name)) for name in _FILES}
+
+
+@functools.cache
+def _by_id() -> dict[str, dict[str, Any]]:
+    return {doc["$id"]: doc for doc in _schemas().values()}
 
 
 def schema(name: str) -> dict[str, Any]:
@@ -71,8 +77,15 @@ def schema_for(ptype: str, predicate: Mapping[str, Any]) -> str:
 
 
 def validate(ptype: str, predicate: Mapping[str, Any], *, where: str = "predicate") -> None:
-    """Raise VerificationError naming the first violation (path and message)."""
-    validator = _validator(schema_for(ptype, predicate))
+    """Raise VerificationError naming the first violation (path and message).
+
+    A valid predicate is proved so without importing jsonschema
+    (:mod:`provenance._internal.schemacheck`); jsonschema judges and words the rest.
+    """
+    name = schema_for(ptype, predicate)
+    if schemacheck.is_valid(schema(name), predicate, registry=_by_id(), formats=True):
+        return
+    validator = _validator(name)
     errors = sorted(validator.iter_errors(predicate), key=lambda e: list(e.absolute_path))
     if errors:
         e = errors[0]

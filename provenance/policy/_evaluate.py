@@ -1105,6 +1105,10 @@ def _type_name(uri: str) -> str:
 
 
 def _schema_problems(schema: dict[str, object], predicate: object) -> list[str]:
+    from provenance._internal import schemacheck
+
+    if schemacheck.is_valid(schema, predicate):
+        return []  # proved without importing jsonschema, which judges and words the rest
     from jsonschema import Draft202012Validator
     from referencing.exceptions import Unresolvable
 

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import yaml
 
+from provenance._internal import schemacheck
 from provenance._internal.fsutil import read_limited
 from provenance._internal.timefmt import parse_time
 from provenance._internal.uris import (
@@ -389,10 +390,9 @@ def _plain(value: Any) -> Any:
 @functools.cache
 def _schema() -> dict[str, Any]:
     """``schemas/policy.schema.json``, as installed (``provenance._schemas``), like predicates."""
-    from importlib import resources
+    from provenance._internal.schemafiles import read
 
-    text = resources.files("provenance._schemas").joinpath("policy.schema.json").read_text("utf-8")
-    schema: dict[str, Any] = json.loads(text)
+    schema: dict[str, Any] = json.loads(read("policy.schema.json"))
     return schema
 
 
@@ -569,11 +569,21 @@ def _explain_one_of(e: ValidationError, path: JsonPath) -> list[_Issue]:
 
 
 def _schema_problems(
-    value: Any, src: _Source, validator: Validator, prefix: JsonPath = ()
+    value: Any, src: _Source, definition: str | None = None, prefix: JsonPath = ()
 ) -> list[str]:
-    """Every violation of the schema, in file order, as located messages."""
+    """Every violation of the schema (or one of its definitions), in file order, as
+    located messages. A valid document is proved so without importing jsonschema
+    (:mod:`provenance._internal.schemacheck`); jsonschema judges and words the rest."""
+    schema = _schema()
+    if definition is None:
+        fast = schemacheck.is_valid(schema, value)
+    else:
+        ref = {"$ref": f"{SCHEMA_ID}#/$defs/{definition}"}
+        fast = schemacheck.is_valid(ref, value, registry={SCHEMA_ID: schema})
+    if fast:
+        return []
     issues: list[_Issue] = []
-    for error in validator.iter_errors(value):
+    for error in _validator(definition).iter_errors(value):
         issues.extend(_explain(error))
     # A typo reported as an unknown key need not be reported again as a missing key.
     meant = {(i.path, i.suggests) for i in issues if i.suggests}
@@ -957,20 +967,19 @@ class _Builder:
 
     def predicate_schema(self, schema: dict[str, Any], path: JsonPath) -> bool:
         """A valid 2020-12 schema whose references stay inside it (nothing is fetched)."""
-        from jsonschema import Draft202012Validator
-        from jsonschema.exceptions import SchemaError
-
         declared = schema.get("$schema")
-        if declared is not None and declared.rstrip("#") != Draft202012Validator.META_SCHEMA[
-            "$id"
-        ].rstrip("#"):
+        if declared is not None and declared.rstrip("#") != schemacheck.DRAFT_2020_12:
             self.fail((*path, "$schema"), f"only JSON Schema draft 2020-12 is read, not {declared}")
             return False
-        try:
-            Draft202012Validator.check_schema(schema)
-        except SchemaError as e:
-            self.fail((*path, *e.absolute_path), f"not a valid JSON Schema: {e.message}")
-            return False
+        if not schemacheck.schema_ok(schema):
+            from jsonschema import Draft202012Validator
+            from jsonschema.exceptions import SchemaError
+
+            try:
+                Draft202012Validator.check_schema(schema)
+            except SchemaError as e:
+                self.fail((*path, *e.absolute_path), f"not a valid JSON Schema: {e.message}")
+                return False
         ok = True
         for at, key in _ids(schema, ()):
             self.fail(
@@ -993,12 +1002,15 @@ class _Builder:
         if ok:
             # A reference that leads back to itself without descending into the value
             # recurses on any value: try the schema on the simplest ones now.
+            probes: tuple[Any, ...] = (None, {}, [])
             try:
-                validator = Draft202012Validator(schema)
-                probes: tuple[Any, ...] = (None, {}, [])
-                for probe in probes:
-                    for _ in validator.iter_errors(probe):
-                        break
+                if not all(schemacheck.terminates(schema, probe) for probe in probes):
+                    from jsonschema import Draft202012Validator
+
+                    validator = Draft202012Validator(schema)
+                    for probe in probes:
+                        for _ in validator.iter_errors(probe):
+                            break
             except RecursionError:
                 self.fail(path, "refers to itself without descending into the value (a loop)")
                 ok = False
@@ -1144,7 +1156,7 @@ class _Builder:
                 )
             )
             return []
-        problems = _schema_problems(doc, src, _validator("revocation_list"), prefix)
+        problems = _schema_problems(doc, src, "revocation_list", prefix)
         if problems:
             self.problems.extend(problems)
             return []
@@ -1272,7 +1284,7 @@ def _load_bytes(data: bytes, base: Path, label: str, stack: Stack, nesting: int)
     src = replace(src, base=base)
     if doc is None:
         raise _error([f"{label}: is empty; a policy needs at least `version: 1` and `signers`"])
-    problems = _schema_problems(doc, src, _validator())
+    problems = _schema_problems(doc, src)
     if problems:
         raise _error(problems)
     builder = _Builder(src, (), stack, nesting)
