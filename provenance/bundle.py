@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from provenance.dsse import Envelope, b64decode
+from provenance.dsse import Envelope, b64decode, shared_payloads
 from provenance.errors import Hint, InputError, ProvenanceError
 
 __all__ = [
@@ -131,18 +131,19 @@ def read_signatures(
     and none of them is read: which ones would count is then anybody's guess.
     """
     primary = Path(signature_path)
-    try:
-        first: Bundle | InputError = Bundle.read(primary)
-    except InputError as e:
-        first = e
-    out: list[tuple[Path, Bundle | InputError]] = [(primary, first)]
-    if cosignatures:
+    with shared_payloads():  # co-signatures of one statement decode its payload once
         try:
-            folder = cosignature_dir(primary)
-        except ProvenanceError as e:  # a path that names no file has no folder beside it
-            out.append((primary, InputError(str(e), code="cosignature-folder-refused")))
-        else:
-            out.extend(_read_cosignatures(folder))
+            first: Bundle | InputError = Bundle.read(primary)
+        except InputError as e:
+            first = e
+        out: list[tuple[Path, Bundle | InputError]] = [(primary, first)]
+        if cosignatures:
+            try:
+                folder = cosignature_dir(primary)
+            except ProvenanceError as e:  # a path that names no file has no folder beside it
+                out.append((primary, InputError(str(e), code="cosignature-folder-refused")))
+            else:
+                out.extend(_read_cosignatures(folder))
     return out
 
 
