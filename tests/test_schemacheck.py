@@ -444,3 +444,94 @@ attestations:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+D4 = "http://json-schema.org/draft-04/schema#"
+
+
+@pytest.mark.parametrize(
+    ("schema", "instance", "registry"),
+    [
+        # A $id on the way to a reference's target moves the base URI for what follows.
+        (
+            {
+                "$ref": "#/$defs/enum/$defs/t",
+                "$defs": {
+                    "x": True,
+                    "enum": {
+                        "$id": "http://e/sub",
+                        "$defs": {"t": {"$ref": "#/$defs/x"}, "x": False},
+                    },
+                },
+            },
+            1,
+            None,
+        ),
+        (
+            {
+                "$ref": "#/allOf/0/$defs/t",
+                "allOf": [{"$id": "http://e/a", "$defs": {"t": {"$ref": "#/$defs/x"}, "x": False}}],
+                "$defs": {"x": True},
+            },
+            1,
+            None,
+        ),
+        # A resource root entered again is evaluated by the draft it declares.
+        (
+            {"$schema": D4, "type": ["object", "integer"], "properties": {"a": {"$ref": "#"}}},
+            {"a": 2.0},
+            None,
+        ),
+        ({"$ref": "http://r/d4"}, 2.0, {"http://r/d4": {"$schema": D4, "type": "integer"}}),
+        # The root under its own $id wins over a registry entry of that URI.
+        (
+            {
+                "$id": "http://r/s",
+                "properties": {"a": {"$ref": "http://r/s#/$defs/x"}},
+                "$defs": {"x": False},
+            },
+            {"a": 1},
+            {"http://r/s": {"$defs": {"x": True}}},
+        ),
+    ],
+)
+def test_base_uri_and_draft_changes_are_never_proved(
+    schema: dict[str, Any], instance: Any, registry: dict[str, Any] | None
+) -> None:
+    assert not schemacheck.is_valid(schema, instance, registry=registry)
+    if registry is None:
+        assert _errors(schema, instance) != []
+    else:
+        reg: Registry[Any] = Registry().with_resources(
+            (k, Resource.from_contents(v, default_specification=_spec_2020()))
+            for k, v in registry.items()
+        )
+        try:
+            errors = list(Draft202012Validator(schema, registry=reg).iter_errors(instance))
+        except Exception:  # an unresolvable reference is not "valid" either
+            errors = ["raised"]
+        assert errors
+
+
+def _spec_2020() -> Any:
+    from referencing.jsonschema import DRAFT202012
+
+    return DRAFT202012
+
+
+def test_policy_refuses_an_id_under_a_name_that_looks_like_a_keyword(tmp_path: Path) -> None:
+    """`$defs: {default: {$id: ...}}`: `default` is a name there, and its $id counts."""
+    from provenance.policy import PolicyError, loads
+
+    base = "version: 1\nsigners:\n  - {name: a, fingerprint: '%s'}\n" % ("ab" * 32)
+    for holder in ("$defs", "properties"):
+        text = (
+            base
+            + "attestations:\n  - type: training\n    predicate:\n"
+            + f"      {holder}:\n        default:\n          $id: http://e/sub\n"
+        )
+        with pytest.raises(PolicyError, match=r"\$id inside a predicate schema"):
+            loads(text, base=tmp_path, source="p.yaml")
+    text = base + "attestations:\n  - type: training\n    predicate: {$schema: 5}\n"
+    with pytest.raises(PolicyError, match="only JSON Schema draft 2020-12 is read, not 5"):
+        loads(text, base=tmp_path, source="p.yaml")

@@ -159,8 +159,11 @@ _Resource = tuple[str, Any]  # (base URI, the resource's root schema)
 
 
 class _Evaluator:
-    def __init__(self, registry: Mapping[str, Any], formats: bool) -> None:
-        self.registry = registry
+    def __init__(self, registry: Mapping[str, Any], formats: bool, root: _Resource) -> None:
+        # As referencing does: the root document under its own $id wins over the
+        # registry's entry for that URI; keys are compared without a trailing "#".
+        self.registry = {k.rstrip("#"): v for k, v in registry.items()}
+        self.registry[root[0].rstrip("#")] = root[1]
         self.formats = formats
 
     def run(self, schema: Any, inst: Any, res: _Resource, full: bool, depth: int) -> bool:
@@ -176,6 +179,10 @@ class _Evaluator:
             raise _Undecided
         if schema is not res[1] and ("$id" in schema or "$schema" in schema):
             raise _Undecided  # a nested resource: base URIs not modelled
+        if schema is res[1] and "$schema" in schema:
+            declared = schema["$schema"]
+            if not isinstance(declared, str) or declared.rstrip("#") != DRAFT_2020_12:
+                raise _Undecided  # jsonschema evaluates a resource by the draft it declares
         ok = True
         for key, value in schema.items():
             if key in _IGNORED or (key in ("$id", "$schema") and schema is res[1]):
@@ -206,6 +213,10 @@ class _Evaluator:
                 raise _Undecided  # an anchor
             for token in fragment[1:].split("/"):
                 if not _POINTER_TOKEN.fullmatch(token):
+                    raise _Undecided
+                if target is not doc and isinstance(target, dict) and "$id" in target:
+                    # referencing changes the base URI at each $id the pointer passes
+                    # through, so later references resolve in that embedded resource
                     raise _Undecided
                 if isinstance(target, dict) and token in target:
                     target = target[token]
@@ -494,9 +505,10 @@ def _evaluate(
     root = schema.get("$id", "") if isinstance(schema, dict) else ""
     if not isinstance(root, str):
         return None
+    res = (root, schema)
     try:
         _plain(instance)
-        return _Evaluator(registry, formats).run(schema, instance, (root, schema), full, 0)
+        return _Evaluator(registry, formats, res).run(schema, instance, res, full, 0)
     except (_Undecided, RecursionError):
         return None
 

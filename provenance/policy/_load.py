@@ -968,8 +968,14 @@ class _Builder:
     def predicate_schema(self, schema: dict[str, Any], path: JsonPath) -> bool:
         """A valid 2020-12 schema whose references stay inside it (nothing is fetched)."""
         declared = schema.get("$schema")
-        if declared is not None and declared.rstrip("#") != schemacheck.DRAFT_2020_12:
-            self.fail((*path, "$schema"), f"only JSON Schema draft 2020-12 is read, not {declared}")
+        if declared is not None and (
+            not isinstance(declared, str) or declared.rstrip("#") != schemacheck.DRAFT_2020_12
+        ):
+            self.fail(
+                (*path, "$schema"),
+                "only JSON Schema draft 2020-12 is read, not "
+                + (declared if isinstance(declared, str) else json.dumps(declared)),
+            )
             return False
         if not schemacheck.schema_ok(schema):
             from jsonschema import Draft202012Validator
@@ -1216,14 +1222,26 @@ class _Builder:
         return out
 
 
-def _ids(value: Any, at: JsonPath, root: bool = True) -> Iterable[tuple[JsonPath, str]]:
+# Keywords whose value maps names to subschemas: there, "enum" or "default" is a
+# name, and what it holds is a schema whose $id counts like any other.
+_NAME_MAPS = frozenset(
+    {"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"}
+)
+_LITERALS = frozenset({"enum", "const", "default", "examples"})
+
+
+def _ids(
+    value: Any, at: JsonPath, root: bool = True, names: bool = False
+) -> Iterable[tuple[JsonPath, str]]:
     """Every ``$id`` below the root of a schema (not inside literal values: ``const``...)."""
     if isinstance(value, dict):
         for key, item in value.items():
-            if key == "$id" and not root and isinstance(item, str):
-                yield (*at, key), key
-            elif key not in ("enum", "const", "default", "examples"):
+            if names:
                 yield from _ids(item, (*at, key), False)
+            elif key == "$id" and not root:
+                yield (*at, key), key
+            elif key not in _LITERALS:
+                yield from _ids(item, (*at, key), False, key in _NAME_MAPS)
     elif isinstance(value, list):
         for i, item in enumerate(value):
             yield from _ids(item, (*at, i), False)
