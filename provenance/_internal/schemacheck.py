@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urljoin
 
-__all__ = ["DRAFT_2020_12", "MAX_DEPTH", "is_valid", "schema_ok", "terminates"]
+__all__ = ["DRAFT_2020_12", "MAX_DEPTH", "is_valid", "recursed", "schema_ok", "terminates"]
 
 # Descents (into a subschema, a property, an item or a reference) before giving up.
 # jsonschema's own limit is Python's recursion limit, several times deeper; staying
@@ -41,12 +41,25 @@ MAX_DEPTH = 48
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
 
 
+def recursed(failure: BaseException) -> bool:
+    """Whether jsonschema failed by recursing without end.
+
+    Usually a RecursionError; but when the limit is hit inside ``rpds`` (the
+    registry's Rust map), pyo3 turns it into a ``PanicException``, which
+    derives from BaseException and would pass an ``except Exception``.
+    """
+    if isinstance(failure, RecursionError):
+        return True
+    return type(failure).__name__ == "PanicException" and "RecursionError" in str(failure)
+
+
 class _Undecided(Exception):
     """The fast path cannot say; jsonschema decides."""
 
 
 # Keywords jsonschema's 2020-12 validator does not evaluate: skipped here too.
-# (``then`` / ``else`` are read by ``if``; ``$defs`` only through references.)
+# (``then`` / ``else`` are read by ``if``, ``minContains`` / ``maxContains`` by
+# ``contains``; ``$defs`` only through references.)
 _IGNORED = frozenset(
     {
         "title",
@@ -59,6 +72,8 @@ _IGNORED = frozenset(
         "writeOnly",
         "then",
         "else",
+        "minContains",
+        "maxContains",
         "$defs",
     }
 )
@@ -391,6 +406,24 @@ def _items(
     return ok
 
 
+def _contains(
+    e: _Evaluator, v: Any, inst: Any, s: dict[str, Any], r: _Resource, f: bool, d: int
+) -> bool:
+    if not isinstance(inst, list):
+        return True
+    least = s.get("minContains", 1)
+    most = s.get("maxContains", len(inst))
+    if not _number(least) or not _number(most):
+        raise _Undecided
+    matches = 0
+    for item in inst:  # each item to its first error, as jsonschema's is_valid()
+        if e.run(v, item, r, False, d + 1):
+            matches += 1
+            if matches > most:
+                return False
+    return not matches < least
+
+
 def _subschemas(v: Any) -> list[Any]:
     if not isinstance(v, list) or not v:
         raise _Undecided
@@ -468,6 +501,7 @@ _KEYWORDS: dict[str, _Check] = {
     "patternProperties": _pattern_properties,
     "additionalProperties": _additional,
     "items": _items,
+    "contains": _contains,
     "allOf": _all_of,
     "anyOf": _any_of,
     "oneOf": _one_of,
@@ -568,6 +602,8 @@ def _schema_ok(schema: Any, depth: int) -> bool:
             "maxItems",
             "minProperties",
             "maxProperties",
+            "minContains",
+            "maxContains",
         ):
             if not _nonneg_integer(v):
                 return False
@@ -587,7 +623,7 @@ def _schema_ok(schema: Any, depth: int) -> bool:
                 return False
             if not all(_regex(p) and _schema_ok(s, depth + 1) for p, s in v.items()):
                 return False
-        elif key in ("additionalProperties", "items", "not", "if", "then", "else"):
+        elif key in ("additionalProperties", "items", "contains", "not", "if", "then", "else"):
             if not _schema_ok(v, depth + 1):
                 return False
         elif key in ("allOf", "anyOf", "oneOf"):

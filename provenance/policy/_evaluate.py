@@ -1115,10 +1115,16 @@ def _schema_problems(schema: dict[str, object], predicate: object) -> list[str]:
     validator = Draft202012Validator(schema)
     try:
         errors = sorted(validator.iter_errors(predicate), key=lambda e: list(e.absolute_path))
-    except (RecursionError, Unresolvable) as failure:
+    except Unresolvable as failure:
         # The policy's schema, not the attestation, is at fault; still a denial.
-        what = "it loops" if isinstance(failure, RecursionError) else str(failure)[:200]
-        return [f"the policy's predicate schema cannot be evaluated on this predicate ({what})"]
+        return [
+            "the policy's predicate schema cannot be evaluated on this predicate "
+            f"({str(failure)[:200]})"
+        ]
+    except BaseException as failure:
+        if not schemacheck.recursed(failure):
+            raise
+        return ["the policy's predicate schema cannot be evaluated on this predicate (it loops)"]
     out = []
     for e in errors:
         where = "predicate" + "".join(

@@ -987,6 +987,9 @@ class _Builder:
                 self.fail((*path, *e.absolute_path), f"not a valid JSON Schema: {e.message}")
                 return False
         ok = True
+        for at, key in _unknown_keywords(schema, ()):
+            self.fail((*path, *at), _unknown_keyword_text(key))
+            ok = False
         for at, key in _ids(schema, ()):
             self.fail(
                 (*path, *at),
@@ -1017,7 +1020,9 @@ class _Builder:
                     for probe in probes:
                         for _ in validator.iter_errors(probe):
                             break
-            except RecursionError:
+            except BaseException as failure:
+                if not schemacheck.recursed(failure):
+                    raise
                 self.fail(path, "refers to itself without descending into the value (a loop)")
                 ok = False
         return ok
@@ -1245,6 +1250,83 @@ def _ids(
     elif isinstance(value, list):
         for i, item in enumerate(value):
             yield from _ids(item, (*at, i), False)
+
+
+# Draft 2020-12's keywords, every vocabulary. A predicate schema may use no other:
+# jsonschema ignores a keyword it does not know, so `minimun: 100` or a draft-4
+# `dependencies` would switch a rule off without a word.
+_KEYWORDS_2020_12 = frozenset(
+    {
+        "$schema", "$id", "$ref", "$anchor", "$dynamicRef", "$dynamicAnchor", "$vocabulary",
+        "$comment", "$defs", "definitions",
+        "prefixItems", "items", "contains", "additionalProperties", "properties",
+        "patternProperties", "dependentSchemas", "propertyNames", "if", "then", "else",
+        "allOf", "anyOf", "oneOf", "not", "unevaluatedItems", "unevaluatedProperties",
+        "type", "const", "enum", "multipleOf", "maximum", "exclusiveMaximum", "minimum",
+        "exclusiveMinimum", "maxLength", "minLength", "pattern", "maxItems", "minItems",
+        "uniqueItems", "maxContains", "minContains", "maxProperties", "minProperties",
+        "required", "dependentRequired",
+        "title", "description", "default", "deprecated", "readOnly", "writeOnly", "examples",
+        "format", "contentEncoding", "contentMediaType", "contentSchema",
+    }
+)  # fmt: skip
+_ONE_SUBSCHEMA = frozenset(
+    {
+        "items", "contains", "additionalProperties", "propertyNames", "if", "then", "else",
+        "not", "unevaluatedItems", "unevaluatedProperties", "contentSchema",
+    }
+)  # fmt: skip
+_SUBSCHEMA_LISTS = frozenset({"prefixItems", "allOf", "anyOf", "oneOf"})
+# Keywords 2020-12 makes annotations (they never fail a value), refused so that no
+# one writes a rule that is never enforced.
+_NOT_CHECKED = {
+    "format": "write the rule with 'pattern' (a regular expression)",
+    "contentEncoding": "write the rule with 'pattern'",
+    "contentMediaType": "write the rule with 'pattern'",
+    "contentSchema": "a string's content is not parsed",
+}
+_OLD_KEYWORDS = {
+    "dependencies": "dependentRequired or dependentSchemas",
+    "additionalItems": "items (with prefixItems)",
+    "$recursiveRef": "$dynamicRef",
+    "$recursiveAnchor": "$dynamicAnchor",
+    "id": "$id",
+}
+
+
+def _unknown_keywords(schema: Any, at: JsonPath) -> Iterable[tuple[JsonPath, str]]:
+    """Every key of a subschema that is not a 2020-12 keyword (names under
+    ``properties`` and the like are names, and literal values are not looked into)."""
+    if not isinstance(schema, dict):
+        return
+    for key, value in schema.items():
+        if key not in _KEYWORDS_2020_12 or key in _NOT_CHECKED:
+            yield (*at, key), key
+        elif key in _ONE_SUBSCHEMA:
+            yield from _unknown_keywords(value, (*at, key))
+        elif key in _SUBSCHEMA_LISTS and isinstance(value, list):
+            for i, sub in enumerate(value):
+                yield from _unknown_keywords(sub, (*at, key, i))
+        elif key in _NAME_MAPS and isinstance(value, dict):
+            for name, sub in value.items():
+                yield from _unknown_keywords(sub, (*at, key, name))
+
+
+def _unknown_keyword_text(key: str) -> str:
+    if key in _NOT_CHECKED:
+        return (
+            f"'{key}' is only an annotation in a predicate schema and is never checked; "
+            f"{_NOT_CHECKED[key]}"
+        )
+    text = f"'{key}' is not a JSON Schema (draft 2020-12) keyword"
+    if key in _OLD_KEYWORDS:
+        return f"{text}: it is an older draft's; use {_OLD_KEYWORDS[key]}"
+    close = difflib.get_close_matches(key, sorted(_KEYWORDS_2020_12), n=1, cutoff=0.7)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return (
+        f"{text}{hint}; an unknown keyword would be ignored and its rule never checked "
+        "(a property name belongs under 'properties')"
+    )
 
 
 def _anchors(value: Any) -> Iterable[tuple[str, str]]:
