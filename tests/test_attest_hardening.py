@@ -913,3 +913,17 @@ def test_node_ids_are_unique_whatever_the_digests_say(tmp_path: Path, signer):
     for text in (graph.render_dot(), graph.render_mermaid()):
         ids = set(re.findall(r"^  (n\d+)[ \[]", text, re.MULTILINE))
         assert len(ids) == 4, text
+
+
+def test_a_threshold_on_a_metric_not_recorded_is_refused_at_attest_time(tmp_path: Path, p256):
+    """Otherwise it is recorded fine and only fails at deployment, under a policy."""
+    from conftest import assert_fails
+
+    model = make_model(tmp_path / "m")
+    base = ("attest", "eval", model, "--key", p256.private, "--metric", "accuracy=0.93")
+    assert_fails(run_cli(*base, "--threshold", "acc>=0.9"), 2, "'acc'", "did you mean 'accuracy'")
+    assert_fails(
+        run_cli(*base, "--metric", "note=good", "--threshold", "note>=1"), 2, "not a number"
+    )
+    assert not (model / "model.intoto.jsonl").exists()
+    assert run_cli(*base, "--threshold", "accuracy>=0.9").exit_code == 0

@@ -607,6 +607,25 @@ def evaluation_predicate(
         raise UsageError(
             "an evaluation needs at least one metric NAME=VALUE", code="metrics-missing"
         )
+    for name in thresholds or {}:
+        # A threshold on no metric, or on one without a number, is recorded
+        # fine and only fails at deployment, under a policy that enforces it.
+        if name not in metrics:
+            import difflib
+
+            close = difflib.get_close_matches(name, list(metrics), n=1, cutoff=0.5)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise UsageError(
+                f"threshold on metric '{name}', which this evaluation does not record{hint}; "
+                f"its metrics: {', '.join(metrics)}",
+                code="threshold-without-metric",
+            )
+        value = metrics[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UsageError(
+                f"threshold on metric '{name}', whose value {value!r} is not a number",
+                code="threshold-without-metric",
+            )
     return EvaluationPredicate(
         metrics=tuple(Metric(k, v) for k, v in metrics.items()),
         evaluated_on=evaluated_on or now(),
