@@ -1859,6 +1859,25 @@ def test_a_newer_failing_evaluation_supersedes_an_older_passing_one(
     assert_allowed(decide(tmp_path, spec, signed.model, attestations_path=older_pass))
 
 
+def test_a_damaged_attestation_line_is_said_not_hidden(tmp_path, signed, release):
+    """The lines that verify decide; one that does not is a warning naming it."""
+    passing = tmp_path / "pass.jsonl"
+    attest_cli("eval", signed.model, release, passing, "--metric", "accuracy=0.95",
+               "--threshold", "accuracy>=0.9")  # fmt: skip
+    damaged = tmp_path / "damaged.jsonl"
+    damaged.write_bytes(passing.read_bytes() + b"{not json\n")
+    spec = {
+        "version": 1,
+        "signers": [key_signer(release)],
+        "attestations": [{"type": "evaluation", "thresholds": "enforce"}],
+    }
+    d = assert_allowed(decide(tmp_path, spec, signed.model, attestations_path=damaged))
+    r = reason(d, "attestation-line-ignored", "attestations", "warning")
+    assert "line 2" in r.message and "not valid JSON" in r.message, shown(d)
+    clean = decide(tmp_path, spec, signed.model, attestations_path=passing)
+    assert not [x for x in clean.reasons if x.code == "attestation-line-ignored"]
+
+
 def test_evaluate_takes_a_policy_path(tmp_path, signed, release):
     path = write_policy(tmp_path, {"version": 1, "signers": [key_signer(release)]})
     assert policy.evaluate(path, signed.model).allowed

@@ -705,6 +705,26 @@ class _Evaluation:
             return (), ()
         general = {i for i, s in enumerate(pool) if s in policy.effective_attestation_signers}
         usable: list[AttestationCheck] = []
+        failed = [c for c in report.checks if not c.ok]
+        for c in failed[:_SHOWN_FAILED_LINES]:
+            # Said, not denied: the lines that do verify decide the rules. A damaged
+            # newer evaluation could otherwise hide behind an older one unnoticed.
+            why = c.problems[0] if c.problems else "it does not verify"
+            self.reason(
+                "attestation-line-ignored",
+                "attestations",
+                f"attestation line {c.line} does not count: {why}",
+                f"line {c.line}",
+                "warning",
+            )
+        if len(failed) > _SHOWN_FAILED_LINES:
+            self.reason(
+                "attestation-line-ignored",
+                "attestations",
+                f"and {len(failed) - _SHOWN_FAILED_LINES} more attestation line(s) do not count",
+                None,
+                "warning",
+            )
         for c in report.checks:
             if not c.ok or c.signer_info is None:
                 continue
@@ -1015,6 +1035,9 @@ class _Evaluation:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+_SHOWN_FAILED_LINES = 5
 
 
 def _local_input(path: str | None, hub_uri: str | None, base: Path) -> Path | None:
