@@ -42,8 +42,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from provenance.attest._lineage import LineageEdge, LineageGraph, LineageNode
-from provenance.attest._lineage import build as build_lineage
 from provenance.attest._parse import MAX_FILE_VALUES, MAX_STATEMENT_VALUES, parse_statement
 from provenance.attest._predicates import (
     DATASET_PREDICATE_TYPE,
@@ -81,6 +79,8 @@ from provenance.intoto import EVALUATION, SLSA_PROVENANCE, Statement
 from provenance.manifest import DEFAULT_IGNORE_PATHS, Serialization
 
 if TYPE_CHECKING:
+    from provenance.attest._lineage import LineageEdge, LineageGraph, LineageNode
+    from provenance.attest._lineage import build as build_lineage
     from provenance.intoto import ResourceDescriptor
     from provenance.signing import Signer, SignerInfo, Verifier
 
@@ -132,6 +132,26 @@ __all__ = [
     "training_predicate",
     "verify_attestations",
 ]
+
+# The lineage graph is loaded on first use: verification under a policy without
+# lineage rules never needs it (4 ms of start-up).
+_LINEAGE = {
+    "LineageEdge": "LineageEdge",
+    "LineageGraph": "LineageGraph",
+    "LineageNode": "LineageNode",
+    "build_lineage": "build",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LINEAGE:
+        raise AttributeError(f"module 'provenance.attest' has no attribute {name!r}")
+    from provenance.attest import _lineage
+
+    value = getattr(_lineage, _LINEAGE[name])
+    globals()[name] = value
+    return value
+
 
 #: How input paths are recorded: relative to the attested model (the
 #: default), as given on the build machine, or not at all.

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime
 import fnmatch
-import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable
@@ -362,7 +361,7 @@ class _Evaluation:
         """Every bundle verified; the statement signed by the most distinct trusted signers."""
         policy = self.policy
         trust = Trust(policy.signers)
-        groups: dict[bytes, list[tuple[Path, Verified]]] = {}
+        groups: dict[tuple[str, bytes], list[tuple[Path, Verified]]] = {}
         read = _read_signatures(sig_path)
         nothing = all(isinstance(i, InputError) and i.code == "signature-missing" for _, i in read)
         for where, item in read:
@@ -390,9 +389,9 @@ class _Evaluation:
                 self.reason(f"revoked-{r.kind}", r.where, f"'{shown}': {why}", shown)
             if denied:
                 continue
-            groups.setdefault(
-                hashlib.sha256(v.payload_type.encode() + b"\0" + v.payload).digest(), []
-            ).append((where, v))
+            # Keyed by the exact statement: co-signatures of one statement share its
+            # payload bytes (read_signatures decodes it once), whose hash is cached.
+            groups.setdefault((v.payload_type, v.payload), []).append((where, v))
         best: list[tuple[Path, Verified]] = []
         signers: list[SignerInfo] = []
         for members in groups.values():
