@@ -751,6 +751,13 @@ def test_yaml_syntax_error_names_the_line(here):
     one_problem("policy.yaml", "policy.yaml line 4: YAML syntax error: while parsing a flow")
     write(here, "two.yaml", "version: 1\n---\nversion: 1\n")
     one_problem("two.yaml", "two.yaml line 2:", "expected a single document")
+    write(here, "glob.yaml", "version: 1\nfiles:\n  allow_unsigned: [*.md]\n")
+    one_problem("glob.yaml", "glob.yaml line 3: YAML syntax error", "must be quoted, as in '*.md'")
+    write(here, "quoted.yaml", 'version: "1"\nsigners: []\n')
+    assert (
+        "quoted.yaml line 1: version: must be 1, got the string '1' (write 1 without quotes)"
+        in problems("quoted.yaml")
+    )
     write(here, "keys.yaml", "version: 1\nyes: 1\n? [a]\n: b\n")
     assert problems("keys.yaml") == [
         "keys.yaml line 2: the key 'yes' reads as bool true; quote it",

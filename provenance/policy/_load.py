@@ -305,7 +305,11 @@ def _parse_yaml(text: str) -> _Doc:
         mark = e.problem_mark or e.context_mark
         what = ": ".join(part for part in (e.context, e.problem) if part) or "malformed YAML"
         column = f" (column {mark.column + 1})" if mark is not None else ""
-        raise _Refused(_mark_line(mark), f"YAML syntax error: {what}{column}") from None
+        hint = ""
+        if e.context in ("while scanning an alias", "while scanning an anchor"):
+            # `allow_unsigned: [*.md]`: YAML reads * and & at the start as an alias
+            hint = "; a value that starts with * or & must be quoted, as in '*.md'"
+        raise _Refused(_mark_line(mark), f"YAML syntax error: {what}{column}{hint}") from None
     except yaml.YAMLError as e:
         raise _Refused(None, f"YAML error: {e}") from None
     finally:
@@ -487,8 +491,12 @@ def _explain(e: ValidationError) -> list[_Issue]:
         options = value if rule == "enum" else [value]
         text = f"must be {_or([json.dumps(o) for o in options])}, got {_what(inst)}"
         if isinstance(inst, str):
-            close = difflib.get_close_matches(inst, [str(o) for o in options], n=1)
-            text += f" (did you mean '{close[0]}'?)" if close else ""
+            same = [o for o in options if not isinstance(o, str) and json.dumps(o) == inst]
+            if same:  # `version: "1"`: the quotes make it a string
+                text += f" (write {json.dumps(same[0])} without quotes)"
+            else:
+                close = difflib.get_close_matches(inst, [str(o) for o in options], n=1)
+                text += f" (did you mean '{close[0]}'?)" if close else ""
         return [_Issue(path, text)]
     if rule == "pattern":
         described = str(schema.get("description", ""))
