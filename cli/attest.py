@@ -475,12 +475,21 @@ def eval_command(
     from provenance import attest
 
     paths = _input_paths(no_input_paths, absolute_input_paths)
-    parsed_thresholds = {}
+    parsed_thresholds: dict[str, str] = {}
     for t in thresholds:
-        m = re.fullmatch(r"\s*([^<>=\s]+)\s*(>=|<=|==|>|<)\s*(-?[0-9.eE+-]+)\s*", t)
+        # The bound itself is checked by the library, with the grammar a policy reads.
+        m = re.fullmatch(r"\s*([^<>=\s]+)\s*((?:>=|<=|==|>|<)\s*\S+)\s*", t)
         if not m:
             raise UsageError(f"--threshold {t!r} is not like accuracy>=0.9")
-        parsed_thresholds[m.group(1)] = f"{m.group(2)}{m.group(3)}"
+        if m.group(1) in parsed_thresholds:
+            raise UsageError(
+                f"--threshold for {m.group(1)!r} given twice; one threshold per metric is recorded"
+            )
+        parsed_thresholds[m.group(1)] = m.group(2).replace(" ", "")
+    names = [p.partition("=")[0] for p in metrics]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UsageError(f"--metric {twice[0]!r} given twice; give each metric once")
     with _in_flag_words():
         parsed_metrics = attest.parse_params(metrics)
     _check_output(model, output)

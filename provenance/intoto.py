@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -497,6 +498,19 @@ class MetricThreshold:
 
     metric: str
     condition: str
+
+    def parts(self) -> tuple[str, float] | None:
+        """The operator and the bound, or None when the condition is not one this
+        tool reads (``attest eval`` refuses those; a policy denies them)."""
+        m = _CONDITION.fullmatch(self.condition)
+        if m is None:
+            return None
+        bound = float(m.group(2))
+        return (m.group(1), bound) if math.isfinite(bound) else None
+
+
+# ``>=0.9``, ``< 1e-3``: an operator and a plain decimal number, as JSON writes it.
+_CONDITION = re.compile(r"\s*(>=|<=|==|>|<)\s*(-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)\s*")
 
 
 @dataclass(frozen=True)

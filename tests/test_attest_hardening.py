@@ -927,3 +927,33 @@ def test_a_threshold_on_a_metric_not_recorded_is_refused_at_attest_time(tmp_path
     )
     assert not (model / "model.intoto.jsonl").exists()
     assert run_cli(*base, "--threshold", "accuracy>=0.9").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "threshold", ["accuracy>=.9", "accuracy<=1.", "accuracy>=+0.5", "accuracy>=1e999"]
+)
+def test_a_threshold_a_policy_could_not_read_is_refused_at_attest_time(
+    tmp_path: Path, p256, threshold
+):
+    """attest and the policy read a threshold by one grammar."""
+    from conftest import assert_fails
+
+    model = make_model(tmp_path / "m")
+    result = run_cli(
+        "attest", "eval", model, "--key", p256.private, "--metric", "accuracy=0.93",
+        "--threshold", threshold,
+    )  # fmt: skip
+    assert_fails(result, 2, "finite decimal number")
+
+
+def test_a_metric_or_threshold_given_twice_is_refused(tmp_path: Path, p256):
+    from conftest import assert_fails
+
+    model = make_model(tmp_path / "m")
+    base = ("attest", "eval", model, "--key", p256.private, "--metric", "loss=0.3")
+    assert_fails(
+        run_cli(*base, "--threshold", "loss>=0", "--threshold", "loss<=0.5"), 2, "given twice"
+    )
+    assert_fails(run_cli(*base, "--metric", "loss=0.4"), 2, "given twice")
+    ok = run_cli(*base, "--threshold", "loss <= 0.5")
+    assert ok.exit_code == 0, ok.output

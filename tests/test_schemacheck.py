@@ -591,3 +591,50 @@ def test_names_and_literals_are_not_keywords(tmp_path: Path) -> None:
         + "      examples: [{minimun: 1}]\n"
     )
     loads(text, base=tmp_path, source="p.yaml")
+
+
+@pytest.mark.parametrize(
+    ("fragment", "words"),
+    [
+        (
+            "{contains: {const: 1}, properties: {m: {minContains: 2}}}",
+            "'minContains' without 'contains'",
+        ),
+        ("{then: {required: [x]}}", "'then' without 'if'"),
+        ("{$ref: '#/default', default: {type: bogus}}", "not a subschema"),
+        ("{$ref: '#/properties', properties: {a: true}}", "not a subschema"),
+        ("{$ref: '#/$defs/c/const', $defs: {c: {const: {minimum: 5}}}}", "not a subschema"),
+        ("{$ref: '#/enum/0', enum: [{pattern: '('}]}", "not a subschema"),
+    ],
+)
+def test_a_rule_that_would_never_act_is_an_error(tmp_path: Path, fragment: str, words: str) -> None:
+    from provenance.policy import PolicyError, loads
+
+    text = (
+        "version: 1\nsigners:\n  - {name: a, fingerprint: '%s'}\n" % ("ab" * 32)
+        + f"attestations:\n  - type: training\n    predicate: {fragment}\n"
+    )
+    with pytest.raises(PolicyError, match=re.escape(words)):
+        loads(text, base=tmp_path, source="p.yaml")
+
+
+def test_references_in_literal_values_are_data(tmp_path: Path) -> None:
+    from provenance.policy import loads
+
+    text = (
+        "version: 1\nsigners:\n  - {name: a, fingerprint: '%s'}\n" % ("ab" * 32)
+        + "attestations:\n  - type: training\n    predicate:\n"
+        + "      properties: {x: {const: {$ref: 'https://example.com/x'}}, $ref: {type: string}}\n"
+        + "      default: {$ref: '#/nowhere', $id: 'http://e/'}\n"
+        + "      $defs: {a: {$ref: '#/$defs/b'}, b: {enum: [{$dynamicRef: '#x'}]}}\n"
+    )
+    loads(text, base=tmp_path, source="p.yaml")
+
+
+def test_a_predicate_schema_that_fails_to_evaluate_denies_not_crashes() -> None:
+    """Whatever jsonschema raises on the policy's own schema is the policy's fault: a
+    denial with a reason, never an unexpected error."""
+    from provenance.policy._evaluate import _schema_problems
+
+    out = _schema_problems({"properties": {"a": {"pattern": "("}}}, {"a": "x"})
+    assert out and "cannot be evaluated" in out[0] and "error" in out[0]

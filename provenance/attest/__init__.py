@@ -153,6 +153,10 @@ def __getattr__(name: str) -> Any:
     return value
 
 
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LINEAGE))
+
+
 #: How input paths are recorded: relative to the attested model (the
 #: default), as given on the build machine, or not at all.
 InputPaths = Literal["relative", "absolute", "none"]

@@ -607,9 +607,15 @@ def evaluation_predicate(
         raise UsageError(
             "an evaluation needs at least one metric NAME=VALUE", code="metrics-missing"
         )
-    for name in thresholds or {}:
-        # A threshold on no metric, or on one without a number, is recorded
-        # fine and only fails at deployment, under a policy that enforces it.
+    for name, condition in (thresholds or {}).items():
+        # A threshold on no metric, on one without a number, or one a policy
+        # cannot read is recorded fine and only fails at deployment.
+        if MetricThreshold(name, condition).parts() is None:
+            raise UsageError(
+                f"threshold {name}{condition} is not an operator (>=, <=, ==, >, <) and a "
+                "finite decimal number, like accuracy>=0.9",
+                code="threshold-unreadable",
+            )
         if name not in metrics:
             import difflib
 

@@ -1143,6 +1143,11 @@ def _schema_problems(schema: dict[str, object], predicate: object) -> list[str]:
             "the policy's predicate schema cannot be evaluated on this predicate "
             f"({str(failure)[:200]})"
         ]
+    except RecursionError:
+        return ["the policy's predicate schema cannot be evaluated on this predicate (it loops)"]
+    except Exception as failure:  # the policy's schema is at fault (a bad pattern, a bound)
+        what = f"{type(failure).__name__}: {str(failure)[:200]}"
+        return [f"the policy's predicate schema cannot be evaluated on this predicate ({what})"]
     except BaseException as failure:
         if not schemacheck.recursed(failure):
             raise
@@ -1192,7 +1197,6 @@ def _superseded(checks: list[AttestationCheck]) -> dict[int, int]:
 def _threshold_problems(predicate: Any) -> list[str]:
     """Every threshold the evaluation recorded, checked against its own metric."""
     import operator
-    import re
 
     from provenance.intoto import EVALUATION
 
@@ -1210,16 +1214,14 @@ def _threshold_problems(predicate: Any) -> list[str]:
     }
     out = []
     for t in ev.thresholds:
-        m = re.fullmatch(
-            r"\s*(>=|<=|==|>|<)\s*(-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)\s*", t.condition
-        )
-        if m is None:
+        parts = t.parts()
+        if parts is None:
             out.append(f"threshold {t.metric}{t.condition} cannot be read")
             continue
         value = values.get(t.metric)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             out.append(f"metric {t.metric} has no numeric value to hold to {t.condition}")
             continue
-        if not ops[m.group(1)](value, float(m.group(2))):
+        if not ops[parts[0]](value, parts[1]):
             out.append(f"metric {t.metric} = {value} fails its threshold {t.condition}")
     return out

@@ -998,14 +998,14 @@ class _Builder:
         for at, key in _unknown_keywords(schema, ()):
             self.fail((*path, *at), _unknown_keyword_text(key))
             ok = False
-        for at, key in _ids(schema, ()):
+        for at in _ids(schema):
             self.fail(
                 (*path, *at),
-                f"{key} inside a predicate schema is not allowed: it changes what '#' refers to",
+                "$id inside a predicate schema is not allowed: it changes what '#' refers to",
             )
             ok = False
-        anchors = {name for _, name in _anchors(schema)}
-        for at, ref in _refs(schema, ()):
+        anchors = set(_anchors(schema))
+        for at, ref in _refs(schema):
             if not ref.startswith("#"):
                 self.fail(
                     (*path, *at),
@@ -1015,6 +1015,13 @@ class _Builder:
                 ok = False
             elif not _resolves(schema, ref[1:], anchors):
                 self.fail((*path, *at), f"refers to nothing in the schema ({ref!r})")
+                ok = False
+            elif ref[1:].startswith("/") and not _schema_position(ref[1:]):
+                self.fail(
+                    (*path, *at),
+                    f"refers to {ref!r}, which is not a subschema (a literal value or a list "
+                    "of names): it would be read as a schema that nothing checked",
+                )
                 ok = False
         if ok:
             # A reference that leads back to itself without descending into the value
@@ -1028,6 +1035,13 @@ class _Builder:
                     for probe in probes:
                         for _ in validator.iter_errors(probe):
                             break
+            except RecursionError:
+                self.fail(path, "refers to itself without descending into the value (a loop)")
+                ok = False
+            except Exception as failure:  # what check_schema let through and still fails
+                what = f"{type(failure).__name__}: {str(failure)[:200]}"
+                self.fail(path, f"cannot be evaluated ({what})")
+                ok = False
             except BaseException as failure:
                 if not schemacheck.recursed(failure):
                     raise
@@ -1236,28 +1250,10 @@ class _Builder:
 
 
 # Keywords whose value maps names to subschemas: there, "enum" or "default" is a
-# name, and what it holds is a schema whose $id counts like any other.
+# name, and what it holds is a schema like any other.
 _NAME_MAPS = frozenset(
     {"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"}
 )
-_LITERALS = frozenset({"enum", "const", "default", "examples"})
-
-
-def _ids(
-    value: Any, at: JsonPath, root: bool = True, names: bool = False
-) -> Iterable[tuple[JsonPath, str]]:
-    """Every ``$id`` below the root of a schema (not inside literal values: ``const``...)."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if names:
-                yield from _ids(item, (*at, key), False)
-            elif key == "$id" and not root:
-                yield (*at, key), key
-            elif key not in _LITERALS:
-                yield from _ids(item, (*at, key), False, key in _NAME_MAPS)
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            yield from _ids(item, (*at, i), False)
 
 
 # Draft 2020-12's keywords, every vocabulary. A predicate schema may use no other:
@@ -1302,25 +1298,44 @@ _OLD_KEYWORDS = {
 }
 
 
-def _unknown_keywords(schema: Any, at: JsonPath) -> Iterable[tuple[JsonPath, str]]:
-    """Every key of a subschema that is not a 2020-12 keyword (names under
-    ``properties`` and the like are names, and literal values are not looked into)."""
+# Keywords that act only beside another: alone, jsonschema ignores them.
+_PARTNERS = {"then": "if", "else": "if", "minContains": "contains", "maxContains": "contains"}
+
+
+def _subschemas(schema: Any, at: JsonPath = ()) -> Iterable[tuple[JsonPath, dict[str, Any]]]:
+    """Every place jsonschema evaluates a schema, with its path: the keywords that
+    hold a schema, a list of them, or names mapped to them. Literal values (``const``,
+    ``enum``, ``default``, ``examples``) and other data are not schemas."""
     if not isinstance(schema, dict):
         return
+    yield at, schema
     for key, value in schema.items():
-        if key not in _KEYWORDS_2020_12 or key in _NOT_CHECKED:
-            yield (*at, key), key
-        elif key in _ONE_SUBSCHEMA:
-            yield from _unknown_keywords(value, (*at, key))
+        if key in _ONE_SUBSCHEMA:
+            yield from _subschemas(value, (*at, key))
         elif key in _SUBSCHEMA_LISTS and isinstance(value, list):
             for i, sub in enumerate(value):
-                yield from _unknown_keywords(sub, (*at, key, i))
+                yield from _subschemas(sub, (*at, key, i))
         elif key in _NAME_MAPS and isinstance(value, dict):
             for name, sub in value.items():
-                yield from _unknown_keywords(sub, (*at, key, name))
+                yield from _subschemas(sub, (*at, key, name))
+
+
+def _unknown_keywords(schema: Any, at: JsonPath) -> Iterable[tuple[JsonPath, str]]:
+    """Every key of a subschema that jsonschema would not act on: not a 2020-12
+    keyword, an annotation that looks like a rule, or a keyword without its partner."""
+    for where, sub in _subschemas(schema, at):
+        for key in sub:
+            alone = key in _PARTNERS and _PARTNERS[key] not in sub
+            if key not in _KEYWORDS_2020_12 or key in _NOT_CHECKED or alone:
+                yield (*where, key), key
 
 
 def _unknown_keyword_text(key: str) -> str:
+    if key in _PARTNERS:
+        return (
+            f"'{key}' without '{_PARTNERS[key]}' beside it is ignored, so its rule would "
+            "never be checked"
+        )
     if key in _NOT_CHECKED:
         return (
             f"'{key}' is only an annotation in a predicate schema and is never checked; "
@@ -1337,17 +1352,27 @@ def _unknown_keyword_text(key: str) -> str:
     )
 
 
-def _anchors(value: Any) -> Iterable[tuple[str, str]]:
-    """Every ``$anchor`` / ``$dynamicAnchor`` name in a schema."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if key in ("$anchor", "$dynamicAnchor") and isinstance(item, str):
-                yield key, item
-            else:
-                yield from _anchors(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _anchors(item)
+def _ids(schema: Any) -> Iterable[JsonPath]:
+    """Every ``$id`` of a subschema below the root."""
+    for at, sub in _subschemas(schema):
+        if at and "$id" in sub:
+            yield (*at, "$id")
+
+
+def _anchors(schema: Any) -> Iterable[str]:
+    """Every ``$anchor`` / ``$dynamicAnchor`` name a subschema declares."""
+    for _, sub in _subschemas(schema):
+        for key in ("$anchor", "$dynamicAnchor"):
+            if isinstance(sub.get(key), str):
+                yield sub[key]
+
+
+def _refs(schema: Any) -> Iterable[tuple[JsonPath, str]]:
+    """Every ``$ref`` / ``$dynamicRef`` string of a subschema, with its path."""
+    for at, sub in _subschemas(schema):
+        for key in ("$ref", "$dynamicRef"):
+            if isinstance(sub.get(key), str):
+                yield (*at, key), sub[key]
 
 
 def _resolves(schema: Any, fragment: str, anchors: set[str]) -> bool:
@@ -1371,17 +1396,27 @@ def _resolves(schema: Any, fragment: str, anchors: set[str]) -> bool:
     return True
 
 
-def _refs(value: Any, at: JsonPath) -> Iterable[tuple[JsonPath, str]]:
-    """Every ``$ref`` / ``$dynamicRef`` string in a schema, with its path."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if key in ("$ref", "$dynamicRef") and isinstance(item, str):
-                yield (*at, key), item
+def _schema_position(fragment: str) -> bool:
+    """Whether a JSON pointer (``/$defs/a``) names a place a schema sits. jsonschema
+    evaluates whatever a reference points at as a schema; a literal (``/default``,
+    ``/enum/0``) or a names map (``/properties``) is one nothing else checked."""
+    from urllib.parse import unquote
+
+    state = "schema"
+    for part in unquote(fragment)[1:].split("/") if fragment else ():
+        part = part.replace("~1", "/").replace("~0", "~")
+        if state == "schema":
+            if part in _ONE_SUBSCHEMA:
+                continue
+            if part in _SUBSCHEMA_LISTS:
+                state = "list"
+            elif part in _NAME_MAPS:
+                state = "names"
             else:
-                yield from _refs(item, (*at, key))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            yield from _refs(item, (*at, i))
+                return False
+        else:
+            state = "schema"
+    return state == "schema"
 
 
 # ---------------------------------------------------------------- entry points
