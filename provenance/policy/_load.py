@@ -23,7 +23,6 @@ never a FIFO or device, never more than a bound.
 from __future__ import annotations
 
 import datetime
-import difflib
 import functools
 import hashlib
 import json
@@ -31,7 +30,6 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -459,6 +457,8 @@ def _quoted(names: Iterable[object]) -> list[str]:
 
 
 def _unknown(path: JsonPath, key: str, known: list[str]) -> _Issue:
+    import difflib  # only when there is something to suggest
+
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     if close:
         return _Issue(path, f"unknown key '{key}' (did you mean '{close[0]}'?)", key, (), close[0])
@@ -495,6 +495,8 @@ def _explain(e: ValidationError) -> list[_Issue]:
             if same:  # `version: "1"`: the quotes make it a string
                 text += f" (write {json.dumps(same[0])} without quotes)"
             else:
+                import difflib  # only when there is something to suggest
+
                 close = difflib.get_close_matches(inst, [str(o) for o in options], n=1)
                 text += f" (did you mean '{close[0]}'?)" if close else ""
         return [_Issue(path, text)]
@@ -915,6 +917,8 @@ class _Builder:
     def size(self, value: int | str, path: JsonPath) -> int | None:
         if isinstance(value, int):
             return value
+        from decimal import Decimal  # exact for 1.5GB; imported only for a size
+
         m = _SIZE.match(value)
         size = int(Decimal(m.group(1)) * _UNITS[m.group(2)]) if m else 0
         if size < 1:
@@ -934,6 +938,8 @@ class _Builder:
         for key, names in (("allow", allow or ()), ("deny", deny)):
             for i, name in enumerate(names):
                 if name not in FORMATS:
+                    import difflib  # only when there is something to suggest
+
                     close = difflib.get_close_matches(name, FORMATS, n=1, cutoff=0.6)
                     hint = f" (did you mean '{close[0]}'?)" if close else ""
                     self.fail(
@@ -1344,6 +1350,8 @@ def _unknown_keyword_text(key: str) -> str:
     text = f"'{key}' is not a JSON Schema (draft 2020-12) keyword"
     if key in _OLD_KEYWORDS:
         return f"{text}: it is an older draft's; use {_OLD_KEYWORDS[key]}"
+    import difflib  # only when there is something to suggest
+
     close = difflib.get_close_matches(key, sorted(_KEYWORDS_2020_12), n=1, cutoff=0.7)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     return (
