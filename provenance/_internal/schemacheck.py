@@ -27,7 +27,7 @@ generated schemas and documents.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urljoin
 
@@ -334,13 +334,7 @@ def _properties(
         raise _Undecided
     if not isinstance(inst, dict):
         return True
-    ok = True
-    for name, sub in v.items():
-        if name in inst and not e.run(sub, inst[name], r, f, d + 1):
-            ok = False
-            if not f:
-                return False
-    return ok
+    return _every(e, ((sub, inst[name]) for name, sub in v.items() if name in inst), r, f, d)
 
 
 def _pattern_properties(
@@ -350,14 +344,13 @@ def _pattern_properties(
         raise _Undecided
     if not isinstance(inst, dict):
         return True
-    ok = True
-    for pattern, sub in v.items():
-        for key, value in inst.items():
-            if _search(pattern, key) and not e.run(sub, value, r, f, d + 1):
-                ok = False
-                if not f:
-                    return False
-    return ok
+    pairs = (
+        (sub, value)
+        for pattern, sub in v.items()
+        for key, value in inst.items()
+        if _search(pattern, key)
+    )
+    return _every(e, pairs, r, f, d)
 
 
 def _additional(
@@ -397,13 +390,7 @@ def _items(
         return True
     if v is False:
         return not inst
-    ok = True
-    for item in inst:
-        if not e.run(v, item, r, f, d + 1):
-            ok = False
-            if not f:
-                return False
-    return ok
+    return _every(e, ((v, item) for item in inst), r, f, d)
 
 
 def _contains(
@@ -424,6 +411,18 @@ def _contains(
     return not matches < least
 
 
+def _every(e: _Evaluator, pairs: Iterable[tuple[Any, Any]], r: _Resource, f: bool, d: int) -> bool:
+    """Each (subschema, value) pair valid: every one evaluated when ``f`` (full), as
+    jsonschema does collecting errors, else up to the first failure, in order."""
+    ok = True
+    for sub, value in pairs:
+        if not e.run(sub, value, r, f, d + 1):
+            ok = False
+            if not f:
+                return False
+    return ok
+
+
 def _subschemas(v: Any) -> list[Any]:
     if not isinstance(v, list) or not v:
         raise _Undecided
@@ -433,13 +432,7 @@ def _subschemas(v: Any) -> list[Any]:
 def _all_of(
     e: _Evaluator, v: Any, inst: Any, s: dict[str, Any], r: _Resource, f: bool, d: int
 ) -> bool:
-    ok = True
-    for sub in _subschemas(v):
-        if not e.run(sub, inst, r, f, d + 1):
-            ok = False
-            if not f:
-                return False
-    return ok
+    return _every(e, ((sub, inst) for sub in _subschemas(v)), r, f, d)
 
 
 def _any_of(
