@@ -164,6 +164,16 @@ def init_command(
             raise UsageError("--issuer needs the --identity it vouches for")
         text = starter("identity", identity=identity, issuer=issuer)
 
+    # Said in the words the user typed, before the starter text is checked (whose
+    # messages would name a file the user never wrote).
+    for flag, given in (("--key", key), ("--root", root)):
+        if given is not None and not os.path.isfile(given):
+            why = "is not a file" if os.path.lexists(given) else "does not exist"
+            raise InputError(f"{flag} {given}: {why}", code="not-found")
+    if output is not None and not folder.is_dir():
+        raise InputError(
+            f"--output {output}: the folder '{folder}' does not exist", code="output-refused"
+        )
     policy = loads(text, base=folder, source=output or "<stdout>")
     requires = describe(policy)
     if output is not None:

@@ -1193,6 +1193,15 @@ def test_init_usage_errors(here, args):
     contract(run_cli("policy", "init", *args, "--json"), "policy init", 2)
 
 
+def test_init_names_a_missing_key_or_folder_by_its_flag(here):
+    out = assert_fails(run_cli("policy", "init", "--key", "nokey.pub"), 3, "--key nokey.pub")
+    assert "<stdout>" not in out and "does not exist" in out
+    assert_fails(run_cli("policy", "init", "--root", "."), 3, "--root .", "not a file")
+    (here / "k.pub").write_text("x")
+    out = assert_fails(run_cli("policy", "init", "--key", "k.pub", "-o", "nodir/p.yaml"), 3)
+    assert "the folder 'nodir' does not exist" in out
+
+
 def test_init_checks_the_key_it_names(here):
     (here / "junk.pub").write_text("junk\n")
     assert_fails(run_cli("policy", "init", "--key", "junk.pub", "-o", "p.yaml"), 2, "junk.pub")
