@@ -844,7 +844,7 @@ def test_invalid_predicate_schema(here):
     found = problems("policy.yaml")
     assert found[0].startswith(
         "policy.yaml line 8: attestations[0].predicate.properties.accuracy.type: "
-        "not a valid JSON Schema:"
+        "'numbr' is not a JSON Schema type (did you mean 'number'?)"
     ), found
     assert found[1].startswith(
         "policy.yaml line 10: attestations[1].predicate.$ref: refers outside the schema"

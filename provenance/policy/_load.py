@@ -991,6 +991,11 @@ class _Builder:
                 + (declared if isinstance(declared, str) else json.dumps(declared)),
             )
             return False
+        bad_types = list(_unknown_types(schema))
+        for at, name in bad_types:
+            self.fail((*path, *at), _unknown_type_text(name))
+        if bad_types:  # the metaschema would only say "not valid under any of the given schemas"
+            return False
         if not schemacheck.schema_ok(schema):
             from jsonschema import Draft202012Validator
             from jsonschema.exceptions import SchemaError
@@ -1358,6 +1363,27 @@ def _unknown_keyword_text(key: str) -> str:
         f"{text}{hint}; an unknown keyword would be ignored and its rule never checked "
         "(a property name belongs under 'properties')"
     )
+
+
+_JSON_TYPES = ("string", "number", "integer", "boolean", "object", "array", "null")
+
+
+def _unknown_types(schema: Any) -> Iterable[tuple[JsonPath, str]]:
+    """Every name under a subschema's ``type`` that is not one of JSON Schema's seven."""
+    for at, sub in _subschemas(schema):
+        given = sub.get("type")
+        names = [given] if isinstance(given, str) else given if isinstance(given, list) else []
+        for i, name in enumerate(names):
+            if isinstance(name, str) and name not in _JSON_TYPES:
+                yield ((*at, "type") if isinstance(given, str) else (*at, "type", i)), name
+
+
+def _unknown_type_text(name: str) -> str:
+    import difflib  # only when there is something to suggest
+
+    close = difflib.get_close_matches(name, _JSON_TYPES, n=1, cutoff=0.6)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"'{name}' is not a JSON Schema type{hint}; the types are {', '.join(_JSON_TYPES)}"
 
 
 def _ids(schema: Any) -> Iterable[JsonPath]:
