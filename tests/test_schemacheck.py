@@ -469,6 +469,13 @@ attestations:
 D4 = "http://json-schema.org/draft-04/schema#"
 
 
+def _policy(attestations: str) -> str:
+    """A policy with one fingerprint signer and these ``attestations:`` lines."""
+    return "version: 1\nsigners:\n  - {name: a, fingerprint: '%s'}\n" % ("ab" * 32) + (
+        "attestations:\n" + attestations
+    )
+
+
 @pytest.mark.parametrize(
     ("schema", "instance", "registry"),
     [
@@ -543,16 +550,14 @@ def test_policy_refuses_an_id_under_a_name_that_looks_like_a_keyword(tmp_path: P
     """`$defs: {default: {$id: ...}}`: `default` is a name there, and its $id counts."""
     from provenance.policy import PolicyError, loads
 
-    base = "version: 1\nsigners:\n  - {name: a, fingerprint: '%s'}\n" % ("ab" * 32)
     for holder in ("$defs", "properties"):
-        text = (
-            base
-            + "attestations:\n  - type: training\n    predicate:\n"
-            + f"      {holder}:\n        default:\n          $id: http://e/sub\n"
+        text = _policy(
+            "  - type: training\n    predicate:\n"
+            f"      {holder}:\n        default:\n          $id: http://e/sub\n"
         )
         with pytest.raises(PolicyError, match=r"\$id inside a predicate schema"):
             loads(text, base=tmp_path, source="p.yaml")
-    text = base + "attestations:\n  - type: training\n    predicate: {$schema: 5}\n"
+    text = _policy("  - type: training\n    predicate: {$schema: 5}\n")
     with pytest.raises(PolicyError, match="only JSON Schema draft 2020-12 is read, not 5"):
         loads(text, base=tmp_path, source="p.yaml")
 
@@ -573,10 +578,7 @@ def test_a_predicate_schema_keyword_that_would_be_ignored_is_an_error(
     """jsonschema ignores what it does not know: a typo would switch the rule off."""
     from provenance.policy import PolicyError, loads
 
-    text = (
-        "version: 1\nsigners:\n  - {name: a, fingerprint: '%s'}\n" % ("ab" * 32)
-        + f"attestations:\n  - type: training\n    predicate: {fragment}\n"
-    )
+    text = _policy(f"  - type: training\n    predicate: {fragment}\n")
     with pytest.raises(PolicyError, match=re.escape(words)):
         loads(text, base=tmp_path, source="p.yaml")
 
@@ -584,9 +586,8 @@ def test_a_predicate_schema_keyword_that_would_be_ignored_is_an_error(
 def test_names_and_literals_are_not_keywords(tmp_path: Path) -> None:
     from provenance.policy import loads
 
-    text = (
-        "version: 1\nsigners:\n  - {name: a, fingerprint: '%s'}\n" % ("ab" * 32)
-        + "attestations:\n  - type: training\n    predicate:\n"
+    text = _policy(
+        "  - type: training\n    predicate:\n"
         + "      properties: {minimun: {const: {propertes: 1}}, format: {enum: [x]}}\n"
         + "      examples: [{minimun: 1}]\n"
     )
@@ -610,10 +611,7 @@ def test_names_and_literals_are_not_keywords(tmp_path: Path) -> None:
 def test_a_rule_that_would_never_act_is_an_error(tmp_path: Path, fragment: str, words: str) -> None:
     from provenance.policy import PolicyError, loads
 
-    text = (
-        "version: 1\nsigners:\n  - {name: a, fingerprint: '%s'}\n" % ("ab" * 32)
-        + f"attestations:\n  - type: training\n    predicate: {fragment}\n"
-    )
+    text = _policy(f"  - type: training\n    predicate: {fragment}\n")
     with pytest.raises(PolicyError, match=re.escape(words)):
         loads(text, base=tmp_path, source="p.yaml")
 
@@ -621,9 +619,8 @@ def test_a_rule_that_would_never_act_is_an_error(tmp_path: Path, fragment: str, 
 def test_references_in_literal_values_are_data(tmp_path: Path) -> None:
     from provenance.policy import loads
 
-    text = (
-        "version: 1\nsigners:\n  - {name: a, fingerprint: '%s'}\n" % ("ab" * 32)
-        + "attestations:\n  - type: training\n    predicate:\n"
+    text = _policy(
+        "  - type: training\n    predicate:\n"
         + "      properties: {x: {const: {$ref: 'https://example.com/x'}}, $ref: {type: string}}\n"
         + "      default: {$ref: '#/nowhere', $id: 'http://e/'}\n"
         + "      $defs: {a: {$ref: '#/$defs/b'}, b: {enum: [{$dynamicRef: '#x'}]}}\n"

@@ -31,7 +31,15 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urljoin
 
-__all__ = ["DRAFT_2020_12", "MAX_DEPTH", "is_valid", "recursed", "schema_ok", "terminates"]
+__all__ = [
+    "DRAFT_2020_12",
+    "JSON_TYPES",
+    "MAX_DEPTH",
+    "is_valid",
+    "recursed",
+    "schema_ok",
+    "terminates",
+]
 
 # Descents (into a subschema, a property, an item or a reference) before giving up.
 # jsonschema's own limit is Python's recursion limit, several times deeper; staying
@@ -78,7 +86,9 @@ _IGNORED = frozenset(
     }
 )
 
-_SIMPLE_TYPES = frozenset({"null", "boolean", "object", "array", "number", "string", "integer"})
+# JSON Schema's seven types, in the order messages list them.
+JSON_TYPES = ("string", "number", "integer", "boolean", "object", "array", "null")
+_SIMPLE_TYPES = frozenset(JSON_TYPES)
 
 # A reference this module resolves: "#", or a JSON pointer of plain tokens (no "~"
 # or "%" escapes), after an optional URI without a fragment.

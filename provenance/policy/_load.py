@@ -1365,25 +1365,23 @@ def _unknown_keyword_text(key: str) -> str:
     )
 
 
-_JSON_TYPES = ("string", "number", "integer", "boolean", "object", "array", "null")
-
-
 def _unknown_types(schema: Any) -> Iterable[tuple[JsonPath, str]]:
     """Every name under a subschema's ``type`` that is not one of JSON Schema's seven."""
     for at, sub in _subschemas(schema):
         given = sub.get("type")
         names = [given] if isinstance(given, str) else given if isinstance(given, list) else []
         for i, name in enumerate(names):
-            if isinstance(name, str) and name not in _JSON_TYPES:
+            if isinstance(name, str) and name not in schemacheck.JSON_TYPES:
                 yield ((*at, "type") if isinstance(given, str) else (*at, "type", i)), name
 
 
 def _unknown_type_text(name: str) -> str:
     import difflib  # only when there is something to suggest
 
-    close = difflib.get_close_matches(name, _JSON_TYPES, n=1, cutoff=0.6)
+    close = difflib.get_close_matches(name, schemacheck.JSON_TYPES, n=1, cutoff=0.6)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
-    return f"'{name}' is not a JSON Schema type{hint}; the types are {', '.join(_JSON_TYPES)}"
+    types = ", ".join(schemacheck.JSON_TYPES)
+    return f"'{name}' is not a JSON Schema type{hint}; the types are {types}"
 
 
 def _ids(schema: Any) -> Iterable[JsonPath]:
@@ -1409,6 +1407,13 @@ def _refs(schema: Any) -> Iterable[tuple[JsonPath, str]]:
                 yield (*at, key), sub[key]
 
 
+def _pointer_parts(fragment: str) -> list[str]:
+    """The tokens of a percent-decoded JSON pointer (``/a~1b/0``), ~-decoded."""
+    if not fragment:
+        return []
+    return [p.replace("~1", "/").replace("~0", "~") for p in fragment[1:].split("/")]
+
+
 def _resolves(schema: Any, fragment: str, anchors: set[str]) -> bool:
     """Whether ``#fragment`` names something in the schema (a JSON pointer or an anchor)."""
     from urllib.parse import unquote
@@ -1419,8 +1424,7 @@ def _resolves(schema: Any, fragment: str, anchors: set[str]) -> bool:
     if not fragment.startswith("/"):
         return fragment in anchors
     node = schema
-    for part in fragment[1:].split("/"):
-        part = part.replace("~1", "/").replace("~0", "~")
+    for part in _pointer_parts(fragment):
         if isinstance(node, dict) and part in node:
             node = node[part]
         elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
@@ -1437,8 +1441,7 @@ def _schema_position(fragment: str) -> bool:
     from urllib.parse import unquote
 
     state = "schema"
-    for part in unquote(fragment)[1:].split("/") if fragment else ():
-        part = part.replace("~1", "/").replace("~0", "~")
+    for part in _pointer_parts(unquote(fragment)):
         if state == "schema":
             if part in _ONE_SUBSCHEMA:
                 continue
