@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import json
 import lzma
 import struct
 import zlib
@@ -258,3 +259,102 @@ def test_torch_finds_its_pickle_whatever_its_case(tmp_path):
     got = scanned(tmp_path, "model.pt", zipped)
     assert got.format == "pytorch-zip"
     assert "pickle-global-denied" in errors(got)
+
+
+# ---------------------------------------------------------------- review of 2026-12-03
+
+
+def test_long_dotted_global_past_the_budget_is_a_pickle(tmp_path):
+    # protocol 4 resolves a dotted name of any length: length is no accident
+    name = b"eval.__self__." * 8000 + b"exec"
+    data = b"N0\x80\x04cbuiltins\n" + name + b"\n(S'print(1)'\ntR."
+    got = scanned(tmp_path, "model.pkl", data)
+    assert got.format == "pickle" and errors(got)
+
+
+def test_import_alone_is_a_pickle_outside_text(tmp_path):
+    # importing a module runs it (`this` prints; a shipped .so runs machine code)
+    got = scanned(tmp_path, "zen.pkl", b"cthis\nx\n\xff")
+    assert got.format == "pickle" and errors(got)
+    assert scanned(tmp_path, "data.bin", b"cthis\nx\n\xff\x00").format == "pickle"
+
+
+def test_text_whose_lines_read_as_an_import_stays_text(tmp_path):
+    assert scanned(tmp_path, "vocab.txt", b"cat\ndog\nbird\n").format == "text"
+
+
+def _safetensors_pickle_polyglot() -> bytes:
+    """A valid safetensors file that pickle.load runs (never loaded here).
+
+    The header length's low byte is 'B' (BINBYTES): its 4-byte count skips
+    the zero bytes and the '{' into a ``__metadata__`` string, where
+    SHORT_BINBYTES hops ('C' + a printable length) cross the rest of the
+    header into the tensor bytes, which hold the pickle.
+    """
+    tensor = PAYLOAD + b"\0" * (64 - len(PAYLOAD) % 64)
+    spec = {"w": {"dtype": "U8", "shape": [len(tensor)], "data_offsets": [0, len(tensor)]}}
+    rest = '"},' + json.dumps(spec, separators=(",", ":"))[1:]
+    prefix = '{"__metadata__":{"p":"'
+    printable = [c for c in range(0x23, 0x7F) if c != 0x5C]
+    length = 0x1042
+    while 5 + (length >> 8) - 8 < len(prefix):
+        length += 256
+    pos = 5 + (length >> 8) - 8  # where, in the header, the unpickler resumes
+    text = prefix + "a" * (pos - len(prefix))
+    while True:
+        remaining = length - pos - 2
+        if len(text) + 2 + len(rest) <= length and remaining in printable:
+            text += "C" + chr(remaining)
+            break
+        n = 0x7E if remaining - 0x7E >= len(rest) + 2 + 0x23 else 0x23
+        text += "C" + chr(n) + "a" * n
+        pos += 2 + n
+    header = (text + rest).ljust(length).encode()
+    return struct.pack("<Q", length) + header + tensor
+
+
+def test_safetensors_header_that_is_also_a_pickle_is_not_safetensors(tmp_path):
+    from safetensors.numpy import load_file
+
+    data = _safetensors_pickle_polyglot()
+    (tmp_path / "check.safetensors").write_bytes(data)
+    assert list(load_file(tmp_path / "check.safetensors")) == ["w"]  # safetensors takes it
+    got = scanned(tmp_path, "pytorch_model.bin", data)
+    assert got.format == "pickle" and got.pickle_based and errors(got)
+
+
+def test_safetensors_whose_length_reads_as_proto_stays_safetensors(tmp_path):
+    import numpy as np
+    from safetensors.numpy import save
+
+    for n in range(1, 40):
+        data = save({"w" * n: np.zeros(3, dtype=np.float32)})
+        got = scanned(tmp_path, "m.safetensors", data)
+        assert got.format == "safetensors", (n, data[:8])
+
+
+def test_legacy_torch_tar_with_its_members_past_the_head(tmp_path):
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, body in (("README", b"x" * 70_000), ("storages", PAYLOAD), ("pickle", PAYLOAD)):
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    got = scanned(tmp_path, "model.pt", buf.getvalue())
+    assert got.format == "pytorch-legacy" and "pickle-legacy-tar" in errors(got)
+
+
+def test_plain_tar_stays_a_tar(tmp_path):
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("notes.txt")
+        info.size = 5
+        tar.addfile(info, io.BytesIO(b"hello"))
+    got = scanned(tmp_path, "a.tar", buf.getvalue())
+    assert got.format == "tar" and not errors(got)

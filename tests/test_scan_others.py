@@ -803,3 +803,17 @@ def test_python_files_are_warnings(tmp_path: Path) -> None:
         ("__pycache__/modeling_x.cpython-312.pyc", "code-python-file", "warning"),
     ]
     assert "bytecode" in found[1].message
+
+
+def test_native_extension_modules_are_code(tmp_path):
+    # a pickle's GLOBAL of `hubconf_ext` imports hubconf_ext.so from the folder
+    files = [
+        ScannedFile("hubconf_ext.cpython-311-x86_64-linux-gnu.so", "unknown", None, False, 10),
+        ScannedFile("ext.pyd", "unknown", None, False, 10),
+        ScannedFile("weights.bin", "unknown", None, False, 10),
+    ]
+    found = check_code_files(tmp_path, files, ScanOptions())
+    assert [(f.file, f.code) for f in found] == [
+        ("hubconf_ext.cpython-311-x86_64-linux-gnu.so", "code-native-module"),
+        ("ext.pyd", "code-native-module"),
+    ]

@@ -9,7 +9,9 @@ person or a policy decides; they are not errors in themselves.
 * :func:`check_code_files` (the folder): every ``*.py``, ``*.pyc``,
   ``*.pyo`` and ``*.pyw`` file is a warning (``code-python-file``): code
   that runs with ``trust_remote_code`` or whenever it is imported. Python
-  finds modules by name, so here the name is what counts.
+  finds modules by name, so here the name is what counts. So is every
+  ``*.so`` and ``*.pyd`` (``code-native-module``): an extension module that
+  any import of its name loads, a pickle's ``GLOBAL`` among them.
 * :func:`check_json` (each JSON file): the top-level keys are found by a
   token walk (strings, brackets, commas and colons; values are not built),
   and the values of ``auto_map`` and ``custom_pipelines`` are parsed. Each
@@ -34,9 +36,13 @@ from typing import Any
 from provenance.formats._detect import Detected, _show
 from provenance.formats._scan import FormatFinding, ScannedFile, ScanOptions, Source
 
-__all__ = ["CODE_SUFFIXES", "check_code_files", "check_json"]
+__all__ = ["CODE_SUFFIXES", "NATIVE_SUFFIXES", "check_code_files", "check_json"]
 
 CODE_SUFFIXES = (".py", ".pyc", ".pyo", ".pyw")
+#: Native extension modules: ``import name`` loads ``name.so`` (or
+#: ``name.cpython-311-x86_64-linux-gnu.so``, ``name.pyd`` on Windows) from
+#: any folder on ``sys.path``, and a pickle's ``GLOBAL`` is such an import.
+NATIVE_SUFFIXES = (".so", ".pyd")
 MAX_JSON = 64 << 20
 #: The most bytes of one ``auto_map`` / ``custom_pipelines`` value parsed.
 MAX_VALUE = 1 << 20
@@ -51,7 +57,18 @@ def check_code_files(
 ) -> list[FormatFinding]:
     out: list[FormatFinding] = []
     for f in files:
-        if f.name.lower().endswith(CODE_SUFFIXES):
+        if f.name.lower().endswith(NATIVE_SUFFIXES):
+            out.append(
+                FormatFinding(
+                    f.name,
+                    f.format,
+                    "code-native-module",
+                    "native extension module: importing it (a pickle's import is one) "
+                    "runs its machine code",
+                    severity="warning",
+                )
+            )
+        elif f.name.lower().endswith(CODE_SUFFIXES):
             compiled = f.name.lower().endswith((".pyc", ".pyo"))
             what = "compiled Python bytecode" if compiled else "Python code"
             out.append(

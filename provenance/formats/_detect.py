@@ -21,6 +21,7 @@ already read (never more input), with a memory limit for xz and lzma.
 from __future__ import annotations
 
 import codecs
+import io
 import json
 import os
 import stat
@@ -63,6 +64,8 @@ _LZMA_MEMLIMIT = 256 << 20
 
 _TORCH_MAGIC = b"\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
 _TORCH_TAR_MEMBERS = frozenset({"sys_info", "pickle", "storages", "tensors"})
+#: Names that pickle.load, torch.load or joblib.load are pointed at.
+_PICKLE_NAMES = (".pkl", ".pickle", ".bin", ".pt", ".pth", ".ckpt", ".joblib", ".dat", ".npy")
 _TORCH_PICKLES = frozenset({"data.pkl", "constants.pkl"})
 _KERAS_FILES = ("config.json", "metadata.json", "model.weights.h5")
 _HDF5 = b"\x89HDF\r\n\x1a\n"
@@ -184,15 +187,20 @@ def _detect(f: _File, size: int, name: str) -> Detected:
     size = min(size, len(head)) if len(head) < HEAD else size  # a file shorter than it said
     if not head:
         return Detected("text", False, "empty file")
-    # A safetensors header length below 2**32 has zero bytes 4..7, and '{'
-    # (no pickle opcode) is byte 8: no pickle can import or call anything in
-    # the four bytes before them, so such a file is never a pickle, whatever
-    # its length's low byte says (0x80 0x00..0x05 reads as PROTO: a header of
-    # 128, 384, ... bytes, multiples of 8 as safetensors pads them).
+    # A safetensors header length below 2**32 has zero bytes 4..7, then '{'.
+    # Its low byte may read as PROTO (0x80 0x00..0x05: a header of 128, 384,
+    # ... bytes, multiples of 8 as safetensors pads them), so PROTO alone does
+    # not make such a file a pickle. It still is one if the unpickler, walked
+    # from byte 0, would import or call something: BINBYTES and the like
+    # skip the zero bytes and the '{', and the header's own strings and the
+    # tensor bytes can hold the rest (a file both loaders accept).
     if head[4:8] == b"\0\0\0\0" and head[8:9] == b"{":
         found = _safetensors(head, size)
         if found is not None:
-            return found
+            kind = _pickle.pickle_kind(head, size, f.read, walk_proto=True)
+            if kind is None:
+                return found
+            return Detected("pickle", True, f"{kind}; it also reads as safetensors")
     if head[0] == 0x80 and len(head) >= 2 and head[1] <= _pickle.HIGHEST_PROTOCOL:
         body = head[2:]
         if body[:1] == b"\x95":  # a protocol 4 frame
@@ -209,7 +217,11 @@ def _detect(f: _File, size: int, name: str) -> Detected:
     # Walked before the other signatures: a file can be both a pickle and
     # something else (a GGUF whose counts are opcodes, a tar whose first name
     # is a pickle, an HDF5 whose user block is one); pickle.load runs it.
-    kind = _pickle.pickle_kind(head, size, f.read)
+    # In text, a first line like "cat" and a second like "dog" read as an
+    # import of a module "at": that alone makes no text file a pickle, unless
+    # its name is one a pickle loader opens.
+    imports = name.lower().endswith(_PICKLE_NAMES) or not _is_text(head, size <= len(head))
+    kind = _pickle.pickle_kind(head, size, f.read, imports=imports)
     if kind is not None:
         return Detected("pickle", True, kind)
     found = (
@@ -219,7 +231,7 @@ def _detect(f: _File, size: int, name: str) -> Detected:
         or _hdf5(head)
         or _tflite(head, size)
         or _safetensors(head, size)
-        or _tar(head)
+        or _tar(head, f, size)
     )
     if found is not None:
         return found
@@ -399,10 +411,92 @@ def _tar_names(head: bytes) -> list[str] | None:
     return names
 
 
-def _tar(head: bytes) -> Detected | None:
+#: Members listed in a tar before its check gives up (and calls it torch's).
+MAX_TAR_MEMBERS = 100_000
+
+
+_MAX_TAR_RECORD = 16 << 20
+
+
+class _TarTooBig(Exception):
+    pass
+
+
+class _Reader(io.RawIOBase):
+    """A file object over :class:`_File`'s bounded reads, for ``tarfile``."""
+
+    def __init__(self, f: _File, size: int) -> None:
+        self._f, self._size, self._pos = f, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def read(self, n: int = -1) -> bytes:
+        # tarfile reads a pax or GNU long-name record whole: one that claims
+        # gigabytes is refused here rather than allocated.
+        left = max(0, self._size - self._pos)
+        n = left if n is None or n < 0 else min(n, left)
+        if n > _MAX_TAR_RECORD:
+            raise _TarTooBig
+        data = self._f.read(self._pos, n)
+        self._pos += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._f.read(self._pos, min(len(buffer), max(0, self._size - self._pos)))
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+
+def _tar_members(f: _File, size: int) -> tuple[list[str], bool]:
+    """Every member name as ``tarfile`` reads them (torch's legacy loader uses it).
+
+    Long names (GNU ``L`` records, pax ``path``) are names too, and a
+    member may sit anywhere in the file, so the head's headers are not
+    enough. Returns (names, whether the listing stopped at the bound).
+    """
+    import tarfile  # here: it imports shutil, which no other format needs
+
+    names: list[str] = []
+    try:
+        with tarfile.open(fileobj=_Reader(f, size), mode="r:") as tar:
+            while len(names) < MAX_TAR_MEMBERS:
+                member = tar.next()
+                if member is None:
+                    return names, False
+                names.append(member.name)
+    except _TarTooBig:
+        return names, True  # more lies past a record too big to read: not shown safe
+    except (tarfile.TarError, EOFError, ValueError, UnicodeError):
+        return names, False  # torch's tarfile fails here too; what it listed is what it finds
+    return names, True
+
+
+def _tar(head: bytes, f: _File | None = None, size: int = 0) -> Detected | None:
     names = _tar_names(head)
     if names is None:
         return None
+    if f is not None:
+        names, cut = _tar_members(f, size)
+        if cut:
+            return Detected(
+                "pytorch-legacy",
+                True,
+                f"tar archive too large to list (over {MAX_TAR_MEMBERS} members, or a record "
+                "over 16 MiB): not all checked for the ones early torch.save wrote",
+            )
     torch = sorted({n.removeprefix("./") for n in names} & _TORCH_TAR_MEMBERS)
     if torch:
         return Detected(

@@ -31,10 +31,11 @@ complete little pickle (``N.`` alone is one: ``pickle.loads`` returns
 None), or whose first line starts with ``V``, ``S`` or ``P`` and runs past
 the budget. False negatives: a stream of data-only opcodes followed by
 something invalid (it calls nothing, so loading it runs no code: it fails or
-returns plain data); a stream whose only effect before it turns invalid is a
-``GLOBAL``/``STACK_GLOBAL`` import (no call made; importing an installed
-module is the one side effect); a ``GLOBAL`` naming a module that is not a
-dotted identifier (no normal import finds one). ``APPEND``, ``SETITEM`` and
+returns plain data); a ``GLOBAL`` naming a module that is not a dotted
+identifier (no normal import finds one). A stream whose only effect before
+it turns invalid is a ``GLOBAL``/``STACK_GLOBAL`` import is a pickle:
+importing a module runs its code (except in a text file, see
+:func:`pickle_kind`'s ``imports``). ``APPEND``, ``SETITEM`` and
 the other mutations count as calls once anything was imported: they call
 the object below them, which may then be a module's. Numeric lines are
 read as the C unpickler reads them: up to the first NUL, after any C
@@ -43,6 +44,7 @@ whitespace.
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Callable
 
 __all__ = ["REFILLS", "WINDOW", "pickle_kind"]
@@ -202,6 +204,18 @@ def _line_ok(check: int, line: bytes, partial: bool) -> bool:
     return all(part.isidentifier() for part in text.split("."))
 
 
+def _name_start_ok(start: bytes) -> bool:
+    """Whether a name line cut short by the budget could still be dotted identifiers."""
+    try:
+        # final=False: the cut may split the last character.
+        text = codecs.getincrementaldecoder("utf-8")().decode(start, final=False)
+    except UnicodeDecodeError:
+        return False
+    # The cut may also fall just after a dot ("os.").
+    parts = text.split(".")
+    return all(p.isidentifier() for p in parts[:-1]) and (not parts[-1] or parts[-1].isidentifier())
+
+
 Reader = Callable[[int, int], bytes]
 
 
@@ -313,10 +327,15 @@ def _walk(stream: _Stream, pos: int, seen: _Seen) -> tuple[int, int]:
                 line, partial = got
                 body = line if partial else line[:-1]
                 if partial:
-                    # A name longer than a window is no module an import finds.
-                    if extra == _NAMES and len(body) >= WINDOW:
-                        return _INVALID, pos
-                    if extra != _NAMES and not _line_ok(extra, body, partial):
+                    # The budget ends inside the line. A name runs on as long as
+                    # its start is dotted identifiers: protocol 4 resolves a
+                    # dotted name of any length attribute by attribute
+                    # (``eval.__self__.eval.__self__....exec``), so length is
+                    # no sign of an accident.
+                    if extra == _NAMES:
+                        if not _name_start_ok(body):
+                            return _INVALID, pos
+                    elif not _line_ok(extra, body, partial):
                         return _INVALID, pos
                     return _BOUND, pos
                 if not _line_ok(extra, body, partial):
@@ -381,15 +400,34 @@ def _walk(stream: _Stream, pos: int, seen: _Seen) -> tuple[int, int]:
         seen.calls = seen.calls or is_call or (seen.imported and code[0] in _MUTATIONS)
 
 
-def pickle_kind(head: bytes, size: int | None, read: Reader | None = None) -> str | None:
+def pickle_kind(
+    head: bytes,
+    size: int | None,
+    read: Reader | None = None,
+    *,
+    imports: bool = True,
+    walk_proto: bool = False,
+) -> str | None:
     """A description of the pickle stream ``head`` starts, or None when it starts none.
 
     ``head``: the first bytes of the stream; ``size``: the stream's full
     length when known (``len(head)`` when ``head`` is all of it); ``read``:
     reads ``n`` bytes at an offset, for the windows after large arguments
     (None: only ``head`` is examined).
+
+    ``imports``: an import the unpickler would execute makes the stream a
+    pickle, even when nothing is called and the stream turns invalid after
+    it. Importing a module runs its code (``this``, a ``__main__`` module, a
+    native extension shipped beside the file). The caller turns it off only
+    for a file that is text, where a first line such as ``cat`` followed by
+    one such as ``dog`` reads as an import of a module ``at``.
+
+    ``walk_proto``: walk a stream that starts with ``PROTO`` instead of
+    calling it a pickle at once, for a caller that knows the bytes as
+    another format (a safetensors header length can read as ``PROTO``) and
+    asks whether they are also a pickle that does something.
     """
-    if len(head) >= 2 and head[0] == 0x80 and head[1] <= HIGHEST_PROTOCOL:
+    if not walk_proto and len(head) >= 2 and head[0] == 0x80 and head[1] <= HIGHEST_PROTOCOL:
         return f"pickle protocol {head[1]}"
     stream = _Stream(head, size, read)
     pos = 0
@@ -402,7 +440,7 @@ def pickle_kind(head: bytes, size: int | None, read: Reader | None = None) -> st
             shown = "pickle without a PROTO opcode"
         else:
             shown = "pickle protocol 0 or 1"
-        if seen.calls or outcome == _BOUND:
+        if seen.calls or outcome == _BOUND or (imports and seen.imported):
             return shown
         if outcome == _INVALID:
             return None
